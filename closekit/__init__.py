@@ -1,0 +1,10 @@
+"""closekit: one-shot NAS with curriculum learning on the sharing extent (CLOSE, Zhou et al., ECCV 2022)."""
+from . import data, groundtruth, spaces
+from .config import RunConfig
+from .evaluate import arch_list, evaluate
+from .metrics import compare, rank_metrics
+from .train import Trainer, build, train
+
+__version__ = "0.1.0"
+__all__ = ["RunConfig", "arch_list", "build", "compare", "data", "evaluate", "groundtruth", "rank_metrics",
+           "spaces", "train", "Trainer"]

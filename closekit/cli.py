@@ -1,0 +1,93 @@
+"""Command line: ``closekit train PARAMS.yaml`` trains the configured supernet, scores the configured
+architectures, compares them with the ground truth when one is configured, and writes the run directory:
+config.yaml, checkpoint.pt, history.csv, scores.csv, metrics.json.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from . import groundtruth
+from .config import RunConfig
+from .evaluate import arch_list, evaluate_cfg
+from .metrics import compare
+from .train import build, train
+
+
+def score_summary(scores):
+    """Flat summary of one-shot scores (no ground truth needed)."""
+    return {"n_scored": len(scores), "oneshot_acc_mean": float(scores["acc"].mean()),
+            "oneshot_acc_std": float(scores["acc"].std(ddof=0)), "oneshot_acc_max": float(scores["acc"].max()),
+            "oneshot_loss_mean": float(scores["loss"].mean())}
+
+
+def run_train(cfg, out_dir=None, resume=True, log=print):
+    """The whole run of one config; returns (metrics dict, scores DataFrame, history DataFrame)."""
+    out = Path(out_dir or cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.to_yaml(out / "config.yaml")
+    space, data, net = build(cfg)
+    truth = groundtruth.load(cfg.truth, space) if cfg.truth else None
+    archs = list(truth["arch"]) if cfg.archs == "truth" and truth is not None else \
+        arch_list(space, cfg.archs, cfg.arch_seed)
+    probe = archs[: cfg.eval_every_archs]
+
+    def periodic(trainer, epoch):
+        if not cfg.eval_every or epoch % cfg.eval_every:
+            return {}
+        s = evaluate_cfg(trainer.net, space, probe, data, cfg, progress=False)
+        row = {"probe_acc_mean": float(s["acc"].mean())}
+        if truth is not None:
+            row["probe_kendall"] = compare(s, truth)["kendall"]
+        return row
+
+    t0 = time.time()
+    _, history = train(net, data, cfg, out_dir=out, resume=resume, log=log, on_epoch_end=periodic)
+    history.to_csv(out / "history.csv", index=False)
+    train_s = time.time() - t0
+    t0 = time.time()
+    scores = evaluate_cfg(net, space, archs, data, cfg)
+    scores.to_csv(out / "scores.csv", index=False)
+    metrics = {"train_seconds": round(train_s, 1), "score_seconds": round(time.time() - t0, 1),
+               "final_train_loss": float(history["train_loss"].iloc[-1]), **score_summary(scores)}
+    if truth is not None:
+        metrics.update({"truth": truth.attrs.get("version", cfg.truth), **compare(scores, truth)})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics, scores, history
+
+
+def _overrides(pairs):
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="closekit", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train a supernet, score architectures, rank against ground truth")
+    t.add_argument("params", help="params YAML file (see params/)")
+    t.add_argument("--out", help="run directory (default: out_dir of the params)")
+    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config values")
+    t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    args = p.parse_args(argv)
+    try:
+        cfg = RunConfig.from_yaml(args.params, **_overrides(args.set))
+        metrics, _, _ = run_train(cfg, args.out, resume=not args.no_resume)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"closekit: error: {msg}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""RunConfig: every knob of one run (CLOSE §4 training setup, reference quirks of §8 as switches).
+
+One frozen dataclass; YAML in, YAML out. Unknown keys and bad values fail with one line naming the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+CHOICES = {
+    "supernet": ("vanilla", "close"),
+    "router": ("node", "arch", "random"),
+    "mlp_growth": ("inherit", "only_last", "full"),
+    "wit_from": ("prev", "random"),
+    "gate_forward": ("all", "others_no_grad", "selected"),
+    "eval_routing": ("argmax", "gumbel"),
+    "bn_mode": ("batch", "recalibrate"),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run: space, data, supernet, sharing curriculum, optimisation, scoring, ground truth."""
+    # what
+    space: str = "nb201"
+    dataset: str = "embedded"          # closekit.data registry: embedded | fashion-mnist | cifar10 | synthetic
+    data_dir: str | None = None        # dataset files (None: the dataset's default place)
+    download: bool = False             # torchvision download for cifar10
+    image_size: int | None = 16        # None: native resolution
+    channels: int | None = None        # None: native channels; 3 repeats a grey channel
+    train_portion: float = 0.8         # first part of the training set trains, the rest scores
+    train_limit: int | None = None     # keep only the first n training images
+    augment: bool = True               # random crop + flip on training batches
+    # supernet
+    supernet: str = "close"            # vanilla: one block per edge, fixed router; close: GLOW bank + GATE
+    channels_init: int = 16            # C: cell channels of the first stage (then 2C, 4C)
+    cells_per_stage: int = 5           # N
+    dropout: float = 0.1               # before the classifier
+    # CLOSE sharing (ignored by vanilla)
+    num_blocks: int = 5                # GLOW blocks per cell
+    cl_schedule: tuple = (1, 201, 401, 601, 801)  # epoch at which block k becomes active
+    router: str = "node"               # node-level GATE | arch-level GATE | random one-hot
+    gumbel_temperature: float = 5.0
+    gates_op_dim: int = 48
+    gates_node_dim: int = 48
+    gates_hidden: int = 96
+    gates_gcn_dims: tuple = (128, 128, 128, 128, 128)
+    mlp_hidden: tuple = (200, 200, 200)
+    mlp_dropout: float = 0.1
+    mlp_growth: str = "inherit"        # inherit: new row += parent row; only_last / full: re-init
+    wit_from: str = "prev"             # WIT parent: previous block or a random earlier one
+    gate_forward: str = "all"          # all (reference) | others_no_grad (same updates, less work) | selected
+    aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay
+    # optimisation
+    epochs: int = 1000
+    batch_size: int = 256
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float | None = 5.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 30
+    srt_epochs: tuple = (401,)         # learning-rate restarts (new optimizer and scheduler)
+    seed: int = 20
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    save_every: int = 50               # checkpoint period in epochs (the last epoch is always saved)
+    # scoring
+    archs: str = "sample:300"          # all | valid | sample:N | path to a text file of arch strings
+    arch_seed: int = 0
+    eval_routing: str = "argmax"       # argmax (deterministic) | gumbel (reference: sampled, seeded)
+    eval_seed: int = 123
+    bn_mode: str = "batch"             # batch statistics (reference) | recalibrate running stats
+    recal_batches: int = 10
+    eval_batch_size: int = 256
+    eval_max_batches: int | None = None
+    eval_every: int = 0                # score a small arch sample every n epochs (0: never)
+    eval_every_archs: int = 50
+    # ground truth and output
+    truth: str | None = None           # closekit.groundtruth.load spec, e.g. a CSV path
+    out_dir: str = "runs/default"
+
+    def __post_init__(self):
+        for name, options in CHOICES.items():
+            if getattr(self, name) not in options:
+                raise ValueError(f"config {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
+        for name in ("cl_schedule", "gates_gcn_dims", "mlp_hidden", "srt_epochs"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        sched = self.cl_schedule
+        if self.supernet == "close":
+            if len(sched) != self.num_blocks:
+                raise ValueError(f"config cl_schedule has {len(sched)} epochs but num_blocks={self.num_blocks}; "
+                                 "give one start epoch per GLOW block")
+            if list(sched) != sorted(sched) or sched[0] != 1:
+                raise ValueError(f"config cl_schedule={list(sched)} must be sorted and start at epoch 1")
+        if not 0 < self.train_portion <= 1:
+            raise ValueError(f"config train_portion={self.train_portion} must be in (0, 1]")
+        for name in ("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"config {name}={getattr(self, name)} must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d, source="config"):
+        """Build from a plain dict; unknown keys raise one line listing them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {', '.join(unknown)} in {source}; "
+                             f"known keys: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path, **overrides):
+        """Load a params YAML file; ``overrides`` win."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"params file {path} not found; pass an existing YAML file (see params/)")
+        d = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(d, dict):
+            raise ValueError(f"params file {path} must hold a mapping of config keys, got {type(d).__name__}")
+        return cls.from_dict({**d, **overrides}, source=str(path))
+
+    def to_dict(self):
+        """Plain dict with lists for tuples (YAML/JSON friendly)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_yaml(self, path=None):
+        """YAML text; also written to ``path`` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return self.from_dict({**dataclasses.asdict(self), **changes})
+
+    def level(self, epoch):
+        """Active GLOW blocks at ``epoch`` (1-based): number of schedule entries <= epoch."""
+        return sum(e <= epoch for e in self.cl_schedule) if self.supernet == "close" else None
+
+
+def resolve_device(name):
+    """'auto' -> cuda when available else cpu."""
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+

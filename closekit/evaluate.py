@@ -1,0 +1,94 @@
+"""One-shot scoring (CLOSE §4, reference protocol of §6.1): every architecture is run with the shared weights
+on the held-out split, in a fixed batch order, and scored by accuracy and loss.
+
+Knobs: BN mode ``batch`` (per-batch statistics, the reference) or ``recalibrate`` (running statistics
+recomputed on K training batches per architecture, then eval-mode BN); routing ``argmax`` or ``gumbel``
+(the reference samples, seeded); ``max_batches``. The supernet's own BN buffers are left untouched.
+"""
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import data as datalib
+
+
+def arch_list(space, spec, seed=0):
+    """Architectures to score: 'all' (iso representatives), 'valid', 'sample:N', or a text file of arch strings."""
+    if spec == "all":
+        return list(space.representatives)
+    if spec == "valid":
+        return list(space.valid)
+    if spec.startswith("sample:"):
+        return space.sample_list(int(spec.split(":", 1)[1]), seed)
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"arch list {spec!r} is neither all / valid / sample:N nor an existing file")
+    archs = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                archs.append(space.canonical(line.strip()))
+            except ValueError as e:
+                raise ValueError(f"{path}:{i}: {e}") from None
+    return archs
+
+
+def _bn_modules(net):
+    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_batches=10, routing="argmax",
+             seed=123, batch_size=256, max_batches=None, progress=None):
+    """Score ``archs`` with the supernet; DataFrame with columns arch (canonical string), acc, loss."""
+    if bn_mode not in ("batch", "recalibrate"):
+        raise ValueError(f"bn_mode={bn_mode!r} is not one of batch, recalibrate")
+    device = next(net.parameters()).device
+    held_out = getattr(data, split)
+    bns = _bn_modules(net)
+    saved = {k: v.clone() for k, v in net.state_dict().items() if "running_" in k or "num_batches" in k}
+    was_training = net.training
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    try:
+        net.eval()
+        for arch in tqdm(archs, desc="scoring", disable=progress is False, leave=False):
+            arch = space.canonical(arch)
+            gates = net.route(arch, sample=routing == "gumbel", generator=gen)
+            if bn_mode == "recalibrate":
+                for m in bns:
+                    m.reset_running_stats()
+                    m.momentum, m.training = None, True
+                for x, _ in datalib.batches(data.train, batch_size, shuffle=False, device=device,
+                                            max_batches=recal_batches):
+                    net(x, arch, gates)
+                for m in bns:
+                    m.training = False
+            else:
+                for m in bns:
+                    m.training = True
+            loss_sum, correct, n = 0.0, 0, 0
+            for x, y in datalib.batches(held_out, batch_size, shuffle=False, device=device,
+                                        max_batches=max_batches):
+                logits = net(x, arch, gates)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                correct += (logits.argmax(1) == y).sum().item()
+                n += len(y)
+            rows.append({"arch": space.canonical_str(arch), "acc": correct / n, "loss": loss_sum / n})
+    finally:
+        for m in bns:
+            m.momentum = 0.1 if m.momentum is None else m.momentum
+        net.load_state_dict(saved, strict=False)
+        net.train(was_training)
+    return pd.DataFrame(rows, columns=["arch", "acc", "loss"])
+
+
+def evaluate_cfg(net, space, archs, data, cfg, **overrides):
+    """``evaluate`` with the scoring knobs of a RunConfig."""
+    kw = dict(bn_mode=cfg.bn_mode, recal_batches=cfg.recal_batches, routing=cfg.eval_routing, seed=cfg.eval_seed,
+              batch_size=cfg.eval_batch_size, max_batches=cfg.eval_max_batches)
+    return evaluate(net, space, archs, data, **{**kw, **overrides})

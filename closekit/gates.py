@@ -1,0 +1,124 @@
+"""The GATE of CLOSE (§3.3): a GATES graph encoder of the sampled architecture, an MLP head giving one logit
+per active GLOW block for every edge, and Gumbel-softmax straight-through routing.
+
+GATES (Ning et al., ECCV 2020): node features flow along the DAG; each message is gated by a sigmoid of
+the op embedding of its edge. Node-level gating scores edge i->j from [z_i; z_j]; arch-level gating maps
+the output-node embedding to all edges at once.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GatesEncoder(nn.Module):
+    """GATES encoder: op matrix [B, V, V] (adj[b, j, i] = op on edge i->j, 0 = none) -> node embeddings [B, V, D]."""
+
+    def __init__(self, num_ops, num_nodes, op_dim=48, node_dim=48, hidden=96, gcn_dims=(128,) * 5,
+                 residual_only=1):
+        super().__init__()
+        self.residual_only = residual_only
+        self.input_node = nn.Parameter(torch.randn(node_dim))                    # learned input-node feature
+        self.register_buffer("other_nodes", torch.zeros(num_nodes - 1, node_dim))  # fixed zeros
+        self.x_hidden = nn.Linear(node_dim, hidden)
+        self.op_emb = nn.Embedding(num_ops, op_dim)
+        dims = (hidden,) + tuple(gcn_dims)
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(i, o).uniform_(-1 / math.sqrt(o), 1 / math.sqrt(o)))
+            for i, o in zip(dims[:-1], dims[1:]))
+        self.attn = nn.ModuleList(nn.Linear(op_dim, o) for o in dims[1:])
+        self.out_dim = dims[-1]
+
+    def forward(self, adj):
+        b, v, _ = adj.shape
+        y = self.x_hidden(torch.cat([self.input_node[None], self.other_nodes]))[None].expand(b, v, -1)
+        op = self.op_emb(adj)                                    # [B, V, V, op_dim]
+        mask = (adj != 0).unsqueeze(-1).float()                  # no message along a none edge
+        for layer, (w, attn) in enumerate(zip(self.weights, self.attn)):
+            s = y @ w                                            # [B, V, out]
+            gate = torch.sigmoid(attn(op)) * mask                # [B, V(to), V(from), out]
+            y = (gate * s.unsqueeze(1)).sum(2)                   # sum of gated messages into each node
+            y = torch.cat([y[:, :self.residual_only] + s[:, :self.residual_only], y[:, self.residual_only:]], 1)
+            if layer < len(self.weights) - 1:
+                y = F.relu(y)
+        return y
+
+
+def mlp(d_in, hidden, d_out, dropout):
+    """(Linear -> ReLU -> Dropout) per hidden width, then Linear to d_out."""
+    layers, d = [], d_in
+    for h in hidden:
+        layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+        d = h
+    return nn.Sequential(*layers, nn.Linear(d, d_out))
+
+
+def gumbel_straight_through(logits, temperature, generator=None):
+    """One-hot Gumbel-max sample per row; gradients flow through softmax((logits + g) / T)."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device if generator is None else "cpu")
+    g = -torch.log(-torch.log(u.to(logits.device) + 1e-20) + 1e-20)
+    soft = F.softmax((logits + g) / temperature, dim=-1)
+    hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft
+
+
+class Gate(nn.Module):
+    """GATE router: arch -> routing [E, L] over the L active GLOW blocks (straight-through one-hot)."""
+
+    def __init__(self, edges, num_ops, num_nodes, num_blocks, *, level="node", op_dim=48, node_dim=48,
+                 hidden=96, gcn_dims=(128,) * 5, mlp_hidden=(200, 200, 200), mlp_dropout=0.1, temperature=5.0):
+        super().__init__()
+        self.edges, self.level_kind, self.num_blocks, self.temperature = tuple(edges), level, num_blocks, temperature
+        self.register_buffer("to_idx", torch.tensor([j for j, _ in edges]), persistent=False)
+        self.register_buffer("from_idx", torch.tensor([i for _, i in edges]), persistent=False)
+        self.encoder = GatesEncoder(num_ops, num_nodes, op_dim, node_dim, hidden, gcn_dims)
+        d = self.encoder.out_dim
+        self.mlp_args = (2 * d if level == "node" else d, mlp_hidden,
+                         num_blocks if level == "node" else len(edges) * num_blocks, mlp_dropout)
+        self.mlp = mlp(*self.mlp_args)
+
+    def logits(self, adj):
+        """adj [V, V] long -> logits [E, K] over all K blocks."""
+        z = self.encoder(adj[None])[0]                                    # [V, D]
+        if self.level_kind == "node":
+            return self.mlp(torch.cat([z[self.from_idx], z[self.to_idx]], -1))
+        return self.mlp(z[-1]).view(len(self.edges), self.num_blocks)
+
+    def forward(self, adj, level, *, sample=True, generator=None):
+        """Routing [E, level]: Gumbel straight-through sample, or a deterministic argmax one-hot."""
+        logits = self.logits(adj)[:, :level]
+        if sample:
+            return gumbel_straight_through(logits, self.temperature, generator)
+        return F.one_hot(logits.argmax(-1), level).to(logits.dtype)
+
+    @torch.no_grad()
+    def grow(self, new_level, mode, parent):
+        """Curriculum step to ``new_level`` blocks: the MLP changes in place; returns the re-initialised params."""
+        last = self.mlp[-1]
+        if mode == "inherit":                      # new block's row += parent's row (the reference's default)
+            k = new_level - 1
+            w = last.weight.view(len(self.edges), self.num_blocks, -1) if self.level_kind == "arch" else \
+                last.weight.view(1, self.num_blocks, -1)
+            b = last.bias.view(w.shape[0], self.num_blocks)
+            w[:, k] += w[:, parent]
+            b[:, k] += b[:, parent]
+            return []
+        modules = [last] if mode == "only_last" else [m for m in self.mlp if isinstance(m, nn.Linear)]
+        for m in modules:
+            m.reset_parameters()
+        return [p for m in modules for p in m.parameters()]
+
+    def replace_grown(self, new_level, mode, parent):
+        """aw_nas behaviour: the grown layers become brand-new Parameter objects (the optimizer loses them)."""
+        if mode == "full":
+            self.mlp = mlp(*self.mlp_args).to(self.to_idx.device)
+            return
+        if mode == "only_last":
+            old = self.mlp[-1]
+            self.mlp[-1] = nn.Linear(old.in_features, old.out_features).to(old.weight.device)
+            return
+        last = self.mlp[-1]
+        w, b = last.weight.detach().clone(), last.bias.detach().clone()
+        last.weight, last.bias = nn.Parameter(w), nn.Parameter(b)
+        self.grow(new_level, "inherit", parent)

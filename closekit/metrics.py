@@ -1,0 +1,123 @@
+"""Ranking metrics of CLOSE (Zhou et al., ECCV 2022, §5 evaluation).
+
+Re-implements the metrics computed by the reference code aw_nas
+`examples/research/surgery/evaluation.py`: Kendall's tau, Spearman's rho,
+Pearson's r, P@topK / P@bottomK, Kendall's tau within the top/bottom K, and
+BR@K / WR@K (best / worst true rank among the predicted top K).
+
+Ranks are 0-based internally (0 = best = highest score). Ties are broken stably:
+among equal values the one that comes first in the input gets the better rank.
+aw_nas uses numpy's default (unstable) quicksort, so on tied values results
+may differ from aw_nas. Ratios whose K = int(N * ratio) is < 1 are skipped
+(key absent), as in aw_nas. BR@K follows the paper (best true rank among the
+predicted top K); note aw_nas's `print_info` passes its arguments to
+`minn_at_k(true, predict)` swapped, i.e. it reports the converse.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau, spearmanr
+
+TOP_RATIOS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+BR_RATIOS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2)
+
+
+def _pct(ratio):
+    """Format a ratio as a percentage key suffix: 0.001 -> '0.1%', 0.1 -> '10%'."""
+    return f"{round(ratio * 100, 6):g}%"
+
+
+def _order(x):
+    """Indices sorting x descending, ties broken stably (first in input ranks better)."""
+    return np.argsort(-x, kind="stable")
+
+
+def _ranks(x):
+    """0-based descending rank of each element of x (0 = highest), stable on ties."""
+    r = np.empty(len(x), dtype=np.int64)
+    r[_order(x)] = np.arange(len(x))
+    return r
+
+
+def _tau(a, b):
+    """Kendall tau-b of a vs b; NaN if fewer than 2 points or either side constant."""
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(kendalltau(a, b).statistic)
+
+
+def _check(pred, truth):
+    """Convert pred / truth to float arrays and validate them."""
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    truth = np.asarray(truth, dtype=np.float64).ravel()
+    if len(pred) != len(truth):
+        raise ValueError(f"pred and truth differ in length: {len(pred)} vs {len(truth)}")
+    if len(pred) < 2:
+        raise ValueError(f"need at least 2 architectures to rank, got {len(pred)}")
+    if np.isnan(pred).any() or np.isnan(truth).any():
+        raise ValueError(f"NaN in input: {int(np.isnan(pred).sum())} in pred, "
+                         f"{int(np.isnan(truth).sum())} in truth")
+    return pred, truth
+
+
+def rank_metrics(pred, truth, *, top_ratios=TOP_RATIOS, br_ratios=BR_RATIOS) -> dict:
+    """Flat dict of ranking metrics of predicted scores vs true accuracies (higher = better).
+
+    kendall@top{p} / kendall@bottom{p} are tau-b restricted to the *predicted* top /
+    bottom K (aw_nas instead restricts to predicted-and-true top K); they are NaN when
+    K < 2 or when either side is constant on that subset.
+    """
+    pred, truth = _check(pred, truth)
+    n = len(pred)
+    rt = _ranks(truth)          # true rank of each arch, 0 = best
+    order = _order(pred)        # arch indices, best predicted first
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pearson = float(np.corrcoef(pred, truth)[0, 1])
+    out = {
+        "n": n,
+        "kendall": float(kendalltau(pred, truth).statistic),
+        "spearman": float(spearmanr(pred, truth).statistic),
+        "pearson": pearson,
+        "mean_pred": float(pred.mean()),
+    }
+    for ratio in top_ratios:
+        k = int(n * ratio)
+        if k < 1:
+            continue
+        s, top, bot = _pct(ratio), order[:k], order[n - k:]
+        out[f"p@top{s}"] = float(np.sum(rt[top] < k) / k)
+        out[f"p@bottom{s}"] = float(np.sum(rt[bot] >= n - k) / k)
+        out[f"kendall@top{s}"] = _tau(pred[top], truth[top])
+        out[f"kendall@bottom{s}"] = _tau(pred[bot], truth[bot])
+    for ratio in br_ratios:
+        k = int(n * ratio)
+        if k < 1:
+            continue
+        s, got = _pct(ratio), rt[order[:k]] + 1  # 1-indexed true ranks of predicted top K
+        best, worst = int(got.min()), int(got.max())
+        out.update({f"br@{s}": best, f"br@{s}_rel": best / n,
+                    f"wr@{s}": worst, f"wr@{s}_rel": worst / n})
+    return out
+
+
+def join_scores(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", truth_col="acc"):
+    """Join scores to truth on `arch`; return (pred, truth, archs) in the order of scores."""
+    dup = truth["arch"].duplicated()
+    if dup.any():
+        raise ValueError(f"{int(dup.sum())} duplicate architectures in truth, "
+                         f"e.g. {truth['arch'][dup].iloc[0]!r}")
+    lookup = truth.set_index("arch")[truth_col]
+    missing = ~scores["arch"].isin(lookup.index)
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} of {len(scores)} scored architectures missing "
+                         f"from truth, e.g. {scores['arch'][missing].iloc[0]!r}")
+    archs = list(scores["arch"])
+    return (scores[score_col].to_numpy(dtype=np.float64),
+            lookup.loc[archs].to_numpy(dtype=np.float64), archs)
+
+
+def compare(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", truth_col="acc",
+            **kw) -> dict:
+    """rank_metrics of joined scores vs truth, plus `n` (number of joined architectures)."""
+    pred, true, archs = join_scores(scores, truth, score_col, truth_col)
+    return {**rank_metrics(pred, true, **kw), "n": len(archs)}

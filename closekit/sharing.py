@@ -1,0 +1,93 @@
+"""Sharing as routing (CLOSE §3.2, §3.4): a Bank of op-sets (GLOW blocks) per cell, routers that map each edge
+of the sampled architecture to a block, the curriculum on the number of active blocks, and WIT.
+
+A vanilla one-shot supernet is a bank with one block per edge and the fixed own-block router, so every
+supernet runs through the same cell code; the sharing extent is how many edges land on one block.
+"""
+import torch
+from torch import nn
+
+
+class Bank(nn.Module):
+    """K op-sets of one cell; ``blocks[k][op]`` is the module for primitive ``op`` in GLOW block k."""
+
+    def __init__(self, make_opset, num_blocks):
+        super().__init__()
+        self.blocks = nn.ModuleList(make_opset() for _ in range(num_blocks))
+
+    @torch.no_grad()
+    def wit(self, target, source):
+        """Weight inheritance (WIT, §3.4): block ``target`` += block ``source``, BN buffers included."""
+        src = self.blocks[source].state_dict()
+        for name, t in self.blocks[target].state_dict().items():
+            t.add_(src[name])
+
+
+def routed(bank, op, x, gates, mode, touched):
+    """Output of one edge: sum_k gates[k] * bank.blocks[k][op](x) over the active blocks.
+
+    mode 'all' runs every active block with autograd (reference); 'others_no_grad' runs the non-selected ones
+    without autograd (same values and gradients, less memory; their params are recorded in ``touched`` to get
+    zero gradients); 'selected' runs only the chosen block (single-path estimator); 'fixed' is a constant
+    one-hot (vanilla, random router, evaluation).
+    """
+    k_sel = int(gates.argmax())
+    if mode in ("fixed", "selected"):
+        y = bank.blocks[k_sel][op](x)
+        return y if mode == "fixed" else gates[k_sel] * y
+    if not any(True for _ in bank.blocks[0][op].parameters()):
+        return gates.sum() * bank.blocks[0][op](x)          # param-free op: identical output in every block
+    out = 0
+    for k in range(gates.shape[0]):
+        if mode == "all" or k == k_sel:
+            y = bank.blocks[k][op](x)
+        else:
+            with torch.no_grad():
+                y = bank.blocks[k][op](x)
+            touched.add(bank.blocks[k][op])
+        out = out + gates[k] * y
+    return out
+
+
+def fill_zero_grads(modules):
+    """Give params of computed-but-unselected blocks a zero gradient, as the reference's all-blocks forward does."""
+    for m in modules:
+        for p in m.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+
+
+class OwnRouter(nn.Module):
+    """Vanilla: edge i always uses block i."""
+
+    def __init__(self, num_edges):
+        super().__init__()
+        self.register_buffer("eye", torch.eye(num_edges), persistent=False)
+
+    def forward(self, adj, level, *, sample=True, generator=None):
+        return self.eye
+
+
+class RandomRouter(nn.Module):
+    """Ablation: a uniform random block per edge, no gradient."""
+
+    def __init__(self, num_edges):
+        super().__init__()
+        self.num_edges = num_edges
+
+    def forward(self, adj, level, *, sample=True, generator=None):
+        k = torch.randint(level, (self.num_edges,), generator=generator)
+        return nn.functional.one_hot(k, level).float().to(adj.device)
+
+
+def schedule_level(schedule, epoch):
+    """Curriculum level at a 1-based epoch: the number of schedule entries <= epoch."""
+    return sum(e <= epoch for e in schedule)
+
+
+def wit_parent(new_level, wit_from, generator=None):
+    """Parent block for WIT when block ``new_level - 1`` appears: the previous one, or a random earlier one."""
+    k = new_level - 1
+    if wit_from == "prev":
+        return k - 1
+    return int(torch.randint(k, (1,), generator=generator))

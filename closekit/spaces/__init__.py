@@ -1,0 +1,11 @@
+"""Search-space registry: ``closekit.spaces.get(name)`` returns the space object (CLOSE §4: NB201, NB301, NDS)."""
+import importlib
+
+SPACES = {"nb201": "closekit.spaces.nb201"}  # name -> module holding SPACE
+
+
+def get(name):
+    """The registered search space called ``name``."""
+    if name not in SPACES:
+        raise KeyError(f"unknown search space {name!r}; known: {', '.join(sorted(SPACES))}")
+    return importlib.import_module(SPACES[name]).SPACE

@@ -1,0 +1,171 @@
+"""The one training loop for every supernet (CLOSE §3.4-3.5, reference setup of §4): one uniformly sampled
+architecture per step, SGD + momentum + weight decay + clipping, ReduceLROnPlateau on the epoch mean training
+loss, the learning-rate restart (SRT), curriculum events at epoch start, atomic checkpoints and exact resume.
+"""
+import math
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from . import data as datalib
+from . import sharing, spaces
+from .config import resolve_device
+
+CKPT = "checkpoint.pt"
+
+
+def build(cfg):
+    """Space, data and a fresh supernet for ``cfg`` (seeded, on the configured device)."""
+    torch.manual_seed(cfg.seed)
+    space = spaces.get(cfg.space)
+    data = datalib.load(cfg.dataset, root=cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
+                        train_portion=cfg.train_portion, train_limit=cfg.train_limit, download=cfg.download,
+                        augment=cfg.augment)
+    net = space.supernet(cfg, data.in_channels, data.num_classes).to(resolve_device(cfg.device))
+    return space, data, net
+
+
+def make_optimizer(params, cfg):
+    """SGD and its plateau scheduler, built fresh (at the start and at every SRT epoch)."""
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
+                                                       patience=cfg.plateau_patience)
+    return opt, sched
+
+
+class Trainer:
+    """Holds the training state (net, optimizer, scheduler, RNGs, history) so it can be saved and resumed."""
+
+    def __init__(self, net, data, cfg, space=None, out_dir=None, log=print):
+        self.net, self.data, self.cfg, self.log = net, data, cfg, log
+        self.space = space or spaces.get(cfg.space)
+        self.device = next(net.parameters()).device
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.data_gen = torch.Generator().manual_seed(cfg.seed)
+        self.arch_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.wit_gen = torch.Generator().manual_seed(cfg.seed + 2)
+        self.opt, self.sched = make_optimizer(net.parameters(), cfg)
+        self.epoch, self.history = 0, []
+
+    # ---- one epoch ----
+    def epoch_start(self, epoch):
+        """Curriculum events, then SRT, then the plateau step on the previous epoch's loss (reference order)."""
+        cfg, net = self.cfg, self.net
+        if net.close:
+            while int(net.level) < cfg.level(epoch):
+                new = int(net.level) + 1
+                parent = sharing.wit_parent(new, cfg.wit_from, self.wit_gen) if new > 1 else None
+                for p in net.grow(new, parent):
+                    self.opt.state.pop(p, None)                    # re-initialised: forget old momentum
+                self.log(f"epoch {epoch}: curriculum level {new}" + (f" (WIT from block {parent})" if new > 1 else ""))
+        if epoch in cfg.srt_epochs:
+            self.opt, self.sched = make_optimizer(net.parameters(), cfg)
+            self.log(f"epoch {epoch}: SRT, learning rate restarts at {cfg.lr}")
+        if self.history:
+            self.sched.step(self.history[-1]["train_loss"])
+
+    def run_epoch(self, epoch):
+        """All steps of one epoch; returns its history row."""
+        cfg, net = self.cfg, self.net
+        net.train()
+        t0, losses, correct, seen = time.time(), [], 0, 0
+        for x, y in datalib.batches(self.data.train, cfg.batch_size, shuffle=True, generator=self.data_gen,
+                                    augment=self.data.augment, device=self.device):
+            arch = self.space.sample(self.arch_gen)
+            self.opt.zero_grad(set_to_none=True)
+            logits = net(x, arch)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            if net.touched:
+                sharing.fill_zero_grads(net.touched)
+                net.touched.clear()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            self.opt.step()
+            losses.append(loss.item())
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        return {"epoch": epoch, "train_loss": sum(losses) / len(losses), "train_acc": correct / seen,
+                "lr": self.opt.param_groups[0]["lr"], "level": int(net.level), "seconds": time.time() - t0}
+
+    def fit(self, epochs=None, on_epoch_end=None):
+        """Train up to ``epochs`` (default cfg.epochs), checkpointing; returns the history DataFrame."""
+        last = epochs or self.cfg.epochs
+        while self.epoch < last:
+            e = self.epoch + 1
+            self.epoch_start(e)
+            row = self.run_epoch(e)
+            if not math.isfinite(row["train_loss"]):
+                raise FloatingPointError(f"training loss became {row['train_loss']} at epoch {e}; "
+                                         "lower lr or set grad_clip")
+            if on_epoch_end:
+                row.update(on_epoch_end(self, e) or {})
+            self.history.append(row)
+            self.epoch = e
+            self.log(f"epoch {e:4d}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
+                     f"lr {row['lr']:.4g}  level {row['level']}  {row['seconds']:.1f}s")
+            if self.out_dir and (e % self.cfg.save_every == 0 or e == last):
+                self.save()
+        return pd.DataFrame(self.history)
+
+    # ---- checkpoints ----
+    def _opt_layout(self):
+        """Optimizer params as model names, or saved tensors for params the model no longer holds (aw_nas_compat)."""
+        names = {id(p): n for n, p in self.net.named_parameters()}
+        return [names.get(id(p)) or p.detach().cpu() for p in self.opt.param_groups[0]["params"]]
+
+    def state_dict(self):
+        return {"epoch": self.epoch, "history": self.history, "config": self.cfg.to_dict(),
+                "model": self.net.state_dict(),
+                "opt_layout": self._opt_layout(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
+                        "arch": self.arch_gen.get_state(), "wit": self.wit_gen.get_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+    def save(self, path=None):
+        """Atomic checkpoint: write to a temporary file, then rename over the old one."""
+        path = Path(path or self.out_dir / CKPT)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path=None):
+        """Restore everything saved by ``save``; the epoch loop then continues where it stopped."""
+        path = Path(path or self.out_dir / CKPT)
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["config"] != self.cfg.to_dict():
+            diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.to_dict().get(k))
+            raise ValueError(f"checkpoint {path} was written with a different config ({', '.join(diff)}); "
+                             "use a new out_dir or the same params")
+        self.net.load_state_dict(state["model"])
+        params = dict(self.net.named_parameters())
+        layout = [params[n] if isinstance(n, str) else torch.nn.Parameter(n.to(self.device))
+                  for n in state["opt_layout"]]
+        self.opt, self.sched = make_optimizer(layout, self.cfg)
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.data_gen.set_state(rng["data"])
+        self.arch_gen.set_state(rng["arch"])
+        self.wit_gen.set_state(rng["wit"])
+        self.epoch, self.history = state["epoch"], state["history"]
+        return self
+
+
+def train(net, data, cfg, out_dir=None, resume=True, log=print, on_epoch_end=None):
+    """Train ``net`` per ``cfg``; resumes from ``out_dir/checkpoint.pt`` when present. Returns (trainer, history)."""
+    trainer = Trainer(net, data, cfg, out_dir=out_dir, log=log)
+    if resume and out_dir and (Path(out_dir) / CKPT).exists():
+        trainer.load()
+        log(f"resumed from {Path(out_dir) / CKPT} at epoch {trainer.epoch}")
+    return trainer, trainer.fit(on_epoch_end=on_epoch_end)
