@@ -9,7 +9,7 @@ from torch import nn
 
 from .. import sharing
 from ..gates import Gate
-from .nb201_arch import EDGES, OPS, NB201Archs, coerce, live_edges, to_matrix
+from .nb201_arch import EDGES, OPS, NB201Archs, coerce, live_edges, parse, to_matrix, to_str
 
 
 class ReLUConvBN(nn.Sequential):
@@ -143,6 +143,7 @@ class NB201(NB201Archs):
     """The NB201 space: architectures (NB201Archs) plus its supernets."""
     name = "nb201"
     num_edges = len(EDGES)
+    parse, to_str = staticmethod(parse), staticmethod(to_str)
 
     def supernet(self, cfg, in_channels, num_classes):
         """Vanilla or CLOSE supernet for ``cfg``."""

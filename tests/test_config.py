@@ -1,0 +1,60 @@
+"""RunConfig: validation with one-line errors, YAML round trip, every params file loads."""
+from pathlib import Path
+
+import pytest
+
+from closekit import RunConfig
+
+PARAMS = sorted(Path(__file__).resolve().parents[1].glob("params/**/*.yaml"))
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("supernet: close\nepoch: 3\n")
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) epoch in .*p.yaml; known keys: .*epochs"):
+        RunConfig.from_yaml(f)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(supernet="closenet"), "supernet='closenet' is not one of vanilla, close"),
+    (dict(gate_forward="some"), "gate_forward='some'"),
+    (dict(num_blocks=4), "cl_schedule has 5 epochs but num_blocks=4"),
+    (dict(cl_schedule=(2, 3, 4, 5, 6)), "must be sorted and start at epoch 1"),
+    (dict(epochs=0), "epochs=0 must be >= 1"),
+    (dict(train_portion=1.5), "train_portion=1.5"),
+])
+def test_bad_values(kw, msg):
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        RunConfig(**kw)
+
+
+def test_missing_params_file():
+    with pytest.raises(FileNotFoundError, match="params file nope.yaml not found"):
+        RunConfig.from_yaml("nope.yaml")
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = RunConfig(cl_schedule=[1, 3, 5, 7, 9], mlp_hidden=[10], truth="x.csv")
+    cfg.to_yaml(tmp_path / "c.yaml")
+    back = RunConfig.from_yaml(tmp_path / "c.yaml")
+    assert back == cfg and back.cl_schedule == (1, 3, 5, 7, 9)
+    with pytest.raises(AttributeError):
+        cfg.epochs = 3                               # frozen
+
+
+def test_level():
+    cfg = RunConfig()
+    assert [cfg.level(e) for e in (1, 200, 201, 801, 1000)] == [1, 1, 2, 5, 5]
+    assert RunConfig(supernet="vanilla").level(1) is None
+
+
+@pytest.mark.parametrize("path", PARAMS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_every_params_file_is_a_valid_config(path):
+    RunConfig.from_yaml(path)
+
+
+def test_paper_configs_match_the_reference():
+    close = RunConfig.from_yaml(Path(__file__).resolve().parents[1] / "params/nb201/paper-close.yaml")
+    assert (close.cl_schedule, close.srt_epochs, close.mlp_hidden) == ((1, 201, 401, 601, 801), (401,), (200, 200, 200))
+    assert (close.epochs, close.batch_size, close.lr, close.weight_decay, close.grad_clip) == (1000, 256, 0.05, 5e-4, 5.0)
+    assert (close.channels_init, close.cells_per_stage, close.image_size, close.dataset) == (16, 5, 32, "cifar10")

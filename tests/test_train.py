@@ -1,0 +1,78 @@
+"""The training loop: curriculum events, SRT, plateau scheduler, atomic checkpoints and exact resume."""
+import pytest
+import torch
+
+from closekit import build, evaluate
+from closekit.train import CKPT, Trainer
+from conftest import tiny_cfg
+
+
+def run(cfg, out=None, epochs=None, resume_from=None):
+    space, data, net = build(cfg)
+    tr = Trainer(net, data, cfg, out_dir=out, log=lambda *_: None)
+    if resume_from:
+        tr.load(resume_from)
+    tr.fit(epochs)
+    return space, data, tr
+
+
+def scores(space, data, tr):
+    archs = space.sample_list(6, 0)
+    return evaluate(tr.net, space, archs, data, routing="gumbel", seed=123, batch_size=64, progress=False)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(aw_nas_compat=True, mlp_growth="only_last"),
+                                dict(supernet="vanilla", srt_epochs=())])
+def test_resume_is_exact(tmp_path, kw):
+    cfg = tiny_cfg(**kw)
+    space, data, straight = run(cfg, tmp_path / "a")
+    _, _, first = run(cfg, tmp_path / "b", epochs=2)
+    _, _, resumed = run(cfg, tmp_path / "b", resume_from=tmp_path / "b" / CKPT)
+    for (n, a), (_, b) in zip(straight.net.state_dict().items(), resumed.net.state_dict().items()):
+        assert torch.equal(a, b), n
+    assert [r["train_loss"] for r in straight.history] == [r["train_loss"] for r in resumed.history]
+    assert scores(space, data, straight).equals(scores(space, data, resumed))
+
+
+def test_curriculum_events_once_and_srt(tmp_path):
+    logs = []
+    cfg = tiny_cfg()
+    space, data, net = build(cfg)
+    tr = Trainer(net, data, cfg, out_dir=tmp_path, log=logs.append)
+    tr.fit(2)
+    space, data, net2 = build(cfg)
+    tr2 = Trainer(net2, data, cfg, out_dir=tmp_path, log=logs.append).load()
+    assert int(net2.level) == 2
+    tr2.fit()
+    events = [m for m in logs if "curriculum" in m or "SRT" in m]
+    assert events == ["epoch 1: curriculum level 1", "epoch 2: curriculum level 2 (WIT from block 0)",
+                      "epoch 3: curriculum level 3 (WIT from block 1)", "epoch 3: SRT, learning rate restarts at 0.05"]
+    assert [r["level"] for r in tr2.history] == [1, 2, 3, 3]
+
+
+def test_plateau_halves_lr_and_srt_restores_it():
+    cfg = tiny_cfg(supernet="vanilla", plateau_patience=0, srt_epochs=(4,))
+    _, data, net = build(cfg)
+    tr = Trainer(net, data, cfg, log=lambda *_: None)
+    tr.epoch_start(1)                       # no scheduler step at epoch 1
+    tr.history = [{"train_loss": 1.0}]      # a flat loss: the plateau scheduler halves the lr
+    lrs = []
+    for e in (2, 3, 4, 5):
+        tr.epoch_start(e)
+        lrs.append(tr.opt.param_groups[0]["lr"])
+    assert lrs == [0.05, 0.025, 0.05, 0.025]   # epoch 4: SRT restores the base lr and a fresh scheduler
+
+
+def test_checkpoint_is_atomic_and_config_checked(tmp_path):
+    cfg = tiny_cfg(epochs=1)
+    run(cfg, tmp_path)
+    assert (tmp_path / CKPT).exists() and not list(tmp_path.glob("*.tmp"))
+    space, data, net = build(cfg.replace(lr=0.1))
+    with pytest.raises(ValueError, match="different config \\(lr\\)"):
+        Trainer(net, data, cfg.replace(lr=0.1), out_dir=tmp_path).load()
+
+
+def test_nan_loss_stops_with_clear_error():
+    cfg = tiny_cfg(lr=1e6, grad_clip=None, epochs=3, weight_decay=0.0)
+    with pytest.raises(FloatingPointError, match="training loss became"):
+        run(cfg)
