@@ -66,6 +66,7 @@ class RunConfig:
     srt_epochs: tuple = (401,)         # learning-rate restarts (new optimizer and scheduler)
     seed: int = 20
     device: str = "auto"               # auto | cpu | cuda | cuda:N
+    deterministic: bool = False        # deterministic GPU kernels: bitwise-exact resume on cuda, slower
     save_every: int = 50               # checkpoint period in epochs (the last epoch is always saved)
     # scoring
     archs: str = "sample:300"          # all | valid | sample:N | path to a text file of arch strings

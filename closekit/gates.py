@@ -33,7 +33,7 @@ class GatesEncoder(nn.Module):
     def forward(self, adj):
         b, v, _ = adj.shape
         y = self.x_hidden(torch.cat([self.input_node[None], self.other_nodes]))[None].expand(b, v, -1)
-        op = self.op_emb(adj)                                    # [B, V, V, op_dim]
+        op = F.one_hot(adj, self.op_emb.num_embeddings).float() @ self.op_emb.weight   # [B, V, V, op_dim]
         mask = (adj != 0).unsqueeze(-1).float()                  # no message along a none edge
         for layer, (w, attn) in enumerate(zip(self.weights, self.attn)):
             s = y @ w                                            # [B, V, out]

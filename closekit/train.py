@@ -20,6 +20,10 @@ CKPT = "checkpoint.pt"
 
 def build(cfg):
     """Space, data and a fresh supernet for ``cfg`` (seeded, on the configured device)."""
+    if cfg.deterministic:     # CPU kernels are deterministic already; CUDA needs this for exact resume
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
     torch.manual_seed(cfg.seed)
     space = spaces.get(cfg.space)
     data = datalib.load(cfg.dataset, root=cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
@@ -72,7 +76,7 @@ class Trainer:
         """All steps of one epoch; returns its history row."""
         cfg, net = self.cfg, self.net
         net.train()
-        t0, losses, correct, seen = time.time(), [], 0, 0
+        t0, loss_sum, correct, steps, seen = time.time(), 0.0, 0, 0, 0
         for x, y in datalib.batches(self.data.train, cfg.batch_size, shuffle=True, generator=self.data_gen,
                                     augment=self.data.augment, device=self.device):
             arch = self.space.sample(self.arch_gen)
@@ -86,10 +90,10 @@ class Trainer:
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             self.opt.step()
-            losses.append(loss.item())
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-        return {"epoch": epoch, "train_loss": sum(losses) / len(losses), "train_acc": correct / seen,
+            loss_sum = loss_sum + loss.detach()                 # kept on the device: no sync per step
+            correct = correct + (logits.argmax(1) == y).sum()
+            steps, seen = steps + 1, seen + len(y)
+        return {"epoch": epoch, "train_loss": float(loss_sum) / steps, "train_acc": int(correct) / seen,
                 "lr": self.opt.param_groups[0]["lr"], "level": int(net.level), "seconds": time.time() - t0}
 
     def fit(self, epochs=None, on_epoch_end=None):
