@@ -23,27 +23,19 @@ class Bank(nn.Module):
             t.add_(src[name])
 
 
-def routed(bank, op, x, gates, k_sel, mode, touched, fuse=False):
+def routed(bank, op, x, gates, k_sel, mode, touched):
     """Output of one edge: sum_k gates[k] * bank.blocks[k][op](x) over the active blocks (k_sel: the chosen one).
 
     mode 'all' runs every active block with autograd (reference); 'others_no_grad' runs the non-selected ones
     without autograd (same values and gradients, less memory; their params are recorded in ``touched`` to get
     zero gradients); 'selected' runs only the chosen block (single-path estimator); 'fixed' is a constant
-    one-hot (vanilla, random router, evaluation). With ``fuse`` and an op class offering ``fused``, the
-    unselected blocks run as one batched call (fewer kernel launches on a GPU).
+    one-hot (vanilla, random router, evaluation).
     """
     if mode in ("fixed", "selected"):
         y = bank.blocks[k_sel][op](x)
         return y if mode == "fixed" else gates[k_sel] * y
     if not any(True for _ in bank.blocks[0][op].parameters()):
         return gates.sum() * bank.blocks[0][op](x)          # param-free op: identical output in every block
-    fused = getattr(type(bank.blocks[0][op]), "fused", None)
-    if mode == "others_no_grad" and fuse and fused and gates.shape[0] > 1:
-        others = [k for k in range(gates.shape[0]) if k != k_sel]
-        mods = [bank.blocks[k][op] for k in others]
-        touched.update(mods)
-        y_others = fused(x, mods)                                          # [B, L-1, C, H, W]
-        return gates[k_sel] * bank.blocks[k_sel][op](x) + torch.einsum("k,bk...->b...", gates[others], y_others)
     out = 0
     for k in range(gates.shape[0]):
         if mode == "all" or k == k_sel:

@@ -119,16 +119,6 @@ def test_others_no_grad_gives_the_same_updates_as_all(space):
         assert not torch.equal(w(fast), w(init)), k
 
 
-def test_fused_others_no_grad_gives_the_same_updates_as_all(space):
-    base = grown(space, 3, gate_forward="all")
-    fused = copy.deepcopy(base)
-    fused.gate_forward, fused.fuse_others = "others_no_grad", True
-    _train_steps(base, space)
-    _train_steps(fused, space)
-    for (n, a), (_, b) in zip(base.state_dict().items(), fused.state_dict().items()):
-        assert torch.allclose(a.float(), b.float(), rtol=0, atol=1e-5), n
-
-
 def test_selected_is_a_different_estimator(space):
     base = grown(space, 3, gate_forward="all")
     single = copy.deepcopy(base)

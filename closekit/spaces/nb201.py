@@ -5,7 +5,6 @@ global pooling, dropout, linear head. Each cell holds a Bank of op-sets; a route
 edge (vanilla: edge i -> block i; CLOSE: the GATE over the active GLOW blocks). Cell BN is non-affine.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import sharing
@@ -19,22 +18,6 @@ class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in, c_out, k, stride=1, affine=False):
         super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False),
                          nn.BatchNorm2d(c_out, affine=affine))
-
-    @staticmethod
-    @torch.no_grad()
-    def fused(x, mods):
-        """Outputs of several same-shaped non-affine ReLU-Conv-BN modules on one input, as one conv: [B, M, C, H, W]."""
-        conv, bns = mods[0][1], [m[2] for m in mods]
-        y = F.conv2d(F.relu(x), torch.cat([m[1].weight for m in mods]), None, conv.stride, conv.padding)
-        mean = torch.cat([bn.running_mean for bn in bns])
-        var = torch.cat([bn.running_var for bn in bns])
-        y = F.batch_norm(y, mean, var, None, None, bns[0].training, bns[0].momentum, bns[0].eps)
-        if bns[0].training:      # write the updated running statistics back (.data: leave autograd versions alone)
-            for bn, m, v in zip(bns, mean.chunk(len(bns)), var.chunk(len(bns))):
-                bn.running_mean.data.copy_(m)
-                bn.running_var.data.copy_(v)
-                bn.num_batches_tracked += 1
-        return y.view(y.shape[0], len(mods), -1, *y.shape[2:])
 
 
 def opset(C, affine=False):
@@ -67,13 +50,13 @@ class Cell(nn.Module):
         super().__init__()
         self.bank = sharing.Bank(lambda: opset(C), num_blocks)
 
-    def forward(self, x, arch, live, gates, sel, mode, touched, fuse=False):
+    def forward(self, x, arch, live, gates, sel, mode, touched):
         nodes = [x]
         for j in range(1, 4):
             acc = None
             for e, (to, fr) in enumerate(EDGES):
                 if to == j and live[e]:
-                    y = sharing.routed(self.bank, OPS[arch[e]], nodes[fr], gates[e], sel[e], mode, touched, fuse)
+                    y = sharing.routed(self.bank, OPS[arch[e]], nodes[fr], gates[e], sel[e], mode, touched)
                     acc = y if acc is None else acc + y
             nodes.append(acc)
         return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
@@ -110,7 +93,6 @@ class Supernet(nn.Module):
         # active blocks; 0 until the first curriculum event (vanilla: all of them, always)
         self.register_buffer("level", torch.tensor(0 if self.close else self.num_blocks))
         self.touched = set()
-        self.fuse_others = None   # others_no_grad: one fused conv for the unselected blocks (None: on cuda only)
 
     @property
     def cells(self):
@@ -132,10 +114,9 @@ class Supernet(nn.Module):
             gates = self.route(arch)
         mode = self.gate_forward if (self.training and gates.requires_grad) else "fixed"
         live, sel = live_edges(arch), gates.detach().argmax(1).tolist()   # one device sync per step
-        fuse = x.is_cuda if self.fuse_others is None else self.fuse_others
         x = self.stem(x)
         for layer in self.layers:
-            x = layer(x, arch, live, gates, sel, mode, self.touched, fuse) if isinstance(layer, Cell) else layer(x)
+            x = layer(x, arch, live, gates, sel, mode, self.touched) if isinstance(layer, Cell) else layer(x)
         return self.classifier(self.head(x).mean((2, 3)))       # global average pooling
 
     def grow(self, new_level, wit_parent):
