@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from closekit import RunConfig, sharing
 from closekit.gates import Gate
 from closekit.spaces import get
+from closekit.spaces.nb201_arch import OPS
 from conftest import batch, tiny_cfg
 
 
@@ -107,3 +108,32 @@ def test_smoke_every_supernet_kind(space, kw):
     assert torch.equal(gates.sum(1), torch.ones(6))
     if isinstance(net.router, Gate):
         assert net.router.mlp[-1].out_features == (3 if kw["router"] == "node" else 18)
+
+
+def test_golden_param_count_standalone(space):
+    # three live conv3x3 edges per cell, affine BN: 3 * (9C^2 + 2C) at C = 16, 32, 64, 5 cells each
+    # = 35,040 + 139,200 + 554,880 = 729,120, plus the 73,306 outside the cells: 802,426
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert n_params(space.standalone(arch, 16, 5, 3, 10)) == 802_426
+    # a conv on a dead edge is not built: node 1 feeds nothing that reaches the output
+    dead = "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|"
+    net = space.standalone(dead, 4, 1, 3, 10)
+    assert list(net.layers[0].ops) == ["3"]
+    assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+
+
+def test_standalone_matches_vanilla_path(space):
+    # a vanilla supernet running one arch and a stand-alone net holding the same weights compute the same function
+    # (fresh affine BN is weight 1, bias 0: the same as the supernet's non-affine BN)
+    arch = space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
+    sup = space.supernet(RunConfig(supernet="vanilla", channels_init=4, cells_per_stage=1, dropout=0.0), 3, 10)
+    alone = space.standalone(arch, 4, 1, 3, 10)
+    state = {k: v for k, v in sup.state_dict().items() if "bank" not in k}
+    for i, layer in enumerate(alone.layers):
+        for e in getattr(layer, "ops", {}):
+            block = sup.layers[i].bank.blocks[int(e)][OPS[arch[int(e)]]]   # vanilla: edge e uses block e
+            state.update({f"layers.{i}.ops.{e}.{k}": v for k, v in block.state_dict().items()})
+    missing = alone.load_state_dict(state, strict=False).missing_keys
+    assert all(k.endswith((".2.weight", ".2.bias")) for k in missing)   # only the affine BN params are new
+    x = torch.randn(4, 3, 8, 8)
+    assert torch.allclose(sup.train()(x, arch), alone.train()(x), atol=1e-5)

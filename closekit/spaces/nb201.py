@@ -20,14 +20,18 @@ class ReLUConvBN(nn.Sequential):
                          nn.BatchNorm2d(c_out, affine=affine))
 
 
+def make_op(name, C, affine=False):
+    """One NB201 primitive on C channels (`none` is never built: its edges are not run)."""
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    return ReLUConvBN(C, C, 1 if name == "nor_conv_1x1" else 3, affine=affine)
+
+
 def opset(C, affine=False):
-    """One full set of NB201 candidate ops (a GLOW block); `none` is never run."""
-    return nn.ModuleDict({
-        "skip_connect": nn.Identity(),
-        "nor_conv_1x1": ReLUConvBN(C, C, 1, affine=affine),
-        "nor_conv_3x3": ReLUConvBN(C, C, 3, affine=affine),
-        "avg_pool_3x3": nn.AvgPool2d(3, 1, 1, count_include_pad=False),
-    })
+    """One full set of NB201 candidate ops (a GLOW block)."""
+    return nn.ModuleDict({name: make_op(name, C, affine) for name in OPS[1:]})
 
 
 class ResBlock(nn.Module):
@@ -43,44 +47,83 @@ class ResBlock(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def run_dag(x, live, edge):
+    """Node j = sum of edge(e, node_i) over the live edges e = i->j; returns node 3 (zeros when it is dead)."""
+    nodes = [x]
+    for j in range(1, 4):
+        ins = [edge(e, nodes[fr]) for e, (to, fr) in enumerate(EDGES) if to == j and live[e]]
+        nodes.append(sum(ins[1:], ins[0]) if ins else None)
+    return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
+
+
 class Cell(nn.Module):
-    """4-node DAG cell; every live edge's op is drawn from the bank block its router picked."""
+    """Supernet cell: every live edge's op is drawn from the bank block its router picked."""
 
     def __init__(self, C, num_blocks):
         super().__init__()
         self.bank = sharing.Bank(lambda: opset(C), num_blocks)
 
     def forward(self, x, arch, live, gates, sel, mode, touched):
-        nodes = [x]
-        for j in range(1, 4):
-            acc = None
-            for e, (to, fr) in enumerate(EDGES):
-                if to == j and live[e]:
-                    y = sharing.routed(self.bank, OPS[arch[e]], nodes[fr], gates[e], sel[e], mode, touched)
-                    acc = y if acc is None else acc + y
-            nodes.append(acc)
-        return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
+        return run_dag(x, live, lambda e, h: sharing.routed(self.bank, OPS[arch[e]], h, gates[e], sel[e], mode, touched))
 
 
-class Supernet(nn.Module):
-    """NB201 supernet: vanilla (6 own blocks per cell) or CLOSENet (K GLOW blocks + GATE, curriculum)."""
+class FixedCell(nn.Module):
+    """Stand-alone cell: one op per live edge, affine BN (NB201 stand-alone training)."""
 
-    def __init__(self, cfg, in_channels, num_classes):
+    def __init__(self, C, arch):
         super().__init__()
-        C, N = cfg.channels_init, cfg.cells_per_stage
-        self.close = cfg.supernet == "close"
-        self.num_blocks = cfg.num_blocks if self.close else len(EDGES)
-        self.gate_forward, self.compat, self.mlp_growth = cfg.gate_forward, cfg.aw_nas_compat, cfg.mlp_growth
+        self.live = live_edges(arch)
+        self.ops = nn.ModuleDict({str(e): make_op(OPS[a], C, affine=True) for e, a in enumerate(arch) if self.live[e]})
+
+    def forward(self, x):
+        return run_dag(x, self.live, lambda e, h: self.ops[str(e)](h))
+
+
+class MacroNet(nn.Module):
+    """Stem conv3x3-BN; three stages of N cells at C, 2C, 4C joined by ResBlocks; BN-ReLU, pool, dropout, linear."""
+
+    def __init__(self, C, N, in_channels, num_classes, dropout, make_cell):
+        super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         layers, c = [], C
         for stage in range(3):
             if stage:
                 layers.append(ResBlock(c, 2 * c))
                 c *= 2
-            layers += [Cell(c, self.num_blocks) for _ in range(N)]
+            layers += [make_cell(c) for _ in range(N)]
         self.layers = nn.ModuleList(layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
-        self.classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(c, num_classes))
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, num_classes))
+
+    def run(self, x, *cell_args):
+        """Logits; cells get ``cell_args`` after their input."""
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x) if isinstance(layer, ResBlock) else layer(x, *cell_args)
+        return self.classifier(self.head(x).mean((2, 3)))       # global average pooling
+
+
+class Standalone(MacroNet):
+    """One NB201 architecture trained on its own (the mini benchmark's networks)."""
+
+    def __init__(self, arch, C, N, in_channels, num_classes):
+        arch = coerce(arch)
+        super().__init__(C, N, in_channels, num_classes, 0.0, lambda c: FixedCell(c, arch))
+
+    def forward(self, x):
+        return self.run(x)
+
+
+class Supernet(MacroNet):
+    """NB201 supernet: vanilla (6 own blocks per cell) or CLOSENet (K GLOW blocks + GATE, curriculum)."""
+
+    def __init__(self, cfg, in_channels, num_classes):
+        close = cfg.supernet == "close"
+        num_blocks = cfg.num_blocks if close else len(EDGES)
+        super().__init__(cfg.channels_init, cfg.cells_per_stage, in_channels, num_classes, cfg.dropout,
+                         lambda c: Cell(c, num_blocks))
+        self.close, self.num_blocks = close, num_blocks
+        self.gate_forward, self.compat, self.mlp_growth = cfg.gate_forward, cfg.aw_nas_compat, cfg.mlp_growth
         if not self.close:
             self.router = sharing.OwnRouter(len(EDGES))
         elif cfg.router == "random":
@@ -113,11 +156,8 @@ class Supernet(nn.Module):
         if gates is None:
             gates = self.route(arch)
         mode = self.gate_forward if (self.training and gates.requires_grad) else "fixed"
-        live, sel = live_edges(arch), gates.detach().argmax(1).tolist()   # one device sync per step
-        x = self.stem(x)
-        for layer in self.layers:
-            x = layer(x, arch, live, gates, sel, mode, self.touched) if isinstance(layer, Cell) else layer(x)
-        return self.classifier(self.head(x).mean((2, 3)))       # global average pooling
+        sel = gates.detach().argmax(1).tolist()                    # one device sync per step
+        return self.run(x, arch, live_edges(arch), gates, sel, mode, self.touched)
 
     def grow(self, new_level, wit_parent):
         """Curriculum event: activate block ``new_level - 1`` (WIT from ``wit_parent``, GATE MLP growth).
@@ -148,6 +188,10 @@ class NB201(NB201Archs):
     def supernet(self, cfg, in_channels, num_classes):
         """Vanilla or CLOSE supernet for ``cfg``."""
         return Supernet(cfg, in_channels, num_classes)
+
+    def standalone(self, arch, C, N, in_channels, num_classes):
+        """Stand-alone network of one architecture (C channels, N cells per stage)."""
+        return Standalone(arch, C, N, in_channels, num_classes)
 
 
 SPACE = NB201()
