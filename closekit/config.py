@@ -139,7 +139,7 @@ class RunConfig:
         return self.from_dict({**dataclasses.asdict(self), **changes})
 
     def level(self, epoch):
-        """Active GLOW blocks at ``epoch`` (1-based): number of schedule entries <= epoch."""
+        """Curriculum level at a 1-based epoch: the number of schedule entries <= epoch (None for vanilla)."""
         return sum(e <= epoch for e in self.cl_schedule) if self.supernet == "close" else None
 
 

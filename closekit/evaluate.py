@@ -51,6 +51,7 @@ def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_b
     held_out = getattr(data, split)
     bns = _bn_modules(net)
     saved = {k: v.clone() for k, v in net.state_dict().items() if "running_" in k or "num_batches" in k}
+    momenta = [m.momentum for m in bns]
     was_training = net.training
     gen = torch.Generator().manual_seed(seed)
     rows = []
@@ -80,8 +81,8 @@ def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_b
                 n += len(y)
             rows.append({"arch": space.canonical_str(arch), "acc": correct / n, "loss": loss_sum / n})
     finally:
-        for m in bns:
-            m.momentum = 0.1 if m.momentum is None else m.momentum
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
         net.load_state_dict(saved, strict=False)
         net.train(was_training)
     return pd.DataFrame(rows, columns=["arch", "acc", "loss"])

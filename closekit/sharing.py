@@ -79,11 +79,6 @@ class RandomRouter(nn.Module):
         return nn.functional.one_hot(k, level).float().to(adj.device)
 
 
-def schedule_level(schedule, epoch):
-    """Curriculum level at a 1-based epoch: the number of schedule entries <= epoch."""
-    return sum(e <= epoch for e in schedule)
-
-
 def wit_parent(new_level, wit_from, generator=None):
     """Parent block for WIT when block ``new_level - 1`` appears: the previous one, or a random earlier one."""
     k = new_level - 1

@@ -22,7 +22,8 @@ def grown(space, level, **kw):
 
 
 def test_schedule_level():
-    assert [sharing.schedule_level((1, 201, 401), e) for e in (1, 200, 201, 400, 401, 1000)] == [1, 1, 2, 2, 3, 3]
+    cfg = tiny_cfg(cl_schedule=(1, 201, 401))
+    assert [cfg.level(e) for e in (1, 200, 201, 400, 401, 1000)] == [1, 1, 2, 2, 3, 3]
 
 
 def test_wit_adds_parent_to_own_init_including_bn_buffers(space):
