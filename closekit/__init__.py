@@ -3,8 +3,9 @@ from . import data, groundtruth, spaces
 from .config import RunConfig
 from .evaluate import arch_list, evaluate
 from .metrics import compare, rank_metrics
+from .record import read_results, record
 from .train import Trainer, build, train
 
 __version__ = "0.1.0"
 __all__ = ["RunConfig", "arch_list", "build", "compare", "data", "evaluate", "groundtruth", "rank_metrics",
-           "spaces", "train", "Trainer"]
+           "read_results", "record", "spaces", "train", "Trainer"]

@@ -1,6 +1,9 @@
-"""Command line: ``closekit train PARAMS.yaml`` trains the configured supernet, scores the configured
-architectures, compares them with the ground truth when one is configured, and writes the run directory:
-config.yaml, checkpoint.pt, history.csv, scores.csv, metrics.json.
+"""Command line of closekit.
+
+``closekit train PARAMS.yaml``: train the configured supernet, score the configured architectures, compare
+them with the ground truth when one is configured; the run directory gets config.yaml, checkpoint.pt,
+history.csv, scores.csv, metrics.json.  ``closekit truth build``: a resumable mini benchmark (stand-alone
+training).  ``closekit batch``: papermill jobs over GPUs / CPU slots.
 """
 import argparse
 import json
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from . import batch as batchlib
 from . import groundtruth
 from .config import RunConfig
 from .evaluate import arch_list, evaluate_cfg
@@ -70,14 +74,31 @@ def _overrides(pairs):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="closekit", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="closekit", description="one-shot NAS with CLOSE: train, ground truth, batch")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train a supernet, score architectures, rank against ground truth")
     t.add_argument("params", help="params YAML file (see params/)")
     t.add_argument("--out", help="run directory (default: out_dir of the params)")
     t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config values")
     t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    tr = sub.add_parser("truth", help="ground truth tools").add_subparsers(dest="truth_cmd", required=True)
+    b = tr.add_parser("build", help="mini benchmark: train archs x seeds stand-alone into a resumable directory")
+    b.add_argument("--archs", required=True, help="sample:N | all | valid | text file of arch strings")
+    b.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (default 0 1)")
+    b.add_argument("--out", required=True, help="output directory (rerun to resume)")
+    b.add_argument("--recipe", help="recipe YAML file (default: the built-in recipe)")
+    b.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override recipe values")
+    b.add_argument("--workers", type=int, default=1, help="parallel training processes")
+    b.add_argument("--sample-seed", type=int, default=0, help="seed of sample:N")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bt = sub.add_parser("batch", help="run a notebook once per params file with papermill (GPU / CPU job queue)")
+    batchlib.add_arguments(bt)
     args = p.parse_args(argv)
+    if args.cmd == "batch":
+        return batchlib.cli_run(args)
+    if args.cmd == "truth":
+        from .groundtruth import minibench
+        return minibench.cli_build(args, _overrides)
     try:
         cfg = RunConfig.from_yaml(args.params, **_overrides(args.set))
         metrics, _, _ = run_train(cfg, args.out, resume=not args.no_resume)

@@ -1,0 +1,291 @@
+"""Batch runs of one notebook over many parameter sets: one papermill subprocess per job, one job per GPU
+(or CPU slot) at a time, a wall-clock timeout that kills papermill and its kernel, bounded retries of dead
+kernels, a status.json per job so reruns skip finished jobs, and an input-free HTML report per ok job.
+
+    out_dir/<params stem>-<sha1[:8]>/  params.yaml  <notebook>.ipynb  <notebook>.html  results.json
+                                       status.json  stdout.log  stderr.log (cell streams)  papermill.log
+"""
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+RETRY_DELAY = 5.0  # seconds before a dead kernel's job is retried
+DEAD_KERNEL = 138  # papermill's exit code when the kernel died (OOM, segfault)
+_live, _live_lock = set(), threading.Lock()  # running papermill processes, killed on Ctrl-C
+
+
+def kernel_python(kernel="python3"):
+    """The python that Jupyter kernel spec ``kernel`` launches under papermill; None if there is no such spec."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try:
+        exe = KernelSpecManager().get_kernel_spec(kernel).argv[0]
+    except NoSuchKernel:
+        return None
+    v = sys.version_info  # jupyter_client runs a bare "python" argv with the launching interpreter
+    return sys.executable if exe in ("python", f"python{v[0]}", f"python{v[0]}.{v[1]}") else exe
+
+
+def ensure_kernel(kernel="python3"):
+    """Install this python's ipykernel spec as ``kernel`` (--sys-prefix) if missing; fail if it runs another python."""
+    if kernel_python(kernel) is None:
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", kernel], check=True,
+                       stdout=subprocess.DEVNULL)
+    exe = kernel_python(kernel)
+    if exe is None or os.path.abspath(exe) != os.path.abspath(sys.executable):
+        raise RuntimeError(f"kernel spec {kernel!r} runs {exe}, not {sys.executable}: remove it or put a spec of this "
+                           f"python first on JUPYTER_PATH ({sys.executable} -m ipykernel install --prefix DIR)")
+    return kernel
+
+
+def load_params(item):
+    """(name, params) of a YAML file path, a dict (name "job") or a (name, dict) pair."""
+    if isinstance(item, tuple):
+        return str(item[0]), dict(item[1])
+    if isinstance(item, dict):
+        return "job", dict(item)
+    from papermill.iorw import NoDatesSafeLoader  # what papermill -f uses: dates stay strings
+    return Path(item).stem, dict(yaml.load(Path(item).read_text(), Loader=NoDatesSafeLoader) or {})
+
+
+def params_hash(params):
+    """sha1 of the canonical JSON of ``params``."""
+    return hashlib.sha1(json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def make_jobs(notebook, params_files_or_dicts, out_dir):
+    """Job dicts (id, src, params, hash, dir), every params set checked against the notebook's parameters."""
+    import papermill
+    known, jobs = papermill.inspect_notebook(str(notebook)), {}
+    for item in params_files_or_dicts:
+        name, params = load_params(item)
+        src = str(item) if isinstance(item, (str, os.PathLike)) else name
+        unknown = ", ".join(repr(k) for k in params if k not in known)
+        if unknown:
+            raise ValueError(f"{src}: unknown parameter(s) {unknown} for {Path(notebook).name}; "
+                             f"known: {', '.join(known)}")
+        h = params_hash(params)
+        jid = f"{name}-{h[:8]}"
+        jobs[jid] = dict(id=jid, src=src, params=params, hash=h, dir=Path(out_dir) / jid)
+    return list(jobs.values())
+
+
+def _now():
+    """UTC time stamp."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json(path, obj):
+    """Write ``obj`` to ``path`` atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _tail(path, n=20):
+    """Last ``n`` lines of a text file (empty if missing)."""
+    return Path(path).read_text(errors="replace").splitlines()[-n:] if Path(path).exists() else []
+
+
+def kill_tree(proc, grace=GRACE):
+    """SIGTERM the process groups of ``proc`` and all its descendants, then SIGKILL what is alive after ``grace`` s.
+
+    jupyter_client starts the kernel in a session of its own: killing papermill's group alone misses it.
+    """
+    import psutil
+
+    def alive(p):
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+    procs, groups = [], {proc.pid}  # proc leads its own group (start_new_session)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        procs = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(p.pid))
+    groups.discard(os.getpgrp())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for g in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(g, sig)
+        deadline = time.monotonic() + grace
+        while any(alive(p) for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not any(alive(p) for p in procs):
+            break
+    proc.wait()
+
+
+def _spawn(cmd, env, logf, timeout):
+    """Run ``cmd`` in its own session; its exit code, or None when it ran past ``timeout`` and was killed."""
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    with _live_lock:
+        _live.add(proc)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc)
+        return None
+    finally:
+        with _live_lock:
+            _live.discard(proc)
+
+
+def _error_line(out, log_path, rc):
+    """The notebook's first error output as ``Name: message``, else the last line of papermill's log."""
+    try:
+        for cell in json.loads(Path(out).read_text())["cells"]:
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "error":
+                    return f"{o['ename']}: {o['evalue']}"
+    except (OSError, ValueError, KeyError):
+        pass
+    lines = [x for x in _tail(log_path) if x.strip()]
+    return lines[-1].strip() if lines else f"papermill exited with code {rc}"
+
+
+def _html(out):
+    """Convert the executed notebook to HTML without input cells; (file name, None) or (None, error line)."""
+    r = subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", "--no-input", str(out)],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if r.returncode == 0 and out.with_suffix(".html").exists():
+        return out.with_suffix(".html").name, None
+    return None, ([x for x in r.stderr.splitlines() if x.strip()] or [f"nbconvert exited {r.returncode}"])[-1]
+
+
+def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", html=True, log=print):
+    """Run one job in its directory (skip it when status.json says ok for the same params); its summary row."""
+    d, nb = job["dir"], Path(notebook).resolve()
+    old = json.loads((d / "status.json").read_text()) if (d / "status.json").exists() else {}
+    if old.get("state") == "ok" and old.get("params_hash") == job["hash"]:
+        return dict(job=job["id"], state="skipped", seconds=old.get("seconds"), attempts=0, error=None)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "params.yaml").write_text(yaml.safe_dump(job["params"], sort_keys=False))
+    out = d / f"{nb.stem}.ipynb"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": slot, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
+           "CLOSEKIT_RECORD_DIR": str(d)}
+    cmd = [sys.executable, "-m", "papermill", str(nb), str(out), "-f", str(d / "params.yaml"), "-k", kernel,
+           "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"),
+           "--stderr-file", str(d / "stderr.log")]
+    status = dict(job=job["id"], state="running", params_hash=job["hash"], params=job["params"], notebook=str(nb),
+                  params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0)
+    _write_json(d / "status.json", status)
+    log(f"{job['id']}: start (CUDA_VISIBLE_DEVICES={slot!r})")
+    t0 = time.time()
+    for attempt in range(1, retries + 2):
+        if attempt > 1:
+            log(f"{job['id']}: dead kernel, retry {attempt - 1}/{retries}")
+            time.sleep(RETRY_DELAY)
+        (d / "results.json").unlink(missing_ok=True)
+        for f in ("stdout.log", "stderr.log"):  # papermill creates them only on a first write
+            (d / f).write_text("")
+        with open(d / "papermill.log", "w" if attempt == 1 else "a") as logf:
+            rc = _spawn(cmd, env, logf, timeout)
+        state = {0: "ok", None: "timed_out", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed")
+        if state != "dead_kernel":
+            break
+    error = None if state == "ok" else \
+        f"wall-clock timeout after {timeout:g} s" if state == "timed_out" else _error_line(out, d / "papermill.log", rc)
+    status.update(state=state, end=_now(), seconds=round(time.time() - t0, 2), attempts=attempt, returncode=rc,
+                  error=error, stderr_tail=_tail(d / "stderr.log"), log_tail=_tail(d / "papermill.log"))
+    if html and state == "ok":
+        status["html"], status["html_error"] = _html(out)
+    _write_json(d / "status.json", status)
+    log(f"{job['id']}: {state} in {status['seconds']:.1f} s" + (f": {error}" if error else ""))
+    return dict(job=job["id"], state=state, seconds=status["seconds"], attempts=attempt, error=error)
+
+
+def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=1, timeout=None, retries=1,
+              kernel="python3", html=True, log=print):
+    """Run ``notebook`` once per params file/dict under ``out_dir``; the summary DataFrame (one row per job)."""
+    import pandas as pd
+    jobs = make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve())  # ValueError before anything runs
+    exe = kernel_python(kernel)
+    if exe is None:
+        raise ValueError(f"no Jupyter kernel spec {kernel!r}; install one: "
+                         f"{sys.executable} -m ipykernel install --sys-prefix --name {kernel}")
+    if os.path.abspath(exe) != os.path.abspath(sys.executable):
+        log(f"note: kernel {kernel!r} runs {exe}, not {sys.executable}")
+    if isinstance(gpus, str):
+        gpus = [g for g in gpus.split(",") if g.strip()]
+    slots = [str(g).strip() for g in gpus] if gpus is not None else [""] * int(cpu_slots)
+    if not slots:
+        raise ValueError("no GPU ids / CPU slots to run on")
+    free = queue.Queue()
+    for s in slots:
+        free.put(s)
+
+    def work(job):
+        slot = free.get()
+        try:
+            return run_job(job, notebook, slot, timeout, retries, kernel, html, log)
+        finally:
+            free.put(slot)
+    ex = ThreadPoolExecutor(len(slots), thread_name_prefix="closekit-batch")
+    try:
+        rows = [f.result() for f in [ex.submit(work, j) for j in jobs]]
+    except KeyboardInterrupt:
+        ex.shutdown(wait=False, cancel_futures=True)
+        with _live_lock:
+            running = list(_live)
+        for p in running:
+            kill_tree(p, grace=1.0)
+        raise
+    ex.shutdown()
+    summary = pd.DataFrame(rows, columns=["job", "state", "seconds", "attempts", "error"])
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    summary.to_csv(Path(out_dir) / "summary.csv", index=False)
+    log(summary.to_string(index=False))
+    return summary
+
+
+def add_arguments(p):
+    """The ``closekit batch`` arguments."""
+    p.add_argument("notebook", help="notebook with a cell tagged 'parameters'")
+    p.add_argument("params", nargs="+", help="params YAML files, one job each")
+    p.add_argument("--out", required=True, help="batch directory (rerun to resume: finished jobs are skipped)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
+    g.add_argument("--cpu-slots", type=int, default=1, help="parallel jobs without GPU (default 1)")
+    p.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt (default: none)")
+    p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died (default 1)")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel spec (default python3)")
+    p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
+
+
+def cli_run(args):
+    """Run ``closekit batch`` from parsed arguments; exit code 0 when every job is ok or skipped."""
+    try:
+        summary = run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
+                            timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"closekit batch: error: {e}", file=sys.stderr)
+        return 2
+    return 0 if summary["state"].isin(["ok", "skipped"]).all() else 1
+
+
+def main(argv=None):
+    """``closekit batch NOTEBOOK PARAMS.yaml... --out DIR [--gpus 0,1 | --cpu-slots N] [--timeout S]``."""
+    p = argparse.ArgumentParser(prog="closekit batch", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    return cli_run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Record run results: ``record(**values)`` shows them in the executing notebook as one custom-mimetype
+display output and merges them into ``results.json``; ``read_results`` gathers many runs into a DataFrame.
+
+Same idea as scrapbook's ``glue`` without the dependency. Non-finite floats are recorded as null.
+"""
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+MIME = "application/vnd.closekit.record+json"
+RESULTS = "results.json"
+
+
+def _jsonable(v, key):
+    """``v`` as plain JSON types (numpy, pandas converted; NaN/inf -> None); TypeError naming ``key`` otherwise."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x, key) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x, key) for x in v]
+    lib = type(v).__module__.split(".")[0]
+    if lib == "numpy" and hasattr(v, "tolist"):  # scalars -> numbers, arrays -> nested lists
+        return _jsonable(v.tolist(), key)
+    if lib == "pandas" and hasattr(v, "to_dict"):  # Series -> {index: value}, DataFrame -> list of row dicts
+        return _jsonable(v.to_dict(orient="records") if hasattr(v, "columns") else v.to_dict(), key)
+    if lib == "pandas" and hasattr(v, "isoformat"):
+        return v.isoformat()
+    raise TypeError(f"record: value of {key!r} is a {type(v).__name__}, not JSON-serialisable")
+
+
+def _write_json(path, obj):
+    """Write ``obj`` to ``path`` atomically (temp file in the same directory + os.replace)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def record(**values):
+    """Show ``values`` in the notebook and merge them into results.json; returns the JSON-ready dict."""
+    values = {k: _jsonable(v, k) for k, v in values.items()}
+    text = "closekit.record: " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = lambda: None  # noqa: E731
+    if get_ipython() is not None:
+        display({MIME: values, "text/plain": text}, raw=True)
+    else:
+        print(text)
+    path = Path(os.environ.get("CLOSEKIT_RECORD_DIR") or ".") / RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(path, {**(json.loads(path.read_text()) if path.exists() else {}), **values})
+    return values
+
+
+def _read_nb(path):
+    """(papermill parameters, merged records) of an executed notebook."""
+    import nbformat
+    nb, out = nbformat.read(str(path), as_version=4), {}
+    for o in (o for cell in nb.cells for o in cell.get("outputs", [])):
+        data = o.get("data", {}).get(MIME)
+        if data is not None:
+            out.update(json.loads(data) if isinstance(data, str) else data)
+    return dict(nb.metadata.get("papermill", {}).get("parameters") or {}), out
+
+
+def read_notebook_records(path):
+    """Merge every record output of an executed notebook (later wins)."""
+    return _read_nb(path)[1]
+
+
+def _is_executed(path):
+    """True for a notebook that papermill executed (it carries ``metadata.papermill``)."""
+    return "papermill" in json.loads(Path(path).read_text()).get("metadata", {})
+
+
+def _run_row(run):
+    """(params, records, state) of one run: an executed notebook or a run directory."""
+    import yaml
+    run = Path(run)
+    d, params, records = (run.parent if run.is_file() else run), {}, {}
+    for nb in [run] if run.is_file() else filter(_is_executed, sorted(run.glob("*.ipynb"))):
+        p, r = _read_nb(nb)
+        params.update(p)
+        records.update(r)
+    if not run.is_file() and (d / "params.yaml").exists():
+        params.update(yaml.safe_load((d / "params.yaml").read_text()) or {})
+    if not run.is_file() and (d / RESULTS).exists():
+        records.update(json.loads((d / RESULTS).read_text()))
+    status = d / "status.json"
+    return params, records, json.loads(status.read_text()).get("state") if status.exists() else None
+
+
+def _find_runs(item):
+    """Run paths under ``item``: itself if a notebook or run directory, else a recursive search for both."""
+    item, marks = Path(item), ("status.json", RESULTS, "params.yaml")
+    if item.is_file() or any((item / m).exists() for m in marks):
+        return [item]
+    runs = sorted({p.parent for m in marks for p in item.rglob(m)})
+    return runs + [p for p in sorted(item.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts
+                   and not any(r in p.parents for r in runs) and _is_executed(p)]
+
+
+def read_results(paths_or_dir):
+    """One row per run (parameters, recorded values, ``run``, ``status``) from notebooks and/or run dirs."""
+    import pandas as pd
+    items = [paths_or_dir] if isinstance(paths_or_dir, (str, os.PathLike)) else list(paths_or_dir)
+    rows, pcols, rcols = [], {}, {}
+    for run in (r for item in items for r in _find_runs(item)):
+        params, records, status = _run_row(run)
+        pcols.update(dict.fromkeys(params))
+        rcols.update(dict.fromkeys(k for k in records if k not in pcols))
+        rows.append({**params, **records, "run": str(run), "status": status})
+    cols = list(pcols) + [k for k in rcols if k not in pcols] + ["run", "status"]
+    return pd.DataFrame(rows, columns=cols)

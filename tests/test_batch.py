@@ -1,0 +1,125 @@
+"""closekit.batch on a tiny notebook: ok, failing, dead-kernel and hung jobs; rerun skips; HTML reports."""
+import json
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from closekit import batch
+from closekit.record import read_results
+
+JOB_NB = Path(__file__).parent / "notebooks" / "job.ipynb"
+
+
+def _params(tmp, **jobs):
+    """One YAML params file per job name."""
+    paths = {}
+    for name, text in jobs.items():
+        paths[name] = tmp / f"{name}.yaml"
+        paths[name].write_text(text)
+    return paths
+
+
+def _gone(pid):
+    """True when ``pid`` no longer runs (a zombie waiting for a reaper counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run the batches once: ok + failing + dead kernel on two CPU slots, then a hung job with a short timeout."""
+    kernel = batch.ensure_kernel()
+    tmp = tmp_path_factory.mktemp("batch")
+    p = _params(tmp, ok="mode: ok\nvalue: 2.5\n", fail="mode: fail\nvalue: 4\n", die="mode: die\n",
+                sleep="mode: sleep\n")
+    out, logs = tmp / "out", []
+    old_delay, batch.RETRY_DELAY = batch.RETRY_DELAY, 0.2
+    try:
+        main = batch.run_batch(JOB_NB, [p["ok"], p["fail"], p["die"]], out, cpu_slots=2, timeout=120,
+                               kernel=kernel, log=logs.append)
+        hung = batch.run_batch(JOB_NB, [p["sleep"]], out, timeout=10, kernel=kernel, log=logs.append)
+    finally:
+        batch.RETRY_DELAY = old_delay
+    jobs = {d.name.split("-")[0]: d for d in out.iterdir() if d.is_dir()}
+    return dict(tmp=tmp, p=p, out=out, main=main.set_index("job"), hung=hung, jobs=jobs, logs=logs)
+
+
+def _status(d):
+    return json.loads((d / "status.json").read_text())
+
+
+def test_job_layout_and_ok_state(runs):
+    d = runs["jobs"]["ok"]
+    assert d.name == f"ok-{batch.params_hash({'mode': 'ok', 'value': 2.5})[:8]}"
+    names = {f.name for f in d.iterdir()}
+    assert {"params.yaml", "job.ipynb", "stdout.log", "stderr.log", "status.json", "results.json", "job.html"} <= names
+    st = _status(d)
+    assert st["state"] == "ok" and st["attempts"] == 1 and st["error"] is None and st["seconds"] > 0
+    assert st["params_hash"] == batch.params_hash({"mode": "ok", "value": 2.5})
+    assert json.loads((d / "results.json").read_text())["doubled"] == 5.0
+    assert "job printed ok 2.5" in (d / "stdout.log").read_text()
+
+
+def test_failing_job_does_not_stop_the_others(runs):
+    main = runs["main"]
+    st = _status(runs["jobs"]["fail"])
+    assert st["state"] == "failed" and st["error"] == "ValueError: boom 4"
+    assert main.loc[runs["jobs"]["fail"].name, "error"] == "ValueError: boom 4"
+    assert main.loc[runs["jobs"]["ok"].name, "state"] == "ok"
+    assert not (runs["jobs"]["fail"] / "job.html").exists()
+
+
+def test_dead_kernel_is_retried_once(runs):
+    st = _status(runs["jobs"]["die"])
+    assert st["state"] == "dead_kernel" and st["attempts"] == 2 and st["returncode"] == batch.DEAD_KERNEL
+
+
+def test_timeout_kills_papermill_kernel_and_its_children(runs):
+    d = runs["jobs"]["sleep"]
+    st = _status(d)
+    assert st["state"] == "timed_out" and st["seconds"] < 10 + batch.GRACE + 3
+    assert runs["hung"]["state"].tolist() == ["timed_out"]
+    kernel_pid, child_pid = map(int, (d / "pids.txt").read_text().split())
+    assert _gone(kernel_pid) and _gone(child_pid)  # the kernel runs in its own session: killed explicitly
+
+
+def test_html_report_has_outputs_but_no_input(runs):
+    html = (runs["jobs"]["ok"] / "job.html").read_text()
+    assert "job printed ok 2.5" in html
+    assert "source-marker-7f3a" not in html and "raise ValueError" not in html
+    assert _status(runs["jobs"]["ok"])["html"] == "job.html"
+
+
+def test_rerun_skips_finished_jobs(runs):
+    d = runs["jobs"]["ok"]
+    before = (d / "status.json").read_bytes(), (d / "job.ipynb").stat().st_mtime_ns
+    t0 = time.time()
+    again = batch.run_batch(JOB_NB, [runs["p"]["ok"]], runs["out"], log=lambda *a: None)
+    assert time.time() - t0 < 5
+    assert again["state"].tolist() == ["skipped"] and again["attempts"].tolist() == [0]
+    assert ((d / "status.json").read_bytes(), (d / "job.ipynb").stat().st_mtime_ns) == before
+
+
+def test_unknown_parameter_refused_before_any_job(runs, tmp_path):
+    p = _params(tmp_path, good="mode: ok\n", typo="mode: ok\nvalu: 2\n")
+    with pytest.raises(ValueError, match=r"typo\.yaml: unknown parameter\(s\) 'valu'.*known: mode, value"):
+        batch.run_batch(JOB_NB, [p["good"], p["typo"]], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_read_results_over_batch_dir(runs):
+    df = read_results(runs["out"]).set_index("mode")
+    assert list(df.columns[:2]) == ["value", "stage"]
+    assert df.loc["ok", "doubled"] == 5.0 and df.loc["ok", "status"] == "ok"
+    assert df.loc["fail", "status"] == "failed" and df.loc["sleep", "status"] == "timed_out"
+
+
+def test_main_cli(runs, tmp_path, capsys):
+    assert batch.main([str(JOB_NB), str(runs["p"]["ok"]), "--out", str(runs["out"])]) == 0
+    assert "skipped" in capsys.readouterr().out
+    bad = _params(tmp_path, bad="nope: 1\n")["bad"]
+    assert batch.main([str(JOB_NB), str(bad), "--out", str(tmp_path / "o")]) == 2

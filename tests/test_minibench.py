@@ -1,0 +1,139 @@
+"""Mini benchmark builder: determinism, resume after SIGKILL, recipe guard, noise ceiling, canonical archs, workers."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy.stats import kendalltau
+
+from closekit.cli import main
+from closekit.groundtruth import minibench as mb
+
+TINY = dict(dataset="synthetic", image_size=None, C=2, N=1, epochs=1, train_limit=256, eval_limit=128, batch_size=64)
+SLOW = dict(TINY, C=4, epochs=2, train_limit=None)      # ~0.1-0.3 s per job: room to kill a build mid-run
+
+
+def as_set(recipe):
+    return [f"{k}={'null' if v is None else v}" for k, v in recipe.items()]
+
+
+def values(out_dir):
+    """results.csv without the timing column, sorted by (arch, seed)."""
+    df = pd.read_csv(out_dir / "results.csv").drop(columns="seconds")
+    return df.sort_values(["arch", "seed"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def archs(space):
+    return [space.to_str(a) for a in space.sample_list(6, 3)]
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, archs):
+    """An uninterrupted build of the SLOW recipe over 6 archs x 2 seeds."""
+    out = tmp_path_factory.mktemp("clean")
+    mb.build(archs, [0, 1], mb.Recipe(**SLOW), out, progress=False)
+    return out
+
+
+def test_train_one_is_deterministic(space, archs):
+    recipe = mb.Recipe(**TINY)
+    data = mb.load_data(recipe)
+    a, b, c = (mb.train_one(archs[0], s, recipe, data) for s in (0, 0, 1))
+    assert (a["acc"], a["loss"], a["params"]) == (b["acc"], b["loss"], b["params"])
+    assert a["loss"] != c["loss"] and a["arch"] == space.canonical_str(archs[0])
+    assert 0 <= a["acc"] <= 1 and a["params"] > 0
+
+
+def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, archs, clean):
+    (tmp_path / "archs.txt").write_text("\n".join(archs) + "\n")
+    out = tmp_path / "run"
+    cmd = ["truth", "build", "--archs", str(tmp_path / "archs.txt"), "--seeds", "0", "1", "--out", str(out),
+           "--no-progress", "--set", *as_set(SLOW)]
+    proc = subprocess.Popen([sys.executable, "-m", "closekit.cli", *cmd], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    results, deadline = out / "results.csv", time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and results.read_bytes().count(b"\n") >= 2:       # header + first row
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_killed = results.read_bytes().count(b"\n") - 1
+    assert 1 <= n_killed < 12, "the build was not interrupted"
+    assert main(cmd) == 0
+    raw = pd.read_csv(results)
+    assert len(raw) == 12 and not raw.duplicated(["arch", "seed"]).any()
+    pd.testing.assert_frame_equal(values(out), values(clean))
+    meta = yaml.safe_load((out / "meta.yaml").read_text())
+    assert meta["n_results"] == 12 and meta["seeds"] == [0, 1] and meta["noise_ceiling"]["n_archs"] == 6
+    truth = mb.load_truth(out)
+    assert len(truth) == 6 and (truth["n_seeds"] == 2).all()
+    assert truth.attrs["version"].startswith("mini-nb201-synthetic-c4n1-e2-s2")
+
+
+def test_truncated_trailing_line_is_ignored_then_repaired(tmp_path, archs, clean):
+    out = tmp_path / "run"
+    out.mkdir()
+    for f in ("meta.yaml", "results.csv"):
+        (out / f).write_bytes((clean / f).read_bytes())
+    text = (clean / "results.csv").read_text()
+    cut = text[:-1].rfind("\n") + 1                       # start of the last row
+    (out / "results.csv").write_text(text[:cut + 30])     # killed while writing it
+    assert len(mb.read_results(out / "results.csv")) == 11
+    assert mb.load_truth(out)["n_seeds"].sum() == 11
+    mb.build(archs, [0, 1], mb.Recipe(**SLOW), out, progress=False)
+    assert (out / "results.csv").read_text().count("\n") == 13
+    pd.testing.assert_frame_equal(values(out), values(clean))
+
+
+def test_other_recipe_in_same_dir_is_one_line_error(tmp_path, archs, clean, capsys):
+    args = ["truth", "build", "--archs", "sample:2", "--seeds", "0", "--out", str(clean), "--no-progress", "--set"]
+    assert main(args + as_set({**SLOW, "C": 3})) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another recipe" in err and "C: 4 -> 3" in err
+    assert main(args + as_set({**SLOW, "bogus": 1})) == 2
+    assert "unknown recipe key(s) bogus" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="threads: 1 -> 2"):    # threads change the float rounding: refused too
+        mb.build(archs, [0, 1], mb.Recipe(**SLOW, threads=2), clean, progress=False)
+    before = (clean / "results.csv").read_bytes()                # the same recipe: nothing to redo
+    mb.build(archs[:3], [1], mb.Recipe(**SLOW), clean, progress=False)
+    assert (clean / "results.csv").read_bytes() == before
+
+
+def test_noise_ceiling_matches_scipy():
+    rng = np.random.default_rng(1)
+    acc = rng.random((8, 3))
+    rows = [(f"a{i}", s, acc[i, s]) for i in range(8) for s in range(3) if (i, s) != (7, 1)]   # a7 lacks seed 1
+    res = pd.DataFrame(rows, columns=["arch", "seed", "acc"]).assign(loss=0.0, params=1, seconds=0.0)
+    nc = mb.noise_ceiling(res, n_boot=200)
+    assert nc["seeds"] == [0, 1] and nc["n_archs"] == 7
+    assert nc["kendall"] == pytest.approx(kendalltau(acc[:7, 0], acc[:7, 1]).statistic)
+    mean = acc[:7].mean(1)
+    for s in range(3):
+        assert nc["mean_vs_seed"][s] == pytest.approx(kendalltau(mean, acc[:7, s]).statistic)
+    assert -1 <= nc["bootstrap_mean"] <= 1 and 0 < nc["bootstrap_std"] < 1 and nc["bootstrap_n"] == 200
+    assert nc == mb.noise_ceiling(res, n_boot=200)                            # fixed bootstrap seed
+    assert mb.noise_ceiling(res[res.seed == 0]) is None
+
+
+def test_isomorphic_inputs_collapse(space, tmp_path):
+    members = space.members(space.sample_list(1, 0)[0])
+    assert len(members) > 1
+    strs = [space.to_str(members[0]), space.to_str(members[-1])]
+    assert mb.resolve_archs(strs) == [space.canonical_str(strs[0])]
+    truth = mb.build(strs, [0], mb.Recipe(**TINY), tmp_path, progress=False)
+    assert list(truth["arch"]) == [space.canonical_str(strs[0])]
+
+
+def test_two_workers_match_one(tmp_path, archs):
+    one = mb.build(archs[:3], [0], mb.Recipe(**TINY), tmp_path / "one", progress=False)
+    two = mb.build(archs[:3], [0], mb.Recipe(**TINY), tmp_path / "two", workers=2, progress=False)
+    pd.testing.assert_frame_equal(values(tmp_path / "one"), values(tmp_path / "two"))
+    pd.testing.assert_frame_equal(one, two)
