@@ -16,7 +16,7 @@ import yaml
 from . import batch as batchlib
 from . import groundtruth
 from .config import RunConfig
-from .evaluate import arch_list, evaluate_cfg
+from .evaluate import arch_list, evaluate_cfg, probe
 from .metrics import compare
 from .train import build, train
 
@@ -37,19 +37,9 @@ def run_train(cfg, out_dir=None, resume=True, log=print):
     truth = groundtruth.load(cfg.truth, space) if cfg.truth else None
     archs = list(truth["arch"]) if cfg.archs == "truth" and truth is not None else \
         arch_list(space, cfg.archs, cfg.arch_seed)
-    probe = archs[: cfg.eval_every_archs]
-
-    def periodic(trainer, epoch):
-        if not cfg.eval_every or epoch % cfg.eval_every:
-            return {}
-        s = evaluate_cfg(trainer.net, space, probe, data, cfg, progress=False)
-        row = {"probe_acc_mean": float(s["acc"].mean())}
-        if truth is not None:
-            row["probe_kendall"] = compare(s, truth)["kendall"]
-        return row
-
     t0 = time.time()
-    _, history = train(net, data, cfg, out_dir=out, resume=resume, log=log, on_epoch_end=periodic)
+    _, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
+                       on_epoch_end=probe(space, archs, data, cfg, truth, usage_every_level=False))
     history.to_csv(out / "history.csv", index=False)
     train_s = time.time() - t0
     t0 = time.time()

@@ -1,6 +1,8 @@
 """RunConfig: every knob of one run (CLOSE §4 training setup, reference quirks of §8 as switches).
 
 One frozen dataclass; YAML in, YAML out. Unknown keys and bad values fail with one line naming the fix.
+The defaults are the mini CLOSE run on the embedded data (minutes on a laptop CPU, = params/nb201/mini-close.yaml);
+the reference's full scale is params/nb201/paper-close.yaml.
 """
 from __future__ import annotations
 
@@ -36,12 +38,12 @@ class RunConfig:
     augment: bool = True               # random crop + flip on training batches
     # supernet
     supernet: str = "close"            # vanilla: one block per edge, fixed router; close: GLOW bank + GATE
-    channels_init: int = 16            # C: cell channels of the first stage (then 2C, 4C)
-    cells_per_stage: int = 5           # N
+    channels_init: int = 8             # C: cell channels of the first stage (then 2C, 4C); paper 16
+    cells_per_stage: int = 1           # N; paper 5
     dropout: float = 0.1               # before the classifier
     # CLOSE sharing (ignored by vanilla)
     num_blocks: int = 5                # GLOW blocks per cell
-    cl_schedule: tuple = (1, 201, 401, 601, 801)  # epoch at which block k becomes active
+    cl_schedule: tuple = (1, 7, 13, 19, 25)  # epoch at which block k becomes active; paper 1/201/401/601/801
     router: str = "node"               # node-level GATE | arch-level GATE | random one-hot
     gumbel_temperature: float = 5.0
     gates_op_dim: int = 48
@@ -52,22 +54,22 @@ class RunConfig:
     mlp_dropout: float = 0.1
     mlp_growth: str = "inherit"        # inherit: new row += parent row; only_last / full: re-init
     wit_from: str = "prev"             # WIT parent: previous block or a random earlier one
-    gate_forward: str = "all"          # all (reference) | others_no_grad (same updates, less work) | selected
+    gate_forward: str = "others_no_grad"  # all (reference) | others_no_grad (same updates, less work) | selected
     aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay
     # optimisation
-    epochs: int = 1000
+    epochs: int = 30                   # paper 1000
     batch_size: int = 256
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
     grad_clip: float | None = 5.0
     plateau_factor: float = 0.5
-    plateau_patience: int = 30
-    srt_epochs: tuple = (401,)         # learning-rate restarts (new optimizer and scheduler)
+    plateau_patience: int = 3          # paper 30
+    srt_epochs: tuple = (13,)          # learning-rate restarts (new optimizer and scheduler); paper 401
     seed: int = 20
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     deterministic: bool = False        # deterministic GPU kernels: bitwise-exact resume on cuda, slower
-    save_every: int = 50               # checkpoint period in epochs (the last epoch is always saved)
+    save_every: int = 5                # checkpoint period in epochs (the last epoch is always saved)
     # scoring
     archs: str = "sample:300"          # all | valid | sample:N | path to a text file of arch strings
     arch_seed: int = 0
@@ -81,7 +83,7 @@ class RunConfig:
     eval_every_archs: int = 50
     # ground truth and output
     truth: str | None = None           # closekit.groundtruth.load spec, e.g. a CSV path
-    out_dir: str = "runs/default"
+    out_dir: str = "runs/nb201-mini-close"
 
     def __post_init__(self):
         for name, options in CHOICES.items():

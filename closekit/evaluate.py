@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as datalib
+from .metrics import compare
 
 
 def arch_list(space, spec, seed=0):
@@ -93,3 +94,65 @@ def evaluate_cfg(net, space, archs, data, cfg, **overrides):
     kw = dict(bn_mode=cfg.bn_mode, recal_batches=cfg.recal_batches, routing=cfg.eval_routing, seed=cfg.eval_seed,
               batch_size=cfg.eval_batch_size, max_batches=cfg.eval_max_batches)
     return evaluate(net, space, archs, data, **{**kw, **overrides})
+
+
+@torch.no_grad()
+def block_usage(net, space, archs, *, routing="argmax", seed=123):
+    """How many of ``archs`` route each edge position to each active block (eval routing, dropout off).
+
+    DataFrame with columns edge (0..E-1), block (0..level-1), count, level: every (edge, block) pair of the
+    current level, so the counts of one level sum to E * len(archs). Deterministic for a given ``seed``.
+    """
+    level, edges = int(net.level), space.num_edges
+    counts = torch.zeros(edges, level, dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    was_training = net.training
+    try:
+        net.eval()
+        for arch in archs:
+            gates = net.route(space.canonical(arch), sample=routing == "gumbel", generator=gen)
+            counts[torch.arange(edges), gates.argmax(1).cpu()] += 1
+    finally:
+        net.train(was_training)
+    rows = [{"edge": e, "block": b, "count": int(counts[e, b]), "level": level}
+            for e in range(edges) for b in range(level)]
+    return pd.DataFrame(rows, columns=["edge", "block", "count", "level"])
+
+
+class Probe:
+    """``on_epoch_end`` callback of ``train``: probe scores every ``cfg.eval_every`` epochs, block usage per level.
+
+    Scores the first ``cfg.eval_every_archs`` of ``archs`` (history columns probe_acc_mean, and probe_kendall
+    when ``truth`` is given). With ``usage_every_level`` it also keeps ``block_usage`` of those archs at the last
+    epoch of each curriculum level (and at the final epoch): ``.usages`` (one DataFrame each), ``.usage`` (all).
+    Epochs done before a resume are not seen again, so a resumed run only holds the levels it trained.
+    """
+
+    def __init__(self, space, archs, data, cfg, truth=None, usage_every_level=True):
+        self.space, self.data, self.cfg, self.truth = space, data, cfg, truth
+        self.archs, self.usage_every_level, self.usages = list(archs)[: cfg.eval_every_archs], usage_every_level, []
+
+    def __call__(self, trainer, epoch):
+        cfg = self.cfg
+        if self.usage_every_level and (epoch >= cfg.epochs or (cfg.supernet == "close" and
+                                                              cfg.level(epoch + 1) > cfg.level(epoch))):
+            self.usages.append(block_usage(trainer.net, self.space, self.archs, routing=cfg.eval_routing,
+                                           seed=cfg.eval_seed))
+        if not cfg.eval_every or epoch % cfg.eval_every:
+            return {}
+        s = evaluate_cfg(trainer.net, self.space, self.archs, self.data, cfg, progress=False)
+        row = {"probe_acc_mean": float(s["acc"].mean())}
+        if self.truth is not None:
+            row["probe_kendall"] = compare(s, self.truth)["kendall"]
+        return row
+
+    @property
+    def usage(self):
+        """Every recorded block-usage table, one after the other (columns edge, block, count, level)."""
+        return pd.concat(self.usages, ignore_index=True) if self.usages else \
+            pd.DataFrame(columns=["edge", "block", "count", "level"])
+
+
+def probe(space, archs, data, cfg, truth=None, *, usage_every_level=True):
+    """The ``on_epoch_end`` callback of one run (see ``Probe``)."""
+    return Probe(space, archs, data, cfg, truth, usage_every_level)

@@ -43,8 +43,13 @@ def test_yaml_round_trip(tmp_path):
 
 
 def test_level():
-    cfg = RunConfig()
+    cfg = RunConfig(cl_schedule=(1, 201, 401, 601, 801))
     assert [cfg.level(e) for e in (1, 200, 201, 801, 1000)] == [1, 1, 2, 5, 5]
+
+
+def test_defaults_are_the_mini_close_params():
+    root = Path(__file__).resolve().parents[1]
+    assert RunConfig() == RunConfig.from_yaml(root / "params/nb201/mini-close.yaml")
     assert RunConfig(supernet="vanilla").level(1) is None
 
 

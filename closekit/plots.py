@@ -1,0 +1,125 @@
+"""The seaborn figures of the closekit notebooks (CLOSE §5: ranking quality, training curves, GLOW-block use).
+
+Pure functions from DataFrames to matplotlib Figures. They change no global style (seaborn styles are
+applied in a context) and close nothing: the caller displays and closes each figure.
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
+
+from .metrics import compare, join_scores
+
+STYLE = "whitegrid"
+
+
+def _title_metrics(m):
+    """'Kendall tau = .., P@top5% = .. (n = ..)' from a metrics dict (missing values shown as n/a)."""
+    def fmt(k, spec):
+        v = m.get(k)
+        return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
+    return f"Kendall τ = {fmt('kendall', '.3f')}, P@top5% = {fmt('p@top5%', '.2f')} (n = {m.get('n', '?')})"
+
+
+def score_vs_truth(scores, truth, metrics=None):
+    """Scatter of one-shot accuracy against ground-truth accuracy, ranking metrics in the title."""
+    pred, true, _ = join_scores(scores, truth)
+    metrics = metrics if metrics is not None else compare(scores, truth)
+    with sns.axes_style(STYLE):
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        sns.scatterplot(x=true, y=pred, ax=ax, s=18, alpha=0.7, edgecolor="none")
+        ax.set(xlabel="ground-truth accuracy", ylabel="one-shot accuracy", title=_title_metrics(metrics))
+        fig.tight_layout()
+    return fig
+
+
+def _events(history, srt_epochs):
+    """{epoch: labels} of curriculum level changes (after the first epoch) and SRT restarts."""
+    out = {}
+    if "level" in history:
+        lv, ep = history["level"].to_numpy(), history["epoch"].to_numpy()
+        for i in range(1, len(lv)):
+            if lv[i] != lv[i - 1]:
+                out.setdefault(int(ep[i]), []).append(f"L={lv[i]}")
+    for e in srt_epochs or ():
+        if history["epoch"].min() <= e <= history["epoch"].max():
+            out.setdefault(int(e), []).append("SRT")
+    return out
+
+
+def trajectory(history, srt_epochs=()):
+    """Training loss and accuracy per epoch (plus probe_acc_mean / probe_kendall when present), with vertical
+    lines at curriculum level changes (dashed) and at the ``srt_epochs`` learning-rate restarts (dotted)."""
+    has_kendall = "probe_kendall" in history and history["probe_kendall"].notna().any()
+    n = 3 if has_kendall else 2
+    with sns.axes_style(STYLE):
+        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6))
+        sns.lineplot(data=history, x="epoch", y="train_loss", ax=axes[0], marker="o")
+        axes[0].set(ylabel="training loss", title="loss")
+        sns.lineplot(data=history, x="epoch", y="train_acc", ax=axes[1], marker="o", label="train (sampled arch)")
+        if "probe_acc_mean" in history and history["probe_acc_mean"].notna().any():
+            probe = history.dropna(subset=["probe_acc_mean"])
+            sns.lineplot(data=probe, x="epoch", y="probe_acc_mean", ax=axes[1], marker="s", label="probe mean")
+        axes[1].set(ylabel="accuracy", title="accuracy")
+        if has_kendall:
+            probe = history.dropna(subset=["probe_kendall"])
+            sns.lineplot(data=probe, x="epoch", y="probe_kendall", ax=axes[2], marker="s")
+            axes[2].set(ylabel="Kendall τ", title="probe ranking")
+        for epoch, labels in _events(history, srt_epochs).items():
+            for ax in axes:
+                ax.axvline(epoch - 0.5, color="grey", lw=1, ls=":" if labels == ["SRT"] else "--")
+            axes[0].text(epoch - 0.45, 0.98, " + ".join(labels), transform=axes[0].get_xaxis_transform(),
+                         fontsize=8, color="grey", ha="left", va="top", rotation=90)
+        for ax in axes:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.tight_layout()
+    return fig
+
+
+def block_usage(usage):
+    """Heatmaps of edge position x GLOW block counts, one panel per curriculum level (``level`` column)."""
+    groups = list(usage.groupby("level")) if "level" in usage else [(None, usage)]
+    widths = [max(int(g["block"].max()) + 1, 1) for _, g in groups]
+    vmax = max(float(usage["count"].max()), 1.0) if len(usage) else 1.0
+    with sns.axes_style("white"):
+        fig, axes = plt.subplots(1, len(groups), figsize=(1.2 + 0.9 * sum(widths) + 0.6 * len(groups), 3.4),
+                                 gridspec_kw={"width_ratios": widths}, squeeze=False)
+        for ax, (level, g) in zip(axes[0], groups):
+            table = g.pivot_table(index="edge", columns="block", values="count", aggfunc="sum", fill_value=0)
+            sns.heatmap(table, ax=ax, annot=True, fmt="d", cbar=False, vmin=0, vmax=vmax, cmap="Blues")
+            ax.set(title=f"level {level}" if level is not None else "", xlabel="GLOW block",
+                   ylabel="edge" if ax is axes[0][0] else "")
+        fig.tight_layout()
+    return fig
+
+
+def by_config(table, metrics, config="config"):
+    """One panel per metric column: its value per config (bars: mean, points: runs)."""
+    metrics = [m for m in metrics if m in table and table[m].notna().any()]
+    with sns.axes_style(STYLE):
+        fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(1.5 + 3.8 * max(len(metrics), 1), 3.6),
+                                 squeeze=False)
+        for ax, m in zip(axes[0], metrics):
+            sns.barplot(data=table, x=config, y=m, ax=ax, errorbar="sd", alpha=0.6)
+            sns.stripplot(data=table, x=config, y=m, ax=ax, color="black", size=4)
+            ax.set(xlabel="", title=m)
+            ax.tick_params(axis="x", rotation=20)
+        fig.tight_layout()
+    return fig
+
+
+def scores_by_config(scores, config="config"):
+    """One-shot scores per config: scatter against ``truth_acc`` when that column has values, else distributions."""
+    with sns.axes_style(STYLE):
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        if "truth_acc" in scores and scores["truth_acc"].notna().any():
+            sns.scatterplot(data=scores.dropna(subset=["truth_acc"]), x="truth_acc", y="acc", hue=config, ax=ax,
+                            s=16, alpha=0.7, edgecolor="none")
+            ax.set(xlabel="ground-truth accuracy", ylabel="one-shot accuracy")
+        else:
+            sns.boxplot(data=scores, x=config, y="acc", ax=ax, color="lightgrey", fliersize=0)
+            sns.stripplot(data=scores, x=config, y="acc", ax=ax, size=3, alpha=0.5)
+            ax.set(xlabel="", ylabel="one-shot accuracy")
+            ax.tick_params(axis="x", rotation=20)
+        fig.tight_layout()
+    return fig

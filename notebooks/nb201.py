@@ -1,0 +1,191 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # CLOSE on NAS-Bench-201: train a supernet, score architectures, rank them
+#
+# **CLOSE** (Zhou et al., *Curriculum Learning On the Sharing Extent Towards Better One-shot NAS*, ECCV 2022)
+# gives every cell a bank of GLOW blocks (full op-weight sets) and a GATE that routes each edge of the sampled
+# architecture to one block; the bank grows during training (curriculum, WIT init) and the learning rate
+# restarts once (SRT), so architectures share less as training goes on and their one-shot scores rank better.
+#
+# This notebook runs one configuration end to end: it trains the supernet (vanilla or CLOSENet), scores the
+# configured architectures with the shared weights, ranks them against a ground truth when `truth` is set,
+# plots the scores, the training trajectory and the GLOW-block usage per curriculum level, and records
+# everything with `closekit.record` (for `compare.ipynb`). The defaults are `params/nb201/mini-close.yaml`;
+# run many configurations with `closekit batch notebooks/nb201.ipynb params/nb201/*.yaml --out runs/batch`.
+
+# %% tags=["parameters"]
+# data
+space: str = "nb201"  # search space (closekit.spaces registry)
+dataset: str = "embedded"  # embedded | fashion-mnist | cifar10 | synthetic
+data_dir: "Optional[str]" = None  # dataset files (None: the dataset's default place)
+download: bool = False  # torchvision download for cifar10
+image_size: "Optional[int]" = 16  # input resolution (None: native)
+channels: "Optional[int]" = None  # input channels (None: native; 3 repeats a grey channel)
+train_portion: float = 0.8  # first part of the training set trains the supernet, the rest scores
+train_limit: "Optional[int]" = None  # keep only the first n training images (None: all)
+augment: bool = True  # random crop + flip on training batches
+# supernet
+supernet: str = "close"  # vanilla (one block per edge, fixed router) | close (GLOW bank + GATE)
+channels_init: int = 8  # C: cell channels of the first stage (then 2C, 4C)
+cells_per_stage: int = 1  # N: cells per stage
+dropout: float = 0.1  # dropout before the classifier
+# CLOSE sharing (ignored by vanilla)
+num_blocks: int = 5  # GLOW blocks per cell
+cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each GLOW block becomes active (sorted, starts at 1)
+router: str = "node"  # node (node-level GATE) | arch (arch-level GATE) | random (one-hot ablation)
+gumbel_temperature: float = 5.0  # GATE Gumbel-softmax temperature
+gates_op_dim: int = 48  # GATES op embedding size
+gates_node_dim: int = 48  # GATES node embedding size
+gates_hidden: int = 96  # GATES hidden size
+gates_gcn_dims: list = [128, 128, 128, 128, 128]  # GATES graph-convolution layer sizes
+mlp_hidden: list = [200, 200, 200]  # GATE MLP hidden sizes
+mlp_dropout: float = 0.1  # GATE MLP dropout
+mlp_growth: str = "inherit"  # inherit (new row gets the parent row added) | only_last | full (re-init)
+wit_from: str = "prev"  # WIT parent: prev (previous block) | random (a random earlier block)
+gate_forward: str = "others_no_grad"  # all (reference) | others_no_grad (same updates, less work) | selected
+aw_nas_compat: bool = False  # reproduce the reference's orphaned GATE params and level-1 GATE decay
+# optimisation
+epochs: int = 30  # supernet training epochs
+batch_size: int = 256  # training batch size
+lr: float = 0.05  # SGD learning rate (also after each SRT restart)
+momentum: float = 0.9  # SGD momentum
+weight_decay: float = 0.0005  # SGD weight decay
+grad_clip: "Optional[float]" = 5.0  # gradient-norm clipping (None: off)
+plateau_factor: float = 0.5  # ReduceLROnPlateau factor
+plateau_patience: int = 3  # ReduceLROnPlateau patience in epochs
+srt_epochs: list = [13]  # epochs at which the learning rate restarts (SRT)
+seed: int = 20  # training seed
+device: str = "auto"  # auto | cpu | cuda | cuda:N
+deterministic: bool = False  # deterministic GPU kernels (bitwise-exact resume on cuda, slower)
+save_every: int = 5  # checkpoint period in epochs (the last epoch is always saved)
+# scoring
+archs: str = "sample:300"  # architectures to score: all | valid | sample:N | truth | a text file of arch strings
+arch_seed: int = 0  # seed of sample:N
+eval_routing: str = "argmax"  # argmax (deterministic) | gumbel (reference: sampled, seeded)
+eval_seed: int = 123  # seed of gumbel routing at evaluation
+bn_mode: str = "batch"  # batch statistics (reference) | recalibrate running statistics
+recal_batches: int = 10  # training batches per architecture for bn_mode recalibrate
+eval_batch_size: int = 256  # scoring batch size
+eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (None: all)
+eval_every: int = 0  # probe-score eval_every_archs architectures every n epochs (0: never)
+eval_every_archs: int = 50  # probe architectures (the first ones scored); also used for block usage
+# ground truth and output
+truth: "Optional[str]" = None  # ground truth: CSV (arch, acc), mini-benchmark directory or official NB201 file
+out_dir: str = "runs/nb201-mini-close"  # run directory: checkpoint (resumed when present), results.json
+
+# %% [markdown]
+# The configuration: every parameter above goes through `closekit.RunConfig`, which rejects unknown values.
+
+# %%
+import dataclasses
+import os
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+import closekit
+from closekit import plots
+from closekit.cli import score_summary
+from closekit.evaluate import block_usage, evaluate_cfg, probe
+
+cfg = closekit.RunConfig.from_dict({f.name: globals()[f.name] for f in dataclasses.fields(closekit.RunConfig)})
+os.environ.setdefault("CLOSEKIT_RECORD_DIR", cfg.out_dir)  # results.json: the batch job dir, else out_dir
+print(cfg.to_yaml())
+
+# %% [markdown]
+# ## Training
+# One line per epoch; curriculum events and SRT restarts are logged as they happen. The checkpoint goes to
+# `out_dir` and a rerun resumes from it.
+
+# %%
+search_space, data, net = closekit.build(cfg)
+truth_df = closekit.groundtruth.load(cfg.truth, search_space) if cfg.truth else None
+scored_archs = list(truth_df["arch"]) if cfg.archs == "truth" and truth_df is not None else \
+    closekit.arch_list(search_space, cfg.archs, cfg.arch_seed)
+hook = probe(search_space, scored_archs, data, cfg, truth_df)
+t0 = time.time()
+trainer, history = closekit.train(net, data, cfg, out_dir=cfg.out_dir, on_epoch_end=hook)
+train_seconds = round(time.time() - t0, 1)
+
+# %% [markdown]
+# ## One-shot scores
+# Every architecture runs with the shared weights on the held-out split (`bn_mode`, `eval_routing`).
+
+# %%
+t0 = time.time()
+scores = evaluate_cfg(net, search_space, scored_archs, data, cfg, progress=False)
+metrics = {"train_seconds": train_seconds, "score_seconds": round(time.time() - t0, 1),
+           "final_train_loss": float(history["train_loss"].iloc[-1]), **score_summary(scores)}
+scores.sort_values("acc", ascending=False).head(10)
+
+# %% [markdown]
+# ## Ranking against the ground truth
+
+# %%
+ranking = None
+if truth_df is not None:
+    ranking = closekit.compare(scores, truth_df)
+    metrics.update({"truth": truth_df.attrs.get("version", cfg.truth), **ranking})
+    scores["truth_acc"] = scores["arch"].map(truth_df.set_index("arch")["acc"])
+else:
+    display(Markdown("No ground truth configured (`truth: None`): no ranking metrics, only the score summary. "
+                     "Set `truth` to a CSV (`arch,acc`), a `closekit truth build` directory or an official file."))
+pd.Series(metrics, name="value").to_frame()
+
+# %% [markdown]
+# One-shot accuracy against ground-truth accuracy (Kendall τ and P@top5% in the title).
+
+# %%
+if ranking is not None:
+    fig = plots.score_vs_truth(scores, truth_df, ranking)
+    display(fig)
+    plt.close(fig)
+else:
+    print("no ground truth: no score-vs-truth figure")
+
+# %% [markdown]
+# Training trajectory: loss and accuracy of the sampled architectures per epoch (probe scores when
+# `eval_every` > 0); dashed lines mark curriculum levels, dotted lines SRT restarts.
+
+# %%
+fig = plots.trajectory(history, cfg.srt_epochs)
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
+# GLOW-block usage: how many probe architectures route each edge position to each block, at the last epoch of
+# every curriculum level (CLOSE only).
+
+# %%
+usage = hook.usage
+if usage.empty:  # a run resumed after its last epoch trains nothing: take the final routing
+    usage = block_usage(net, search_space, hook.archs, routing=cfg.eval_routing, seed=cfg.eval_seed)
+if cfg.supernet == "close":
+    fig = plots.block_usage(usage)
+    display(fig)
+    plt.close(fig)
+else:
+    print("vanilla supernet: edge i always uses block i")
+
+# %% [markdown]
+# Everything above, recorded for `closekit.read_results` / `compare.ipynb`: the flat metrics (score summary and
+# ranking metrics), the config, the history, the block usage and the per-architecture scores.
+
+# %%
+recorded = closekit.record(**metrics, config=cfg.to_dict(), history=history, block_usage=usage, scores=scores)
