@@ -16,16 +16,9 @@ import yaml
 from . import batch as batchlib
 from . import groundtruth
 from .config import RunConfig
-from .evaluate import arch_list, evaluate_cfg, probe
+from .evaluate import arch_list, evaluate_cfg, probe, score_summary
 from .metrics import compare
 from .train import build, train
-
-
-def score_summary(scores):
-    """Flat summary of one-shot scores (no ground truth needed)."""
-    return {"n_scored": len(scores), "oneshot_acc_mean": float(scores["acc"].mean()),
-            "oneshot_acc_std": float(scores["acc"].std(ddof=0)), "oneshot_acc_max": float(scores["acc"].max()),
-            "oneshot_loss_mean": float(scores["loss"].mean())}
 
 
 def run_train(cfg, out_dir=None, resume=True, log=print):

@@ -89,6 +89,13 @@ def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_b
     return pd.DataFrame(rows, columns=["arch", "acc", "loss"])
 
 
+def score_summary(scores):
+    """Flat summary of one-shot scores (no ground truth needed)."""
+    return {"n_scored": len(scores), "oneshot_acc_mean": float(scores["acc"].mean()),
+            "oneshot_acc_std": float(scores["acc"].std(ddof=0)), "oneshot_acc_max": float(scores["acc"].max()),
+            "oneshot_loss_mean": float(scores["loss"].mean())}
+
+
 def evaluate_cfg(net, space, archs, data, cfg, **overrides):
     """``evaluate`` with the scoring knobs of a RunConfig."""
     kw = dict(bn_mode=cfg.bn_mode, recal_batches=cfg.recal_batches, routing=cfg.eval_routing, seed=cfg.eval_seed,

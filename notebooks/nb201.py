@@ -101,8 +101,7 @@ from IPython.display import Markdown, display
 
 import closekit
 from closekit import plots
-from closekit.cli import score_summary
-from closekit.evaluate import block_usage, evaluate_cfg, probe
+from closekit.evaluate import block_usage, evaluate_cfg, probe, score_summary
 
 cfg = closekit.RunConfig.from_dict({f.name: globals()[f.name] for f in dataclasses.fields(closekit.RunConfig)})
 os.environ.setdefault("CLOSEKIT_RECORD_DIR", cfg.out_dir)  # results.json: the batch job dir, else out_dir
