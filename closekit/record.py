@@ -45,10 +45,19 @@ def _write_json(path, obj):
         raise
 
 
+def _brief(v):
+    """Readable text for a recorded value: scalars in full, containers by size (the JSON keeps everything)."""
+    if isinstance(v, list):
+        return f"[{len(v)} items]"
+    if isinstance(v, dict):
+        return f"{{{len(v)} keys}}"
+    return repr(v)
+
+
 def record(**values):
     """Show ``values`` in the notebook and merge them into results.json; returns the JSON-ready dict."""
     values = {k: _jsonable(v, k) for k, v in values.items()}
-    text = "closekit.record: " + ", ".join(f"{k}={v!r}" for k, v in values.items())
+    text = "closekit.record: " + ", ".join(f"{k}={_brief(v)}" for k, v in values.items())
     try:
         from IPython import get_ipython
         from IPython.display import display
