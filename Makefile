@@ -16,8 +16,14 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
+# The main job: the mini vanilla and mini CLOSE notebooks as a papermill batch, then the comparison notebook;
+# HTML reports land in runs/demo/*/nb201.html and runs/compare/compare.html.
 demo: $(VENV)/.installed
-	$(VENV)/bin/closekit train params/nb201/mini-vanilla.yaml
-	$(VENV)/bin/closekit train params/nb201/mini-close.yaml
+	$(VENV)/bin/closekit batch notebooks/nb201.ipynb params/nb201/mini-vanilla.yaml params/nb201/mini-close.yaml \
+		--out runs/demo --cpu-slots 1 --timeout 3600
+	mkdir -p runs/compare
+	$(VENV)/bin/papermill notebooks/compare.ipynb runs/compare/compare.ipynb -k python3 --cwd runs/compare \
+		-p batch_dir $(CURDIR)/runs/demo --no-progress-bar
+	$(VENV)/bin/jupyter nbconvert --to html --no-input runs/compare/compare.ipynb
 
 .PHONY: install test demo
