@@ -23,8 +23,52 @@ CHOICES = {
 }
 
 
+class YamlConfig:
+    """YAML in / YAML out for frozen config dataclasses; unknown keys and missing files fail in one line."""
+    kind, file_kind = "config", "params"      # words used in error messages
+
+    @classmethod
+    def from_dict(cls, d, source=None):
+        """Build from a plain dict; unknown keys raise one line listing them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.kind} key(s) {', '.join(unknown)} in {source or cls.kind}; "
+                             f"known keys: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path=None, **overrides):
+        """Load a YAML file (None: the defaults); ``overrides`` win."""
+        d = {}
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"{cls.file_kind} file {path} not found; pass an existing YAML file")
+            d = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(d, dict):
+                raise ValueError(f"{cls.file_kind} file {path} must hold a mapping of {cls.kind} keys, "
+                                 f"got {type(d).__name__}")
+        return cls.from_dict({**d, **overrides}, source=str(path) if path else None)
+
+    def to_dict(self):
+        """Plain dict with lists for tuples (YAML/JSON friendly)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_yaml(self, path=None):
+        """YAML text; also written to ``path`` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return self.from_dict({**dataclasses.asdict(self), **changes})
+
+
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(YamlConfig):
     """One run: space, data, supernet, sharing curriculum, optimisation, scoring, ground truth."""
     # what
     space: str = "nb201"
@@ -103,42 +147,6 @@ class RunConfig:
         for name in ("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"config {name}={getattr(self, name)} must be >= 1")
-
-    @classmethod
-    def from_dict(cls, d, source="config"):
-        """Build from a plain dict; unknown keys raise one line listing them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown config key(s) {', '.join(unknown)} in {source}; "
-                             f"known keys: {', '.join(sorted(known))}")
-        return cls(**d)
-
-    @classmethod
-    def from_yaml(cls, path, **overrides):
-        """Load a params YAML file; ``overrides`` win."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"params file {path} not found; pass an existing YAML file (see params/)")
-        d = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(d, dict):
-            raise ValueError(f"params file {path} must hold a mapping of config keys, got {type(d).__name__}")
-        return cls.from_dict({**d, **overrides}, source=str(path))
-
-    def to_dict(self):
-        """Plain dict with lists for tuples (YAML/JSON friendly)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    def to_yaml(self, path=None):
-        """YAML text; also written to ``path`` when given."""
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    def replace(self, **changes):
-        """A copy with some fields changed (validated again)."""
-        return self.from_dict({**dataclasses.asdict(self), **changes})
 
     def level(self, epoch):
         """Curriculum level at a 1-based epoch: the number of schedule entries <= epoch (None for vanilla)."""

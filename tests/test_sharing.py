@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from closekit import sharing
-from closekit.gates import Gate, GatesEncoder, gumbel_straight_through
+from closekit.gates import GatesEncoder, gumbel_straight_through
 from closekit.spaces.nb201_arch import EDGES, parse, to_matrix
 from closekit.train import make_optimizer
 from conftest import batch, tiny_cfg

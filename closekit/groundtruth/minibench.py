@@ -16,7 +16,6 @@ either present once and whole, or absent and trained again. Rows are never rewri
 """
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import hashlib
 import io
@@ -25,7 +24,7 @@ import math
 import multiprocessing as mp
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from scipy.stats import kendalltau
 from tqdm.auto import tqdm
 
 from .. import data as datalib
+from ..config import YamlConfig
 from ..spaces import get as get_space
 
 COLS = ("arch", "seed", "acc", "loss", "params", "seconds")
@@ -44,8 +44,9 @@ SPACE_NAME = "nb201"
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(YamlConfig):
     """Stand-alone training: SGD (Nesterov), cosine learning rate per step down to 0, NB201 macro net scaled down."""
+    kind = file_kind = "recipe"
     dataset: str = "embedded"          # closekit.data registry
     data_dir: str | None = None
     image_size: int | None = 16        # None: native resolution
@@ -74,36 +75,6 @@ class Recipe:
                 raise ValueError(f"recipe {name}={getattr(self, name)} must be >= 1")
         if not 0 < self.train_portion <= 1:
             raise ValueError(f"recipe train_portion={self.train_portion} must be in (0, 1]")
-
-    @classmethod
-    def from_dict(cls, d, source="recipe"):
-        """Build from a plain dict; unknown keys raise one line listing them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown recipe key(s) {', '.join(unknown)} in {source}; "
-                             f"known keys: {', '.join(sorted(known))}")
-        return cls(**d)
-
-    @classmethod
-    def from_yaml(cls, path=None, **overrides):
-        """Load a recipe YAML file (None: defaults); ``overrides`` win."""
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"recipe file {path} not found; pass an existing YAML file")
-        d = (yaml.safe_load(Path(path).read_text()) or {}) if path is not None else {}
-        if not isinstance(d, dict):
-            raise ValueError(f"recipe file {path} must hold a mapping of recipe keys, got {type(d).__name__}")
-        return cls.from_dict({**d, **overrides}, source=str(path or "recipe"))
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    def to_yaml(self, path=None):
-        """YAML text; also written to ``path`` when given."""
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
 
     def version(self, n_seeds):
         """e.g. mini-nb201-embedded16-c8n1-e8-s2; a hash of the recipe is appended when its other fields (but
