@@ -28,8 +28,7 @@ def run_train(cfg, out_dir=None, resume=True, log=print):
     cfg.to_yaml(out / "config.yaml")
     space, data, net = build(cfg)
     truth = groundtruth.load(cfg.truth, space) if cfg.truth else None
-    archs = list(truth["arch"]) if cfg.archs == "truth" and truth is not None else \
-        arch_list(space, cfg.archs, cfg.arch_seed)
+    archs = arch_list(space, cfg.archs, cfg.arch_seed, truth)
     t0 = time.time()
     _, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
                        on_epoch_end=probe(space, archs, data, cfg, truth, usage_every_level=False))

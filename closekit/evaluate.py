@@ -17,8 +17,13 @@ from . import data as datalib
 from .metrics import compare
 
 
-def arch_list(space, spec, seed=0):
-    """Architectures to score: 'all' (iso representatives), 'valid', 'sample:N', or a text file of arch strings."""
+def arch_list(space, spec, seed=0, truth=None):
+    """Architectures to score: 'all' (iso representatives), 'valid', 'sample:N', 'truth' (the ground truth's
+    architectures), or a text file of arch strings."""
+    if spec == "truth":
+        if truth is None:
+            raise ValueError("archs: truth needs a ground truth; set truth to a CSV, mini-benchmark dir or official file")
+        return list(truth["arch"])
     if spec == "all":
         return list(space.representatives)
     if spec == "valid":

@@ -115,8 +115,7 @@ print(cfg.to_yaml())
 # %%
 search_space, data, net = closekit.build(cfg)
 truth_df = closekit.groundtruth.load(cfg.truth, search_space) if cfg.truth else None
-scored_archs = list(truth_df["arch"]) if cfg.archs == "truth" and truth_df is not None else \
-    closekit.arch_list(search_space, cfg.archs, cfg.arch_seed)
+scored_archs = closekit.arch_list(search_space, cfg.archs, cfg.arch_seed, truth_df)
 hook = probe(search_space, scored_archs, data, cfg, truth_df)
 t0 = time.time()
 trainer, history = closekit.train(net, data, cfg, out_dir=cfg.out_dir, on_epoch_end=hook)

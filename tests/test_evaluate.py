@@ -55,5 +55,8 @@ def test_arch_list_specs(space, tmp_path):
     f.write_text("|nor_conv_3x3~0|+|conv~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|\n")
     with pytest.raises(ValueError, match="archs.txt:1: .*'conv~0'"):
         arch_list(space, str(f))
+    assert arch_list(space, "truth", truth={"arch": ["a", "b"]}) == ["a", "b"]
+    with pytest.raises(ValueError, match="archs: truth needs a ground truth"):
+        arch_list(space, "truth")
     with pytest.raises(FileNotFoundError, match="neither all / valid / sample:N"):
         arch_list(space, "sample-10")
