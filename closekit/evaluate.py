@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from . import data as datalib
 from .metrics import compare
+from .routing import block_usage  # noqa: F401  (lives with the routing views; kept here for callers)
 
 
 def arch_list(space, spec, seed=0, truth=None):
@@ -106,29 +107,6 @@ def evaluate_cfg(net, space, archs, data, cfg, **overrides):
     kw = dict(bn_mode=cfg.bn_mode, recal_batches=cfg.recal_batches, routing=cfg.eval_routing, seed=cfg.eval_seed,
               batch_size=cfg.eval_batch_size, max_batches=cfg.eval_max_batches)
     return evaluate(net, space, archs, data, **{**kw, **overrides})
-
-
-@torch.no_grad()
-def block_usage(net, space, archs, *, routing="argmax", seed=123):
-    """How many of ``archs`` route each edge position to each active block (eval routing, dropout off).
-
-    DataFrame with columns edge (0..E-1), block (0..level-1), count, level: every (edge, block) pair of the
-    current level, so the counts of one level sum to E * len(archs). Deterministic for a given ``seed``.
-    """
-    level, edges = int(net.level), space.num_edges
-    counts = torch.zeros(edges, level, dtype=torch.long)
-    gen = torch.Generator().manual_seed(seed)
-    was_training = net.training
-    try:
-        net.eval()
-        for arch in archs:
-            gates = net.route(space.canonical(arch), sample=routing == "gumbel", generator=gen)
-            counts[torch.arange(edges), gates.argmax(1).cpu()] += 1
-    finally:
-        net.train(was_training)
-    rows = [{"edge": e, "block": b, "count": int(counts[e, b]), "level": level}
-            for e in range(edges) for b in range(level)]
-    return pd.DataFrame(rows, columns=["edge", "block", "count", "level"])
 
 
 class Probe:

@@ -16,6 +16,17 @@ from . import sharing, spaces
 from .config import resolve_device
 
 CKPT = "checkpoint.pt"
+SNAPSHOTS = "snapshots"     # out_dir/snapshots/epoch-NNNN.pt: the net at chosen epochs (routing.checkpoints)
+
+
+def atomic_save(obj, path):
+    """torch.save to a temporary file, then rename over ``path`` (a crash never leaves a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def build(cfg):
@@ -133,12 +144,7 @@ class Trainer:
 
     def save(self, path=None):
         """Atomic checkpoint: write to a temporary file, then rename over the old one."""
-        path = Path(path or self.out_dir / CKPT)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return atomic_save(self.state_dict(), path or self.out_dir / CKPT)
 
     def load(self, path=None):
         """Restore everything saved by ``save``; the epoch loop then continues where it stopped."""
@@ -173,3 +179,35 @@ def train(net, data, cfg, out_dir=None, resume=True, log=print, on_epoch_end=Non
         trainer.load()
         log(f"resumed from {Path(out_dir) / CKPT} at epoch {trainer.epoch}")
     return trainer, trainer.fit(on_epoch_end=on_epoch_end)
+
+
+class Snapshots:
+    """``on_epoch_end`` callback: the net (epoch, config, model) at the last epoch of every curriculum level, at
+    ``cfg.epochs`` and every ``every`` epochs, saved atomically to ``out_dir/snapshots/epoch-NNNN.pt``."""
+
+    def __init__(self, out_dir=None, every=0):
+        self.out_dir, self.every = out_dir, every
+
+    def __call__(self, trainer, epoch):
+        cfg, out = trainer.cfg, self.out_dir or trainer.out_dir
+        if out is None:
+            raise ValueError("snapshots need an out_dir: pass one or train with out_dir set")
+        level_end = cfg.supernet == "close" and cfg.level(epoch + 1) > cfg.level(epoch)
+        if level_end or epoch >= cfg.epochs or (self.every and epoch % self.every == 0):
+            atomic_save({"epoch": epoch, "config": cfg.to_dict(), "model": trainer.net.state_dict()},
+                        Path(out) / SNAPSHOTS / f"epoch-{epoch:04d}.pt")
+
+
+def snapshots(out_dir=None, every=0):
+    """The ``Snapshots`` callback (``out_dir`` None: the trainer's)."""
+    return Snapshots(out_dir, every)
+
+
+def chain(*callbacks):
+    """One ``on_epoch_end`` callback calling ``callbacks`` in order; their history rows merged."""
+    def call(trainer, epoch):
+        row = {}
+        for cb in callbacks:
+            row.update(cb(trainer, epoch) or {})
+        return row
+    return call

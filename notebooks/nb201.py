@@ -102,6 +102,7 @@ from IPython.display import Markdown, display
 import closekit
 from closekit import plots
 from closekit.evaluate import block_usage, evaluate_cfg, probe, score_summary
+from closekit.train import chain, snapshots
 
 cfg = closekit.RunConfig.from_dict({f.name: globals()[f.name] for f in dataclasses.fields(closekit.RunConfig)})
 os.environ.setdefault("CLOSEKIT_RECORD_DIR", cfg.out_dir)  # results.json: the batch job dir, else out_dir
@@ -110,7 +111,8 @@ print(cfg.to_yaml())
 # %% [markdown]
 # ## Training
 # One line per epoch; curriculum events and SRT restarts are logged as they happen. The checkpoint goes to
-# `out_dir` and a rerun resumes from it.
+# `out_dir` and a rerun resumes from it; `out_dir/snapshots/` keeps the net at the last epoch of every curriculum
+# level, for `notebooks/gate_explorer.ipynb` (`run_dir` = this `out_dir` or the batch job directory).
 
 # %%
 search_space, data, net = closekit.build(cfg)
@@ -118,7 +120,7 @@ truth_df = closekit.groundtruth.load(cfg.truth, search_space) if cfg.truth else 
 scored_archs = closekit.arch_list(search_space, cfg.archs, cfg.arch_seed, truth_df)
 hook = probe(search_space, scored_archs, data, cfg, truth_df)
 t0 = time.time()
-trainer, history = closekit.train(net, data, cfg, out_dir=cfg.out_dir, on_epoch_end=hook)
+trainer, history = closekit.train(net, data, cfg, out_dir=cfg.out_dir, on_epoch_end=chain(hook, snapshots()))
 train_seconds = round(time.time() - t0, 1)
 
 # %% [markdown]

@@ -16,13 +16,14 @@ import pytest
 import yaml
 
 import closekit
-from closekit import batch, plots
+from closekit import batch, plots, routing
 from closekit.evaluate import block_usage, probe
 from closekit.record import read_notebook_records, read_results
 from conftest import tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 NB201, COMPARE = ROOT / "notebooks/nb201.ipynb", ROOT / "notebooks/compare.ipynb"
+GATE_EXPLORER = ROOT / "notebooks/gate_explorer.ipynb"
 FIELDS = {f.name for f in dataclasses.fields(closekit.RunConfig)}
 PARAMS = sorted((ROOT / "params/nb201").glob("*.yaml"))
 
@@ -43,10 +44,12 @@ def notebook_defaults():
 def test_notebook_parameters_are_runconfig_fields_with_its_defaults():
     assert set(papermill.inspect_notebook(str(NB201))) == FIELDS
     assert set(papermill.inspect_notebook(str(COMPARE))) == {"batch_dir"}
+    assert set(papermill.inspect_notebook(str(GATE_EXPLORER))) == {"run_dir", "archs", "arch_seed", "truth",
+                                                                  "demo_epochs", "demo_train_limit", "demo_dir"}
     assert closekit.RunConfig.from_dict(notebook_defaults()) == closekit.RunConfig()   # params mean the same as in the CLI
 
 
-@pytest.mark.parametrize("ipynb", [NB201, COMPARE], ids=lambda p: p.stem)
+@pytest.mark.parametrize("ipynb", [NB201, COMPARE, GATE_EXPLORER], ids=lambda p: p.stem)
 def test_notebooks_stripped_and_in_sync(ipynb):
     nb = nbformat.read(ipynb, 4)
     assert set(nb.metadata) == {"kernelspec", "jupytext"} and nb.metadata.kernelspec.name == "python3"
@@ -120,6 +123,9 @@ def test_nb201_smoke_records(smoke_run):
     scores = pd.DataFrame(r["scores"])
     assert len(scores) == 20 and scores["truth_acc"].between(.5, .9).all()
     assert (Path(params["out_dir"]) / "checkpoint.pt").exists()
+    ckpts = routing.checkpoints(job)             # the explorer finds the run from the job dir (results.json out_dir)
+    assert ckpts["epoch"].tolist() == [1, 2, 3] and ckpts["level"].tolist() == [1, 2, 3]
+    assert (ckpts["kind"] == "snapshot").all()   # a snapshot at the last epoch of each curriculum level
     html = (job / "nb201.html").read_text()
     assert html.count("<img") >= 3 and "import closekit" not in html        # 3 figures, no input cells
     assert "epoch    3  loss" in (job / "stdout.log").read_text()

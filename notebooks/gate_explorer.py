@@ -1,0 +1,157 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # GATE explorer: how a trained CLOSENet shares its weights
+#
+# In CLOSE (Zhou et al., ECCV 2022, §3.3-3.4) every cell holds a bank of GLOW blocks and a GATE routes each edge
+# of an architecture to one of the active blocks; the curriculum adds blocks as training goes on, so the sharing
+# extent shrinks. This notebook opens one run and shows that routing: for an architecture, the GATE's probability
+# of each block per edge (the chance that training's Gumbel-max sample picks it) and the block scoring uses; over a
+# set of architectures, the block usage per edge position, the routing entropy, which blocks serve how many
+# architectures, and how routing changes from one checkpoint (curriculum level) to the next.
+#
+# `run_dir` is a run directory of `notebooks/nb201.ipynb` (its `out_dir`) or a `closekit batch` job directory; the
+# NB201 notebook leaves a snapshot at the last epoch of every curriculum level there. With `run_dir = None` the
+# notebook first trains a tiny CLOSENet (embedded data, 3 GLOW blocks) so it always has something to show.
+
+# %% tags=["parameters"]
+run_dir: "Optional[str]" = None  # nb201 run dir or closekit batch job dir (None: train a tiny CLOSENet first)
+archs: str = "sample:300"  # architectures of the usage / entropy / sharing views: all | valid | sample:N | truth | file
+arch_seed: int = 0  # seed of sample:N
+truth: "Optional[str]" = None  # ground truth for the best / worst notable archs (None: the run's own, if it exists)
+demo_epochs: int = 9  # run_dir None: epochs of the tiny run; its 3 GLOW blocks start at 1, 1 + E/3, 1 + 2E/3
+demo_train_limit: int = 3000  # run_dir None: training images of the tiny run
+demo_dir: str = "runs/gate-explorer-demo"  # run_dir None: where the tiny run goes (resumed when present)
+
+# %% [markdown]
+# The run: its checkpoints (snapshots at the end of each curriculum level, `checkpoint.pt`) and configuration.
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+import closekit
+from closekit import plots, routing
+from closekit.train import snapshots
+from closekit.widgets import explorer
+
+if run_dir is None:  # the tiny demo run: smoke-sized CLOSENet, a snapshot every epoch
+    schedule = [1 + i * demo_epochs // 3 for i in range(3)]
+    demo = closekit.RunConfig(train_limit=demo_train_limit, channels_init=4, num_blocks=3, cl_schedule=schedule,
+                              gates_gcn_dims=[32, 32], mlp_hidden=[32], epochs=demo_epochs, batch_size=128,
+                              srt_epochs=[schedule[2]], save_every=demo_epochs, archs="sample:20", out_dir=demo_dir)
+    _, d_data, d_net = closekit.build(demo)
+    closekit.train(d_net, d_data, demo, out_dir=demo.out_dir, on_epoch_end=snapshots(every=1))
+    run_dir = demo.out_dir
+ckpts = routing.checkpoints(run_dir)
+cfg = closekit.RunConfig.from_dict(routing.read_checkpoint(ckpts["path"].iloc[-1])["config"])
+space = closekit.spaces.get(cfg.space)
+truth = truth or (cfg.truth if cfg.truth and Path(cfg.truth.split("?")[0]).exists() else None)
+truth_df = closekit.groundtruth.load(truth, space) if truth else None
+arch_set = closekit.arch_list(space, archs, arch_seed, truth_df)
+print(f"{run_dir}: {cfg.supernet} supernet, router {cfg.router}, {len(ckpts)} checkpoints, {len(arch_set)} archs")
+ckpts
+
+# %% [markdown]
+# ## The explorer
+# Pick an architecture (notable ones, one op per edge, or type an arch string), a checkpoint (epoch slider) or a
+# curriculum level (its last checkpoint), and the usage view: the blocks scoring picks (`eval_routing`) or the
+# expected counts under training's Gumbel sampling. Edges are coloured by GLOW block; dashed edges are `none`,
+# faded ones are dead (not on an input-output path). Needs a live kernel; the static views below carry the same.
+
+# %%
+ex = explorer(run_dir, archs=arch_set, truth=truth_df)
+ex
+
+# %% [markdown]
+# ## Static views
+# Routing of the architecture set at every checkpoint: mean routing entropy (nats, and as a share of log L),
+# blocks chosen at least once, distinct blocks per architecture, and the share of (arch, edge) assignments whose
+# block changed since the previous checkpoint.
+
+# %%
+routes, summary = routing.over_checkpoints(ckpts, space, arch_set)
+summary.round(4)
+
+# %% [markdown]
+# Block usage at the last checkpoint of each curriculum level: how many architectures route each edge position to
+# each block (the blocks scoring uses).
+
+# %%
+last_of_level = ckpts.groupby("level")["epoch"].max().tolist()
+fig = plots.block_usage(pd.concat([routing.usage_table(routes[e]) for e in last_of_level]))
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
+# The same levels as expected counts under training's Gumbel sampling (sum of the GATE's probabilities): how the
+# blocks share the training steps.
+
+# %%
+fig = plots.block_usage(pd.concat([routing.usage_table(routes[e], expected=True) for e in last_of_level]))
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
+# Notable architectures at the last checkpoint: each edge coloured by its block, with the GATE's probability.
+
+# %%
+net, _, last_epoch = routing.load_net(ckpts["path"].iloc[-1])
+notable = routing.notable_archs(routes[last_epoch], space, truth_df)
+ncol = 2
+fig, axes = plt.subplots((len(notable) + ncol - 1) // ncol, ncol, figsize=(6.4 * ncol, 3.4 * ((len(notable) + 1) // 2)),
+                         squeeze=False)
+for ax, (label, arch) in zip(axes.flat, notable.items()):
+    one = routing.route_cfg(net, space, [arch], cfg)
+    plots.cell_routing(routing.arch_table(one), one.level, title=f"{label}\n{arch}", ax=ax)
+for ax in axes.flat[len(notable):]:
+    ax.axis("off")
+fig.tight_layout()
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
+# Routing entropy per checkpoint: per edge position (thin) and mean (black); dashed lines at level changes.
+
+# %%
+by_edge = pd.concat([routing.entropy_table(r).assign(epoch=e) for e, r in routes.items()])
+fig = plots.routing_entropy(summary, by_edge)
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
+# Block transitions between the last checkpoints of consecutive levels: (arch, edge) pairs per (old, new) block.
+
+# %%
+pairs = list(zip(last_of_level[:-1], last_of_level[1:]))
+if pairs:
+    fig = plots.transitions([(f"epoch {a} → {b}", routing.routing_change(routes[a], routes[b])["transition"])
+                             for a, b in pairs])
+    display(fig)
+    plt.close(fig)
+else:
+    print("one curriculum level only: no transitions")
+
+# %% [markdown]
+# Sharing extent at the last checkpoint: per block, the (arch, edge) pairs routed to it and the architectures it
+# serves; `param_*` count live conv edges only, the ones that use and train the block's weights (skip, pooling and
+# `none` compute the same in every block).
+
+# %%
+routing.sharing_extent(routes[last_epoch])
