@@ -26,4 +26,10 @@ demo: $(VENV)/.installed
 		-p batch_dir $(CURDIR)/runs/demo --no-progress-bar
 	$(VENV)/bin/jupyter nbconvert --to html --no-input runs/compare/compare.ipynb
 
-.PHONY: install test demo
+.PHONY: install test demo truth
+
+# The shipped mini NB201 ground truth (closekit/assets/mini_nb201): 300 sampled representatives x seeds 0 1 with
+# params/truth/mini-nb201.yaml. Resumable: rerun to continue; finished (arch, seed) rows are kept.
+truth: $(VENV)/.installed
+	$(VENV)/bin/closekit truth build --recipe params/truth/mini-nb201.yaml --archs sample:300 --seeds 0 1 \
+		--workers 2 --out closekit/assets/mini_nb201 --no-progress

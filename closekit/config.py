@@ -75,7 +75,7 @@ class RunConfig(YamlConfig):
     dataset: str = "embedded"          # closekit.data registry: embedded | fashion-mnist | cifar10 | synthetic
     data_dir: str | None = None        # dataset files (None: the dataset's default place)
     download: bool = False             # torchvision download for cifar10
-    image_size: int | None = 16        # None: native resolution
+    image_size: int | None = 12        # None: native resolution
     channels: int | None = None        # None: native channels; 3 repeats a grey channel
     train_portion: float = 0.8         # first part of the training set trains, the rest scores
     train_limit: int | None = None     # keep only the first n training images
@@ -83,7 +83,7 @@ class RunConfig(YamlConfig):
     # supernet
     supernet: str = "close"            # vanilla: one block per edge, fixed router; close: GLOW bank + GATE
     channels_init: int = 8             # C: cell channels of the first stage (then 2C, 4C); paper 16
-    cells_per_stage: int = 1           # N; paper 5
+    cells_per_stage: int = 2           # N; paper 5
     dropout: float = 0.1               # before the classifier
     # CLOSE sharing (ignored by vanilla)
     num_blocks: int = 5                # GLOW blocks per cell
@@ -115,7 +115,7 @@ class RunConfig(YamlConfig):
     deterministic: bool = False        # deterministic GPU kernels: bitwise-exact resume on cuda, slower
     save_every: int = 5                # checkpoint period in epochs (the last epoch is always saved)
     # scoring
-    archs: str = "sample:300"          # all | valid | sample:N | path to a text file of arch strings
+    archs: str = "truth"              # all | valid | sample:N | truth | a text file of arch strings
     arch_seed: int = 0
     eval_routing: str = "argmax"       # argmax (deterministic) | gumbel (reference: sampled, seeded)
     eval_seed: int = 123
@@ -126,7 +126,7 @@ class RunConfig(YamlConfig):
     eval_every: int = 0                # score a small arch sample every n epochs (0: never)
     eval_every_archs: int = 50
     # ground truth and output
-    truth: str | None = None           # closekit.groundtruth.load spec, e.g. a CSV path
+    truth: str | None = "mini-nb201"   # closekit.groundtruth.load spec: shipped name, CSV, minibench dir, official file
     out_dir: str = "runs/nb201-mini-close"
 
     def __post_init__(self):
@@ -135,6 +135,10 @@ class RunConfig(YamlConfig):
                 raise ValueError(f"config {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
         for name in ("cl_schedule", "gates_gcn_dims", "mlp_hidden", "srt_epochs"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        from .groundtruth import SHIPPED_DATASET
+        if self.truth in SHIPPED_DATASET and self.dataset != SHIPPED_DATASET[self.truth]:
+            raise ValueError(f"config truth={self.truth} holds {SHIPPED_DATASET[self.truth]} accuracies, but "
+                             f"dataset={self.dataset}; set truth to a ground truth of {self.dataset} (or null)")
         sched = self.cl_schedule
         if self.supernet == "close":
             if len(sched) != self.num_blocks:

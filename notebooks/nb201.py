@@ -33,7 +33,7 @@ space: str = "nb201"  # search space (closekit.spaces registry)
 dataset: str = "embedded"  # embedded | fashion-mnist | cifar10 | synthetic
 data_dir: "Optional[str]" = None  # dataset files (None: the dataset's default place)
 download: bool = False  # torchvision download for cifar10
-image_size: "Optional[int]" = 16  # input resolution (None: native)
+image_size: "Optional[int]" = 12  # input resolution (None: native)
 channels: "Optional[int]" = None  # input channels (None: native; 3 repeats a grey channel)
 train_portion: float = 0.8  # first part of the training set trains the supernet, the rest scores
 train_limit: "Optional[int]" = None  # keep only the first n training images (None: all)
@@ -41,7 +41,7 @@ augment: bool = True  # random crop + flip on training batches
 # supernet
 supernet: str = "close"  # vanilla (one block per edge, fixed router) | close (GLOW bank + GATE)
 channels_init: int = 8  # C: cell channels of the first stage (then 2C, 4C)
-cells_per_stage: int = 1  # N: cells per stage
+cells_per_stage: int = 2  # N: cells per stage
 dropout: float = 0.1  # dropout before the classifier
 # CLOSE sharing (ignored by vanilla)
 num_blocks: int = 5  # GLOW blocks per cell
@@ -73,7 +73,7 @@ device: str = "auto"  # auto | cpu | cuda | cuda:N
 deterministic: bool = False  # deterministic GPU kernels (bitwise-exact resume on cuda, slower)
 save_every: int = 5  # checkpoint period in epochs (the last epoch is always saved)
 # scoring
-archs: str = "sample:300"  # architectures to score: all | valid | sample:N | truth | a text file of arch strings
+archs: str = "truth"  # architectures to score: all | valid | sample:N | truth | a text file of arch strings
 arch_seed: int = 0  # seed of sample:N
 eval_routing: str = "argmax"  # argmax (deterministic) | gumbel (reference: sampled, seeded)
 eval_seed: int = 123  # seed of gumbel routing at evaluation
@@ -84,7 +84,7 @@ eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (N
 eval_every: int = 0  # probe-score eval_every_archs architectures every n epochs (0: never)
 eval_every_archs: int = 50  # probe architectures (the first ones scored); also used for block usage
 # ground truth and output
-truth: "Optional[str]" = None  # ground truth: CSV (arch, acc), mini-benchmark directory or official NB201 file
+truth: "Optional[str]" = "mini-nb201"  # ground truth: shipped name, CSV (arch, acc), minibench dir or official file
 out_dir: str = "runs/nb201-mini-close"  # run directory: checkpoint (resumed when present), results.json
 
 # %% [markdown]

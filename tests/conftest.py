@@ -14,7 +14,7 @@ TINY = dict(dataset="synthetic", image_size=8, channels_init=4, cells_per_stage=
             cl_schedule=(1, 2, 3), gates_gcn_dims=(16, 16), gates_op_dim=8, gates_node_dim=8, gates_hidden=16,
             mlp_hidden=(16,), batch_size=64, epochs=4, srt_epochs=(3,), save_every=1,
             device=os.environ.get("CLOSEKIT_TEST_DEVICE", "cpu"), deterministic="CLOSEKIT_TEST_DEVICE" in os.environ,
-            archs="sample:8", eval_batch_size=64, plateau_patience=1)
+            archs="sample:8", truth=None, eval_batch_size=64, plateau_patience=1)
 
 
 def tiny_cfg(**kw):

@@ -1,5 +1,7 @@
 """Ground truth for ranking (CLOSE §4): stand-alone accuracies keyed by canonical architecture string.
 
+``load("mini-nb201", space)`` gives the mini NB201 ground truth shipped with the package (stand-alone accuracies
+on the embedded default dataset; recipe, seeds and noise ceiling in its meta.yaml; see ``SHIPPED``).
 ``load(spec, space)`` reads a CSV table (columns ``arch``, ``acc``; more columns are kept) and checks that
 every architecture belongs to the space. A directory written by ``closekit truth build`` loads through
 ``minibench.load_truth``. Official NB201 files (a ``.pth``, a NATS-tss ``.pickle.pbz2``, or a NATS-tss fast-mode
@@ -11,6 +13,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pandas as pd
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+SHIPPED = {"mini-nb201": ASSETS / "mini_nb201"}     # name -> minibench directory inside the package
+SHIPPED_DATASET = {"mini-nb201": "embedded"}          # name -> the closekit.data dataset it was trained on
 
 
 def _official(spec):
@@ -32,6 +38,8 @@ def load(spec, space, **options):
 
     ``options`` (dataset, metric, protocol) apply to official NB201/NATS-tss files only; see ``nb201.load_nb201``.
     """
+    if isinstance(spec, str) and spec in SHIPPED:
+        spec = SHIPPED[spec]
     if not options and Path(str(spec)).is_dir() and (Path(spec) / "meta.yaml").is_file():
         from .minibench import load_truth            # a mini benchmark built by `closekit truth build`
         return load_truth(spec)
@@ -45,8 +53,9 @@ def load(spec, space, **options):
                          "NB201/NATS-tss files")
     path = Path(spec)
     if path.suffix != ".csv" or not path.is_file():
-        raise FileNotFoundError(f"ground truth {spec!r} not found; give the path of a CSV file with columns arch, acc, "
-                                "or an official NB201 .pth / NATS-tss .pickle.pbz2 file or -simple directory")
+        raise FileNotFoundError(f"ground truth {spec!r} not found; give a shipped name ({', '.join(SHIPPED)}), the "
+                                "path of a CSV file with columns arch, acc, or an official NB201 .pth / NATS-tss "
+                                ".pickle.pbz2 file or -simple directory")
     df = pd.read_csv(path, comment="#")
     missing = {"arch", "acc"} - set(df.columns)
     if missing:

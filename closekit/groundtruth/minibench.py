@@ -3,8 +3,8 @@
 ``build(archs, seeds, recipe, out_dir)`` trains every (arch, seed) pair not finished yet and writes into out_dir:
   * results.csv: one row per finished pair (arch, seed, acc, loss, params, seconds), appended atomically;
   * truth.csv:   one row per arch (arch, acc = mean over seeds, acc_seed<s>..., n_seeds, params);
-  * meta.yaml:   recipe, seeds, closekit version, space, number of archs, wall time summed over resumed runs,
-                 and the noise ceiling (seed-to-seed Kendall tau, its bootstrap spread, seed mean vs each seed).
+  * meta.yaml:   recipe, seeds, archs spec (e.g. sample:300) and sample seed, closekit version, space, number of
+                 archs, wall time summed over resumed runs, and the noise ceiling (seed-to-seed Kendall tau, its bootstrap spread, seed mean vs each seed).
 Reruns skip finished pairs; a rerun with another recipe in the same directory is refused, ``threads`` and
 ``device`` included (on CPU the thread count changes the float rounding, and so, after 8 epochs, the accuracies).
 ``load_truth(out_dir)`` gives the kit's ground-truth table.
@@ -274,6 +274,7 @@ def _run(jobs, recipe, workers):
 def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed=0, progress=True):
     """Train every missing (arch, seed) pair of ``archs`` x ``seeds`` into ``out_dir``; returns load_truth(out_dir)."""
     recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(dict(recipe or {}))
+    spec = str(archs) if isinstance(archs, (str, os.PathLike)) else "list"
     archs, seeds = resolve_archs(archs, sample_seed), list(dict.fromkeys(int(s) for s in seeds))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,7 +295,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
         def save_meta(results=None):
             import closekit
             m = {"space": SPACE_NAME, "closekit_version": closekit.__version__, "recipe": recipe.to_dict(),
-                 "seeds": all_seeds, "n_archs": n_archs,
+                 "seeds": all_seeds, "archs": spec, "sample_seed": sample_seed, "n_archs": n_archs,
                  "wall_seconds": round(meta.get("wall_seconds", 0.0) + time.time() - t0, 1)}
             if results is not None:
                 m.update(n_results=len(results), version=recipe.version(results["seed"].nunique()),
