@@ -16,8 +16,9 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
-# The main job: the mini vanilla and mini CLOSE notebooks as a papermill batch, then the comparison notebook;
-# HTML reports land in runs/demo/*/nb201.html and runs/compare/compare.html.
+# The main job: the mini vanilla and mini CLOSE notebooks as a papermill batch, then the comparison notebook and
+# the GATE explorer over the CLOSE run; HTML reports land in runs/demo/*/nb201.html, runs/compare/compare.html and
+# runs/gate-explorer/gate_explorer.html.
 demo: $(VENV)/.installed
 	$(VENV)/bin/closekit batch notebooks/nb201.ipynb params/nb201/mini-vanilla.yaml params/nb201/mini-close.yaml \
 		--out runs/demo --cpu-slots 1 --timeout 3600
@@ -25,11 +26,16 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/papermill notebooks/compare.ipynb runs/compare/compare.ipynb -k python3 --cwd runs/compare \
 		-p batch_dir $(CURDIR)/runs/demo --no-progress-bar
 	$(VENV)/bin/jupyter nbconvert --to html --no-input runs/compare/compare.ipynb
+	mkdir -p runs/gate-explorer
+	$(VENV)/bin/papermill notebooks/gate_explorer.ipynb runs/gate-explorer/gate_explorer.ipynb -k python3 \
+		--cwd runs/gate-explorer -p run_dir "$$(ls -td $(CURDIR)/runs/demo/mini-close-* | head -1)" --no-progress-bar
+	$(VENV)/bin/jupyter nbconvert --to html --no-input runs/gate-explorer/gate_explorer.ipynb
 
 .PHONY: install test demo truth
 
-# The shipped mini NB201 ground truth (closekit/assets/mini_nb201): 300 sampled representatives x seeds 0 1 with
+# The shipped mini NB201 ground truth (closekit/assets/mini_nb201): 300 sampled representatives x TRUTH_SEEDS with
 # params/truth/mini-nb201.yaml. Resumable: rerun to continue; finished (arch, seed) rows are kept.
+TRUTH_SEEDS ?= 0 1
 truth: $(VENV)/.installed
-	$(VENV)/bin/closekit truth build --recipe params/truth/mini-nb201.yaml --archs sample:300 --seeds 0 1 \
+	$(VENV)/bin/closekit truth build --recipe params/truth/mini-nb201.yaml --archs sample:300 --seeds $(TRUTH_SEEDS) \
 		--workers 2 --out closekit/assets/mini_nb201 --no-progress

@@ -1,23 +1,27 @@
 """Ranking quality of vanilla vs CLOSE supernets on the shipped mini NB201 ground truth (issue 3, CLOSE §5.1).
 
-Trains every (variant, seed) with the small CPU configs, scores the ground truth's architectures and prints
-Kendall tau, P@top5% and BR@5% (best true rank among the predicted top 5%, as a fraction; mean ± std over seeds) next to the ground truth's noise ceiling. Every CLOSE run
-is also re-scored with the reference's Gumbel-sampled routing (eval_routing=gumbel, no retraining), and the table
-gives the share of (architecture, edge) pairs the scoring routes to block 0 and the mean GATE entropy. Each run keeps
-its own directory under --out with checkpoints and bench.json, so a killed bench resumes where it stopped and
-a rerun only prints the table.
+Trains every (variant, seed) with the mini configs (params/nb201/mini-*.yaml, only the seed and the variant's
+keys changed), scores the ground truth's architectures and prints Kendall tau, P@top5% and BR@5% (best true
+rank among the predicted top 5%, as a fraction of all; mean ± std over seeds) next to the ground truth's noise
+ceiling. Every CLOSE run is also scored with the reference's Gumbel-sampled routing (eval_routing=gumbel, same
+weights), and the table gives the share of (architecture, edge) pairs argmax scoring routes to block 0 and the
+mean GATE entropy over its maximum, log L. Runs keep their directories under --out (checkpoints, scores*.csv,
+bench.json), so a killed bench resumes where it stopped and a rerun only compares and prints. Scores do not
+depend on the ground truth's values: the scored architectures are the ones its meta.yaml declares, so the bench
+can train while the ground truth is still being built, and the table uses the rows finished so far.
 
     python bench/ranking.py                       # vanilla + CLOSE x seeds 0 1 2, ablations on seed 0
-    python bench/ranking.py --workers 2 --seeds 0 1 2 --out runs/bench-ranking
-    python bench/ranking.py --seeds 0 --set epochs=2 train_limit=1000 --out /tmp/rk     # a one-minute check
+    python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
 """
 import argparse
 import json
+import math
 import multiprocessing as mp
 import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # variant name -> (params file, overrides)
@@ -29,73 +33,75 @@ VARIANTS = {
 }
 MAIN, ABLATIONS = ("vanilla", "close"), ("close gate_forward=selected", "close aw_nas_compat=true")
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
+ROUTING = ("block0_share", "entropy_ratio")
+
+
+def truth_archs(spec, space):
+    """The architectures a minibench ground truth declares (meta.yaml archs + sample_seed), finished or not."""
+    from closekit import groundtruth
+    from closekit.evaluate import arch_list
+    meta = yaml.safe_load((Path(groundtruth.SHIPPED.get(spec, spec)) / "meta.yaml").read_text())
+    return arch_list(space, meta["archs"], meta["sample_seed"])
 
 
 def run_one(job):
-    """Train + score one (variant, seed); returns its metrics dict (cached in bench.json)."""
+    """Train (or resume) one (variant, seed) and score the ground truth's archs; returns bench.json's dict."""
     import torch
-    from closekit.cli import run_train
     from closekit.config import RunConfig
+    from closekit.evaluate import evaluate_cfg
+    from closekit.routing import entropy, route
+    from closekit.train import build, train
     variant, seed, truth, out, extra = job
     out = Path(out)
     if (out / "bench.json").is_file():
         return json.loads((out / "bench.json").read_text())
     torch.set_num_threads(1)
     params, over = VARIANTS[variant]
-    cfg = RunConfig.from_yaml(ROOT / params, seed=seed, truth=truth, archs="truth", **{**over, **extra})
-    metrics, _, _ = run_train(cfg, out, log=lambda *a, **k: None)
+    cfg = RunConfig.from_yaml(ROOT / params, seed=seed, **{**over, **extra})
+    space, data, net = build(cfg)
+    _, history = train(net, data, cfg, out_dir=out, log=lambda *a, **k: None)
+    archs = truth_archs(truth, space)
+    out_json = {"train_seconds": float(history["seconds"].sum()) if "seconds" in history else None}
+    evaluate_cfg(net, space, archs, data, cfg, progress=False).to_csv(out / "scores.csv", index=False)
     if cfg.supernet == "close":
-        metrics["gumbel"] = rescore(out, cfg, truth)
-        metrics.update(routing_stats(out, cfg))
-    (out / "bench.json").write_text(json.dumps(metrics, indent=1))
-    return metrics
+        evaluate_cfg(net, space, archs, data, cfg, routing="gumbel", progress=False).to_csv(
+            out / "scores_gumbel.csv", index=False)
+        r = route(net, space, archs, routing=cfg.eval_routing, seed=cfg.eval_seed)
+        out_json.update(block0_share=float((r.chosen == 0).float().mean()),
+                        entropy_ratio=float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None)
+    (out / "bench.json").write_text(json.dumps(out_json, indent=1))
+    return out_json
 
 
-def rescore(out, cfg, truth_spec):
-    """Ranking metrics of the trained CLOSE net scored with Gumbel-sampled routing (the reference's evaluation)."""
-    from closekit import groundtruth
-    from closekit.evaluate import arch_list, evaluate_cfg
+def metrics(scores_csv, truth):
+    """Ranking metrics of one scores file against the ground truth's finished architectures."""
     from closekit.metrics import compare
-    from closekit.routing import load_net
-    from closekit.train import build
-    net, _, _ = load_net(out / "checkpoint.pt")
-    space, data, _ = build(cfg)
-    truth = groundtruth.load(truth_spec, space)
-    scores = evaluate_cfg(net, space, arch_list(space, cfg.archs, cfg.arch_seed, truth), data, cfg,
-                          routing="gumbel", progress=False)
-    return {k: v for k, v in compare(scores, truth).items() if k in KEYS}
-
-
-def routing_stats(out, cfg):
-    """Share of (arch, edge) pairs routed to block 0 by argmax scoring, mean GATE entropy / its maximum."""
-    import math
-    from closekit import groundtruth
-    from closekit.routing import entropy, load_net, route
-    from closekit.spaces import get
-    net, _, _ = load_net(out / "checkpoint.pt")
-    space = get(cfg.space)
-    r = route(net, space, list(groundtruth.load(cfg.truth, space)["arch"]))
-    return {"block0_share": float((r.chosen == 0).float().mean()),
-            "entropy_ratio": float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else float("nan")}
+    scores = pd.read_csv(scores_csv)
+    scores = scores[scores["arch"].isin(truth["arch"])]
+    return {k: v for k, v in compare(scores, truth).items() if k in (*KEYS, "n")}
 
 
 def table(rows, ceiling):
     """Markdown table: mean ± std over seeds per variant, the noise ceiling alongside."""
     df = pd.DataFrame(rows)
-    cols = (*KEYS, "block0_share", "entropy_ratio")
+    cols = (*KEYS, *ROUTING)
+
+    def cell(g, k):
+        v = g[k].dropna()
+        return "" if v.empty else f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.iloc[0]:.3f}"
+
     lines = ["| variant | seeds | " + " | ".join(cols) + " | train s/run |", "|---" * (len(cols) + 3) + "|"]
     for variant, g in df.groupby("variant", sort=False):
-        cells = [("" if g[k].isna().all() else f"{g[k].mean():.3f} ± {g[k].std(ddof=1):.3f}" if len(g) > 1
-                  else f"{g[k].iloc[0]:.3f}") for k in cols]
-        lines.append(f"| {variant} | {len(g)} | " + " | ".join(cells) + f" | {g['train_seconds'].mean():.0f} |")
+        lines.append(f"| {variant} | {len(g)} | " + " | ".join(cell(g, k) for k in cols) +
+                     f" | {g['train_seconds'].mean():.0f} |")
     lines.append(f"| ground truth: seed 0 vs seed 1 (noise ceiling) | | {ceiling['kendall']:.3f} ± "
-                 f"{ceiling['bootstrap_std']:.3f} (bootstrap) |" + " |" * (len(cols)) )
+                 f"{ceiling['bootstrap_std']:.3f} |" + " |" * len(cols))
     return "\n".join(lines)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--truth", default="mini-nb201", help="ground truth spec (closekit.groundtruth.load)")
+    p.add_argument("--truth", default="mini-nb201", help="a minibench ground truth: shipped name or directory")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds of vanilla and CLOSE")
     p.add_argument("--ablation-seeds", nargs="*", type=int, default=[0], help="seeds of the ablation variants")
     p.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
@@ -105,22 +111,21 @@ def main(argv=None):
     from closekit import groundtruth
     from closekit.cli import _overrides
     from closekit.spaces import get
-    truth = groundtruth.load(args.truth, get("nb201"))
     jobs = [(v, s) for v in MAIN for s in args.seeds] + [(v, s) for v in ABLATIONS for s in args.ablation_seeds]
     extra = _overrides(args.set)
-    specs = [(v, s, args.truth, str(Path(args.out) / f"{v.replace(' ', '_').replace('=', '-')}-seed{s}"), extra)
-             for v, s in jobs]
+    dirs = [Path(args.out) / f"{v.replace(' ', '_').replace('=', '-')}-seed{s}" for v, s in jobs]
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        results = pool.map(run_one, specs, chunksize=1)
+        done = pool.map(run_one, [(v, s, args.truth, str(d), extra) for (v, s), d in zip(jobs, dirs)], chunksize=1)
+    truth = groundtruth.load(args.truth, get("nb201"))
     rows = []
-    for (v, s), m in zip(jobs, results):
-        extra = {k: m.get(k) for k in ("block0_share", "entropy_ratio")}
-        rows.append({"variant": v, "seed": s, **{k: m[k] for k in (*KEYS, "train_seconds")}, **extra})
-        if "gumbel" in m:
-            rows.append({"variant": f"{v}, scored eval_routing=gumbel", "seed": s, **m["gumbel"],
-                         "train_seconds": m["train_seconds"], **extra})
+    for (v, s), d, b in zip(jobs, dirs, done):
+        rows.append({"variant": v, "seed": s, **metrics(d / "scores.csv", truth), **b})
+        if (d / "scores_gumbel.csv").is_file():
+            rows.append({"variant": f"{v}, scored eval_routing=gumbel", "seed": s,
+                         **metrics(d / "scores_gumbel.csv", truth), **b})
     pd.DataFrame(rows).to_csv(Path(args.out) / "ranking.csv", index=False)
-    print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs)")
+    print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs finished; ranked on n = "
+          f"{rows[0]['n']})")
     print(table(rows, truth.attrs["noise_ceiling"]))
     return 0
 

@@ -53,16 +53,17 @@ from closekit.widgets import explorer
 
 if run_dir is None:  # the tiny demo run: smoke-sized CLOSENet, a snapshot every epoch
     schedule = [1 + i * demo_epochs // 3 for i in range(3)]
-    demo = closekit.RunConfig(train_limit=demo_train_limit, channels_init=4, num_blocks=3, cl_schedule=schedule,
-                              gates_gcn_dims=[32, 32], mlp_hidden=[32], epochs=demo_epochs, batch_size=128,
-                              srt_epochs=[schedule[2]], save_every=demo_epochs, archs="sample:20", out_dir=demo_dir)
+    demo = closekit.RunConfig(train_limit=demo_train_limit, channels_init=4, cells_per_stage=1, num_blocks=3,
+                              cl_schedule=schedule, gates_gcn_dims=[32, 32], mlp_hidden=[32], epochs=demo_epochs,
+                              batch_size=128, srt_epochs=[schedule[2]], save_every=demo_epochs, archs="sample:20", out_dir=demo_dir)
     _, d_data, d_net = closekit.build(demo)
     closekit.train(d_net, d_data, demo, out_dir=demo.out_dir, on_epoch_end=snapshots(every=1))
     run_dir = demo.out_dir
 ckpts = routing.checkpoints(run_dir)
 cfg = closekit.RunConfig.from_dict(routing.read_checkpoint(ckpts["path"].iloc[-1])["config"])
 space = closekit.spaces.get(cfg.space)
-truth = truth or (cfg.truth if cfg.truth and Path(cfg.truth.split("?")[0]).exists() else None)
+known = cfg.truth and (cfg.truth in closekit.groundtruth.SHIPPED or Path(cfg.truth.split("?")[0]).exists())
+truth = truth or (cfg.truth if known else None)
 truth_df = closekit.groundtruth.load(truth, space) if truth else None
 arch_set = closekit.arch_list(space, archs, arch_seed, truth_df)
 print(f"{run_dir}: {cfg.supernet} supernet, router {cfg.router}, {len(ckpts)} checkpoints, {len(arch_set)} archs")

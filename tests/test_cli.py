@@ -54,8 +54,10 @@ def test_ground_truth_errors(tmp_path, space):
 @pytest.mark.parametrize("args, msg", [
     (["train", "nope.yaml"], "params file nope.yaml not found"),
     (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "epoch=3"], "unknown config key(s) epoch"),
-    (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "dataset=fashion-mnist", "data_dir=/nonexistent"],
-     "/nonexistent"),
+    (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "dataset=fashion-mnist", "data_dir=/nonexistent",
+      "truth=null"], "/nonexistent"),
+    (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "dataset=fashion-mnist"],
+     "config truth=mini-nb201 holds embedded accuracies, but dataset=fashion-mnist"),
 ])
 def test_cli_errors_are_one_line(args, msg, tmp_path):
     r = subprocess.run([sys.executable, "-m", "closekit.cli", *args], capture_output=True, text=True, cwd=tmp_path)
