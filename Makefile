@@ -21,7 +21,7 @@ test: $(VENV)/.installed
 # runs/gate-explorer/gate_explorer.html.
 demo: $(VENV)/.installed
 	$(VENV)/bin/closekit batch notebooks/nb201.ipynb params/nb201/mini-vanilla.yaml params/nb201/mini-close.yaml \
-		--out runs/demo --cpu-slots 1 --timeout 3600
+		--out runs/demo --cpu-slots 2 --timeout 3600
 	mkdir -p runs/compare
 	$(VENV)/bin/papermill notebooks/compare.ipynb runs/compare/compare.ipynb -k python3 --cwd runs/compare \
 		-p batch_dir $(CURDIR)/runs/demo --no-progress-bar

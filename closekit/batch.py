@@ -169,8 +169,9 @@ def _html(out):
     return None, ([x for x in r.stderr.splitlines() if x.strip()] or [f"nbconvert exited {r.returncode}"])[-1]
 
 
-def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", html=True, log=print):
-    """Run one job in its directory (skip it when status.json says ok for the same params); its summary row."""
+def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", html=True, log=print, threads=None):
+    """Run one job in its directory (skip it when status.json says ok for the same params); its summary row.
+    ``threads``: OMP_NUM_THREADS of the job (CPU slots share the cores) unless the caller's environment sets it."""
     d, nb = job["dir"], Path(notebook).resolve()
     old = json.loads((d / "status.json").read_text()) if (d / "status.json").exists() else {}
     if old.get("state") == "ok" and old.get("params_hash") == job["hash"]:
@@ -180,6 +181,8 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
     out = d / f"{nb.stem}.ipynb"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": slot, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
            "CLOSEKIT_RECORD_DIR": str(d)}
+    if threads and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, "-m", "papermill", str(nb), str(out), "-f", str(d / "params.yaml"), "-k", kernel,
            "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"),
            "--stderr-file", str(d / "stderr.log")]
@@ -227,6 +230,7 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     slots = [str(g).strip() for g in gpus] if gpus is not None else [""] * int(cpu_slots)
     if not slots:
         raise ValueError("no GPU ids / CPU slots to run on")
+    threads = None if gpus is not None else max(1, (os.cpu_count() or 1) // len(slots))   # CPU slots share cores
     free = queue.Queue()
     for s in slots:
         free.put(s)
@@ -234,7 +238,7 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     def work(job):
         slot = free.get()
         try:
-            return run_job(job, notebook, slot, timeout, retries, kernel, html, log)
+            return run_job(job, notebook, slot, timeout, retries, kernel, html, log, threads)
         finally:
             free.put(slot)
     ex = ThreadPoolExecutor(len(slots), thread_name_prefix="closekit-batch")

@@ -1,5 +1,6 @@
 """closekit.batch on a tiny notebook: ok, failing, dead-kernel and hung jobs; rerun skips; HTML reports."""
 import json
+import os
 import time
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def test_job_layout_and_ok_state(runs):
     assert st["state"] == "ok" and st["attempts"] == 1 and st["error"] is None and st["seconds"] > 0
     assert st["params_hash"] == batch.params_hash({"mode": "ok", "value": 2.5})
     assert json.loads((d / "results.json").read_text())["doubled"] == 5.0
+    # two CPU slots split the cores: each job's torch / OpenMP thread count (unless the caller set one)
+    expected = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
+    assert f"OMP_NUM_THREADS {expected}" in (d / "stdout.log").read_text()
     assert "job printed ok 2.5" in (d / "stdout.log").read_text()
 
 
