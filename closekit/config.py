@@ -115,7 +115,7 @@ class RunConfig(YamlConfig):
     deterministic: bool = False        # deterministic GPU kernels: bitwise-exact resume on cuda, slower
     save_every: int = 5                # checkpoint period in epochs (the last epoch is always saved)
     # scoring
-    archs: str = "truth"              # all | valid | sample:N | truth | a text file of arch strings
+    archs: str = "truth"               # all | valid | sample:N | truth | a text file of arch strings
     arch_seed: int = 0
     eval_routing: str = "argmax"       # argmax (deterministic) | gumbel (reference: sampled, seeded)
     eval_seed: int = 123

@@ -55,7 +55,8 @@ if run_dir is None:  # the tiny demo run: smoke-sized CLOSENet, a snapshot every
     schedule = [1 + i * demo_epochs // 3 for i in range(3)]
     demo = closekit.RunConfig(train_limit=demo_train_limit, channels_init=4, cells_per_stage=1, num_blocks=3,
                               cl_schedule=schedule, gates_gcn_dims=[32, 32], mlp_hidden=[32], epochs=demo_epochs,
-                              batch_size=128, srt_epochs=[schedule[2]], save_every=demo_epochs, archs="sample:20", out_dir=demo_dir)
+                              batch_size=128, srt_epochs=[schedule[2]], save_every=demo_epochs, archs="sample:20",
+                              out_dir=demo_dir)
     _, d_data, d_net = closekit.build(demo)
     closekit.train(d_net, d_data, demo, out_dir=demo.out_dir, on_epoch_end=snapshots(every=1))
     run_dir = demo.out_dir

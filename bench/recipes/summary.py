@@ -23,7 +23,8 @@ def row(name, results, study):
     nc = noise_ceiling(res)
     return {"recipe": name, "archs": len(wide), "s/job (median)": res["seconds"].median(),
             "acc range %": f"{100 * wide.mean(axis=1).min():.1f}-{100 * wide.mean(axis=1).max():.1f}",
-            "arch sd (pt)": 100 * wide.mean(axis=1).std(), "seed noise sd (pt)": 100 * (wide[0] - wide[1]).std() / 2 ** .5,
+            "arch sd (pt)": 100 * wide.mean(axis=1).std(),
+            "seed noise sd (pt)": 100 * (wide[0] - wide[1]).std() / 2 ** .5,
             "noise ceiling": f"{nc['kendall']:.3f} ± {nc['bootstrap_std']:.3f}"}
 
 

@@ -2,6 +2,7 @@
 
 ``load("mini-nb201", space)`` gives the mini NB201 ground truth shipped with the package (stand-alone accuracies
 on the embedded default dataset; recipe, seeds and noise ceiling in its meta.yaml; see ``SHIPPED``).
+
 ``load(spec, space)`` reads a CSV table (columns ``arch``, ``acc``; more columns are kept) and checks that
 every architecture belongs to the space. A directory written by ``closekit truth build`` loads through
 ``minibench.load_truth``. Official NB201 files (a ``.pth``, a NATS-tss ``.pickle.pbz2``, or a NATS-tss fast-mode

@@ -4,7 +4,8 @@
   * results.csv: one row per finished pair (arch, seed, acc, loss, params, seconds), appended atomically;
   * truth.csv:   one row per arch (arch, acc = mean over seeds, acc_seed<s>..., n_seeds, params);
   * meta.yaml:   recipe, seeds, archs spec (e.g. sample:300) and sample seed, closekit version, space, number of
-                 archs, wall time summed over resumed runs, and the noise ceiling (seed-to-seed Kendall tau, its bootstrap spread, seed mean vs each seed).
+                 archs, wall time summed over resumed runs, and the noise ceiling (seed-to-seed Kendall tau, its
+                 bootstrap spread, seed mean vs each seed).
 Reruns skip finished pairs; a rerun with another recipe in the same directory is refused, ``threads`` and
 ``device`` included (on CPU the thread count changes the float rounding, and so, after 8 epochs, the accuracies).
 ``load_truth(out_dir)`` gives the kit's ground-truth table.
