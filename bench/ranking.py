@@ -4,11 +4,12 @@ Trains every (variant, seed) with the mini configs (params/nb201/mini-*.yaml, on
 keys changed), scores the ground truth's architectures and prints Kendall tau, P@top5% and BR@5% (best true
 rank among the predicted top 5%, as a fraction of all; mean ± std over seeds) next to the ground truth's noise
 ceiling. Every CLOSE run is also scored with the reference's Gumbel-sampled routing (eval_routing=gumbel, same
-weights), and the table gives the share of (architecture, edge) pairs argmax scoring routes to block 0 and the
-mean GATE entropy over its maximum, log L. Runs keep their directories under --out (checkpoints, scores*.csv,
-bench.json), so a killed bench resumes where it stopped and a rerun only compares and prints. Scores do not
-depend on the ground truth's values: the scored architectures are the ones its meta.yaml declares, so the bench
-can train while the ground truth is still being built, and the table uses the rows finished so far.
+weights), and the table gives, for argmax scoring, the share of (architecture, edge) pairs routed to the most
+used block and the mean GATE entropy over its maximum, log L. Runs keep their directories under --out
+(checkpoints, scores*.csv, bench.json), so a killed bench resumes where it stopped and a rerun only compares
+and prints. Scores do not depend on the ground truth's values: the scored architectures are the ones its
+meta.yaml declares, so the bench can train while the ground truth is still being built, and the table uses the
+rows finished so far.
 
     python bench/ranking.py                       # vanilla + CLOSE x seeds 0 1 2, ablations on seed 0
     python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
@@ -33,7 +34,7 @@ VARIANTS = {
 }
 MAIN, ABLATIONS = ("vanilla", "close"), ("close gate_forward=selected", "close aw_nas_compat=true")
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
-ROUTING = ("block0_share", "entropy_ratio")
+ROUTING = ("top_block_share", "entropy_ratio")
 
 
 def truth_archs(spec, space):
@@ -49,7 +50,6 @@ def run_one(job):
     import torch
     from closekit.config import RunConfig
     from closekit.evaluate import evaluate_cfg
-    from closekit.routing import entropy, route
     from closekit.train import build, train
     variant, seed, truth, out, extra = job
     out = Path(out)
@@ -66,11 +66,21 @@ def run_one(job):
     if cfg.supernet == "close":
         evaluate_cfg(net, space, archs, data, cfg, routing="gumbel", progress=False).to_csv(
             out / "scores_gumbel.csv", index=False)
-        r = route(net, space, archs, routing=cfg.eval_routing, seed=cfg.eval_seed)
-        out_json.update(block0_share=float((r.chosen == 0).float().mean()),
-                        entropy_ratio=float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None)
     (out / "bench.json").write_text(json.dumps(out_json, indent=1))
     return out_json
+
+
+def routing_stats(run_dir, space, archs):
+    """Argmax scoring's routing of a CLOSE run: share of (arch, edge) pairs on the most used block, and the mean
+    GATE entropy over its maximum log L; {} for vanilla."""
+    from closekit.routing import entropy, load_net, route
+    net, cfg, _ = load_net(Path(run_dir) / "checkpoint.pt")
+    if cfg.supernet != "close":
+        return {}
+    r = route(net, space, archs, routing=cfg.eval_routing, seed=cfg.eval_seed)
+    counts = r.chosen.flatten().bincount(minlength=r.level)
+    return {"top_block_share": float(counts.max()) / float(counts.sum()),
+            "entropy_ratio": float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None}
 
 
 def metrics(scores_csv, truth):
@@ -116,17 +126,21 @@ def main(argv=None):
     dirs = [Path(args.out) / f"{v.replace(' ', '_').replace('=', '-')}-seed{s}" for v, s in jobs]
     with mp.get_context("spawn").Pool(args.workers) as pool:
         done = pool.map(run_one, [(v, s, args.truth, str(d), extra) for (v, s), d in zip(jobs, dirs)], chunksize=1)
-    truth = groundtruth.load(args.truth, get("nb201"))
+    space = get("nb201")
+    truth, archs = groundtruth.load(args.truth, space), truth_archs(args.truth, space)
     rows = []
     for (v, s), d, b in zip(jobs, dirs, done):
-        rows.append({"variant": v, "seed": s, **metrics(d / "scores.csv", truth), **b})
+        rows.append({"variant": v, "seed": s, **metrics(d / "scores.csv", truth), "train_seconds": b["train_seconds"],
+                     **routing_stats(d, space, archs)})
         if (d / "scores_gumbel.csv").is_file():
             rows.append({"variant": f"{v}, scored eval_routing=gumbel", "seed": s,
-                         **metrics(d / "scores_gumbel.csv", truth), **b})
+                         **metrics(d / "scores_gumbel.csv", truth), "train_seconds": b["train_seconds"]})
     pd.DataFrame(rows).to_csv(Path(args.out) / "ranking.csv", index=False)
     print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs finished; ranked on n = "
           f"{rows[0]['n']})")
-    print(table(rows, truth.attrs["noise_ceiling"]))
+    text = table(rows, truth.attrs["noise_ceiling"])
+    (Path(args.out) / "ranking.md").write_text(text + "\n")
+    print(text)
     return 0
 
 
