@@ -11,7 +11,7 @@ and prints. Scores do not depend on the ground truth's values: the scored archit
 meta.yaml declares, so the bench can train while the ground truth is still being built, and the table uses the
 rows finished so far.
 
-    python bench/ranking.py                       # vanilla + CLOSE x seeds 0 1 2, ablations on seed 0
+    python bench/ranking.py                       # vanilla, CLOSE, vanilla + SRT x seeds 0 1 2; ablations seed 0
     python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
 """
 import argparse
@@ -31,8 +31,10 @@ VARIANTS = {
     "close": ("params/nb201/mini-close.yaml", {}),
     "close gate_forward=selected": ("params/nb201/mini-close.yaml", {"gate_forward": "selected"}),
     "close aw_nas_compat=true": ("params/nb201/mini-close.yaml", {"aw_nas_compat": True}),
+    "vanilla + SRT at 13": ("params/nb201/mini-vanilla.yaml", {"srt_epochs": [13]}),    # control: CLOSE's LR restart
 }
-MAIN, ABLATIONS = ("vanilla", "close"), ("close gate_forward=selected", "close aw_nas_compat=true")
+MAIN = ("vanilla", "close", "vanilla + SRT at 13")
+ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true")
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio")
 
