@@ -35,7 +35,7 @@ demo: $(VENV)/.installed
 
 # The shipped mini NB201 ground truth (closekit/assets/mini_nb201): 300 sampled representatives x TRUTH_SEEDS with
 # params/truth/mini-nb201.yaml. Resumable: rerun to continue; finished (arch, seed) rows are kept.
-TRUTH_SEEDS ?= 0 1
+TRUTH_SEEDS ?= 0 1 2
 truth: $(VENV)/.installed
 	$(VENV)/bin/closekit truth build --recipe params/truth/mini-nb201.yaml --archs sample:300 --seeds $(TRUTH_SEEDS) \
 		--workers 2 --out closekit/assets/mini_nb201 --no-progress

@@ -11,7 +11,7 @@ and prints. Scores do not depend on the ground truth's values: the scored archit
 meta.yaml declares, so the bench can train while the ground truth is still being built, and the table uses the
 rows finished so far.
 
-    python bench/ranking.py                       # vanilla, CLOSE, vanilla + SRT x seeds 0 1 2; ablations seed 0
+    python bench/ranking.py                       # MAIN variants x seeds 0 1 2; ablations seed 0
     python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
 """
 import argparse
@@ -32,8 +32,11 @@ VARIANTS = {
     "close gate_forward=selected": ("params/nb201/mini-close.yaml", {"gate_forward": "selected"}),
     "close aw_nas_compat=true": ("params/nb201/mini-close.yaml", {"aw_nas_compat": True}),
     "vanilla + SRT at 13": ("params/nb201/mini-vanilla.yaml", {"srt_epochs": [13]}),    # control: CLOSE's LR restart
+    # torch-1.x zero_grad, as the reference ran: unsampled params still get weight decay and momentum
+    "vanilla keep_zero_grads=true": ("params/nb201/mini-vanilla.yaml", {"keep_zero_grads": True}),
+    "close keep_zero_grads=true": ("params/nb201/mini-close.yaml", {"keep_zero_grads": True}),
 }
-MAIN = ("vanilla", "close", "vanilla + SRT at 13")
+MAIN = ("vanilla", "close", "vanilla + SRT at 13", "vanilla keep_zero_grads=true", "close keep_zero_grads=true")
 ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true")
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio")
@@ -94,7 +97,7 @@ def metrics(scores_csv, truth):
 
 
 def table(rows, ceiling):
-    """Markdown table: mean ± std over seeds per variant, the noise ceiling alongside."""
+    """Markdown table: mean ± std over seeds per variant, the ground truth's noise ceilings below."""
     df = pd.DataFrame(rows)
     cols = (*KEYS, *ROUTING)
 
@@ -106,8 +109,17 @@ def table(rows, ceiling):
     for variant, g in df.groupby("variant", sort=False):
         lines.append(f"| {variant} | {len(g)} | " + " | ".join(cell(g, k) for k in cols) +
                      f" | {g['train_seconds'].mean():.0f} |")
+    pad = " |" * len(cols)
     lines.append(f"| ground truth: seed 0 vs seed 1 (noise ceiling) | | {ceiling['kendall']:.3f} ± "
-                 f"{ceiling['bootstrap_std']:.3f} |" + " |" * len(cols))
+                 f"{ceiling['bootstrap_std']:.3f} |" + pad)
+    if "pairs" in ceiling:
+        pairs = pd.Series(ceiling["pairs"])
+        lines.append(f"| ground truth: every seed pair | {len(pairs)} pairs | {pairs.mean():.3f} ± "
+                     f"{pairs.std(ddof=1):.3f} |" + pad)
+    if "seed_mean" in ceiling:
+        m = ceiling["seed_mean"]
+        lines.append(f"| ground truth: its {m['n_seeds']}-seed mean vs the noise-free ranking (predicted: the best "
+                     f"a supernet can score) | | {m['tau_vs_noise_free']:.3f} |" + pad)
     return "\n".join(lines)
 
 

@@ -100,6 +100,8 @@ class RunConfig(YamlConfig):
     wit_from: str = "prev"             # WIT parent: previous block or a random earlier one
     gate_forward: str = "others_no_grad"  # all (reference) | others_no_grad (same updates, less work) | selected
     aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay
+    keep_zero_grads: bool = False      # torch-1.x zero_grad (reference): a param once used keeps a zero grad, so SGD's
+                                       # weight decay and momentum move it every step, sampled or not
     # optimisation
     epochs: int = 30                   # paper 1000
     batch_size: int = 256

@@ -91,7 +91,7 @@ class Trainer:
         for x, y in datalib.batches(self.data.train, cfg.batch_size, shuffle=True, generator=self.data_gen,
                                     augment=self.data.augment, device=self.device):
             arch = self.space.sample(self.arch_gen)
-            self.opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=not cfg.keep_zero_grads)
             logits = net(x, arch)
             loss = F.cross_entropy(logits, y)
             loss.backward()
@@ -138,6 +138,7 @@ class Trainer:
                 "model": self.net.state_dict(),
                 "opt_layout": self._opt_layout(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
+                "zero_grads": [n for n, p in self.net.named_parameters() if p.grad is not None],
                 "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
                         "arch": self.arch_gen.get_state(), "wit": self.wit_gen.get_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
@@ -160,6 +161,8 @@ class Trainer:
                   for n in state["opt_layout"]]
         self.opt, self.sched = make_optimizer(layout, self.cfg)
         self.opt.load_state_dict(state["optimizer"])
+        for n in state.get("zero_grads", ()) if self.cfg.keep_zero_grads else ():
+            params[n].grad = torch.zeros_like(params[n])                   # keep_zero_grads: still updated
         self.sched.load_state_dict(state["scheduler"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])

@@ -58,6 +58,7 @@ mlp_growth: str = "inherit"  # inherit (new row gets the parent row added) | onl
 wit_from: str = "prev"  # WIT parent: prev (previous block) | random (a random earlier block)
 gate_forward: str = "others_no_grad"  # all (reference) | others_no_grad (same updates, less work) | selected
 aw_nas_compat: bool = False  # reproduce the reference's orphaned GATE params and level-1 GATE decay
+keep_zero_grads: bool = False  # torch-1.x zero_grad as the reference ran: every param once used gets decay + momentum each step
 # optimisation
 epochs: int = 30  # supernet training epochs
 batch_size: int = 256  # training batch size

@@ -121,6 +121,22 @@ def test_noise_ceiling_matches_scipy():
     assert -1 <= nc["bootstrap_mean"] <= 1 and 0 < nc["bootstrap_std"] < 1 and nc["bootstrap_n"] == 200
     assert nc == mb.noise_ceiling(res, n_boot=200)                            # fixed bootstrap seed
     assert mb.noise_ceiling(res[res.seed == 0]) is None
+    assert nc["pairs"]["1-2"] == pytest.approx(kendalltau(acc[:7, 1], acc[:7, 2]).statistic)
+
+
+def test_seed_mean_reliability_predicts_agreement():
+    """Synthetic archs with known arch and noise sd: the variance split recovers them, and the predicted tau
+    between two independent k-seed means matches the one measured on fresh draws."""
+    rng = np.random.default_rng(0)
+    true = rng.normal(0.75, 0.016, 4000)
+    draw = lambda k: true[:, None] + rng.normal(0, 0.010, (len(true), k))
+    rel = mb.seed_mean_reliability(pd.DataFrame(draw(3)))
+    assert rel["arch_sd"] == pytest.approx(0.016, rel=0.05) and rel["noise_sd"] == pytest.approx(0.010, rel=0.05)
+    assert rel["rho"] == pytest.approx(0.016 ** 2 / (0.016 ** 2 + 0.010 ** 2 / 3), abs=0.01)
+    measured = kendalltau(draw(3).mean(1), draw(3).mean(1)).statistic
+    assert rel["tau_two_means"] == pytest.approx(measured, abs=0.03)
+    assert rel["tau_vs_noise_free"] == pytest.approx(kendalltau(true, draw(3).mean(1)).statistic, abs=0.03)
+    assert rel["tau_two_means"] < rel["tau_vs_noise_free"] < 1
 
 
 def test_isomorphic_inputs_collapse(space, tmp_path):

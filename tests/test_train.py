@@ -1,4 +1,6 @@
 """The training loop: curriculum events, SRT, plateau scheduler, atomic checkpoints and exact resume."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -22,7 +24,7 @@ def scores(space, data, tr):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(aw_nas_compat=True, mlp_growth="only_last"),
-                                dict(supernet="vanilla", srt_epochs=())])
+                                dict(supernet="vanilla", srt_epochs=()), dict(keep_zero_grads=True)])
 def test_resume_is_exact(tmp_path, kw):
     cfg = tiny_cfg(**kw)
     space, data, straight = run(cfg, tmp_path / "a")
@@ -32,6 +34,25 @@ def test_resume_is_exact(tmp_path, kw):
         assert torch.equal(a, b), n
     assert [r["train_loss"] for r in straight.history] == [r["train_loss"] for r in resumed.history]
     assert scores(space, data, straight).equals(scores(space, data, resumed))
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_keep_zero_grads_moves_unsampled_params(keep):
+    """After an epoch of random archs, an epoch of one fixed arch: its unused ops stay put with set-to-None grads,
+    and move (weight decay + momentum on a zero grad, as torch 1.x ran the reference) with keep_zero_grads."""
+    cfg = tiny_cfg(supernet="vanilla", srt_epochs=(), keep_zero_grads=keep)
+    space, data, net = build(cfg)
+    tr = Trainer(net, data, cfg, log=lambda *_: None)
+    tr.fit(1)
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    fixed = space.sample(torch.Generator().manual_seed(0))
+    tr.space = SimpleNamespace(sample=lambda gen: fixed)                  # not the shared space object
+    tr.fit(2)
+    moved = {n for n, p in net.named_parameters() if not torch.equal(p, before[n])}
+    used = {n for n, p in net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}   # fixed arch
+    once = {n for n, p in net.named_parameters() if p.grad is not None}          # keep: every param ever used
+    assert used and used <= moved and len(moved) < len(before)
+    assert (moved == once and len(once) > len(used)) if keep else (moved == used == once)
 
 
 def test_curriculum_events_once_and_srt(tmp_path):

@@ -5,7 +5,7 @@
   * truth.csv:   one row per arch (arch, acc = mean over seeds, acc_seed<s>..., n_seeds, params);
   * meta.yaml:   recipe, seeds, archs spec (e.g. sample:300) and sample seed, closekit version, space, number of
                  archs, wall time summed over resumed runs, and the noise ceiling (seed-to-seed Kendall tau, its
-                 bootstrap spread, seed mean vs each seed).
+                 bootstrap spread, every seed pair, the seed mean vs each seed and the seed mean's reliability).
 Reruns skip finished pairs; a rerun with another recipe in the same directory is refused, ``threads`` and
 ``device`` included (on CPU the thread count changes the float rounding, and so, after 8 epochs, the accuracies).
 ``load_truth(out_dir)`` gives the kit's ground-truth table.
@@ -176,9 +176,23 @@ def _tau(a, b):
     return float(kendalltau(a, b).statistic)
 
 
+def seed_mean_reliability(wide):
+    """Variance split of an (arch x seed) accuracy table: arch and per-run noise variance, the reliability rho of
+    the k-seed mean, and the Kendall tau it implies (normal model, tau = 2/pi asin(rho)) between two independent
+    k-seed means and between the k-seed mean and the noise-free ranking (the best any predictor can score)."""
+    acc, k = wide.to_numpy(), wide.shape[1]
+    noise = float(acc.var(axis=1, ddof=1).mean())                 # within-arch (seed) variance
+    arch = max(float(acc.mean(axis=1).var(ddof=1)) - noise / k, 0.0)
+    rho = arch / (arch + noise / k) if arch + noise > 0 else float("nan")
+    tau = lambda r: float(2 / np.pi * np.arcsin(r))
+    return {"n_seeds": k, "arch_sd": arch ** 0.5, "noise_sd": noise ** 0.5, "rho": rho,
+            "tau_two_means": tau(rho), "tau_vs_noise_free": tau(rho ** 0.5)}
+
+
 def noise_ceiling(results, n_boot=1000, boot_seed=0):
     """Kendall tau between the first two seeds' accuracies over the archs having both, its bootstrap mean and
-    std over resampled archs, and (more than 2 seeds) tau of the seed mean against each seed; None if < 2 seeds."""
+    std over resampled archs; with more than 2 seeds also tau for every seed pair and of the seed mean against
+    each seed; and the seed mean's reliability (``seed_mean_reliability``). None if < 2 seeds."""
     wide = results.pivot(index="arch", columns="seed", values="acc")
     seeds = sorted(wide.columns)
     if len(seeds) < 2:
@@ -191,10 +205,14 @@ def noise_ceiling(results, n_boot=1000, boot_seed=0):
     out = {"seeds": [int(s) for s in seeds[:2]], "n_archs": len(pair), "kendall": _tau(a, b),
            "bootstrap_mean": float(ok.mean()) if len(ok) else None,
            "bootstrap_std": float(ok.std()) if len(ok) else None, "bootstrap_n": n_boot}
+    full = wide[seeds].dropna()
     if len(seeds) > 2:
-        full = wide[seeds].dropna()
         mean = full.mean(axis=1).to_numpy()
+        out["pairs"] = {f"{s}-{t}": _tau(full[s].to_numpy(), full[t].to_numpy())
+                        for i, s in enumerate(seeds) for t in seeds[i + 1:]}
         out["mean_vs_seed"] = {int(s): _tau(mean, full[s].to_numpy()) for s in seeds}
+    if len(full) > 2:
+        out["seed_mean"] = seed_mean_reliability(full)
     return out
 
 
