@@ -169,13 +169,18 @@ def _html(out):
     return None, ([x for x in r.stderr.splitlines() if x.strip()] or [f"nbconvert exited {r.returncode}"])[-1]
 
 
-def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", html=True, log=print, threads=None):
-    """Run one job in its directory (skip it when status.json says ok for the same params); its summary row.
-    ``threads``: OMP_NUM_THREADS of the job (CPU slots share the cores) unless the caller's environment sets it."""
+def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", html=True, log=print, threads=None,
+            rerun=False):
+    """Run one job in its directory (skip it when status.json says ok for the same params and notebook, unless
+    ``rerun``); its summary row. ``threads``: OMP_NUM_THREADS of the job (CPU slots share the cores) unless the
+    caller's environment sets it."""
     d, nb = job["dir"], Path(notebook).resolve()
+    nb_sha = hashlib.sha256(nb.read_bytes()).hexdigest()
     old = json.loads((d / "status.json").read_text()) if (d / "status.json").exists() else {}
-    if old.get("state") == "ok" and old.get("params_hash") == job["hash"]:
-        return dict(job=job["id"], state="skipped", seconds=old.get("seconds"), attempts=0, error=None)
+    if old.get("state") == "ok" and old.get("params_hash") == job["hash"] and not rerun:
+        if old.get("notebook_sha256") == nb_sha:
+            return dict(job=job["id"], state="skipped", seconds=old.get("seconds"), attempts=0, error=None)
+        log(f"{job['id']}: the notebook changed since its ok run: running it again")
     d.mkdir(parents=True, exist_ok=True)
     (d / "params.yaml").write_text(yaml.safe_dump(job["params"], sort_keys=False))
     out = d / f"{nb.stem}.ipynb"
@@ -187,7 +192,7 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
            "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"),
            "--stderr-file", str(d / "stderr.log")]
     status = dict(job=job["id"], state="running", params_hash=job["hash"], params=job["params"], notebook=str(nb),
-                  params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0)
+                  notebook_sha256=nb_sha, params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0)
     _write_json(d / "status.json", status)
     log(f"{job['id']}: start (CUDA_VISIBLE_DEVICES={slot!r})")
     t0 = time.time()
@@ -215,8 +220,9 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
 
 
 def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=1, timeout=None, retries=1,
-              kernel="python3", html=True, log=print):
-    """Run ``notebook`` once per params file/dict under ``out_dir``; the summary DataFrame (one row per job)."""
+              kernel="python3", html=True, log=print, rerun=False):
+    """Run ``notebook`` once per params file/dict under ``out_dir`` (``rerun``: finished jobs too); the summary
+    DataFrame (one row per job)."""
     import pandas as pd
     jobs = make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve())  # ValueError before anything runs
     exe = kernel_python(kernel)
@@ -238,7 +244,7 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     def work(job):
         slot = free.get()
         try:
-            return run_job(job, notebook, slot, timeout, retries, kernel, html, log, threads)
+            return run_job(job, notebook, slot, timeout, retries, kernel, html, log, threads, rerun)
         finally:
             free.put(slot)
     ex = ThreadPoolExecutor(len(slots), thread_name_prefix="closekit-batch")
@@ -263,7 +269,9 @@ def add_arguments(p):
     """The ``closekit batch`` arguments."""
     p.add_argument("notebook", help="notebook with a cell tagged 'parameters'")
     p.add_argument("params", nargs="+", help="params YAML files, one job each")
-    p.add_argument("--out", required=True, help="batch directory (rerun to resume: finished jobs are skipped)")
+    p.add_argument("--out", required=True, help="batch directory (rerun to resume: jobs finished with the same "
+                   "params and notebook are skipped)")
+    p.add_argument("--rerun", action="store_true", help="run finished jobs again (e.g. the ground truth changed)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
     g.add_argument("--cpu-slots", type=int, default=1, help="parallel jobs without GPU (default 1)")
@@ -277,7 +285,8 @@ def cli_run(args):
     """Run ``closekit batch`` from parsed arguments; exit code 0 when every job is ok or skipped."""
     try:
         summary = run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
-                            timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html)
+                            timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
+                            rerun=args.rerun)
     except (ValueError, FileNotFoundError) as e:
         print(f"closekit batch: error: {e}", file=sys.stderr)
         return 2

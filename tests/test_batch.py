@@ -108,6 +108,20 @@ def test_rerun_skips_finished_jobs(runs):
     assert ((d / "status.json").read_bytes(), (d / "job.ipynb").stat().st_mtime_ns) == before
 
 
+def test_changed_notebook_or_rerun_runs_again(tmp_path):
+    """A finished job reruns when its notebook changed since, or with rerun=True; otherwise it is skipped."""
+    nb, quiet = tmp_path / "job.ipynb", dict(log=lambda *a: None, html=False)
+    nb.write_bytes(JOB_NB.read_bytes())
+    p = _params(tmp_path, ok="mode: ok\nvalue: 1\n")["ok"]
+    states = lambda **kw: batch.run_batch(nb, [p], tmp_path / "out", **quiet, **kw)["state"].tolist()
+    assert states() == ["ok"] and states() == ["skipped"]
+    book = json.loads(nb.read_text())
+    book["metadata"]["edited"] = True
+    nb.write_text(json.dumps(book))
+    assert states() == ["ok"] and states() == ["skipped"]
+    assert states(rerun=True) == ["ok"]
+
+
 def test_unknown_parameter_refused_before_any_job(runs, tmp_path):
     p = _params(tmp_path, good="mode: ok\n", typo="mode: ok\nvalu: 2\n")
     with pytest.raises(ValueError, match=r"typo\.yaml: unknown parameter\(s\) 'valu'.*known: mode, value"):
