@@ -102,6 +102,8 @@ class RunConfig(YamlConfig):
     aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay
     keep_zero_grads: bool = False      # torch-1.x zero_grad (reference): a param once used keeps a zero grad, so SGD's
                                        # weight decay and momentum move it every step, sampled or not
+    gate_lr_scale: float = 1.0         # GATE learning rate = lr x this (reference: 1, one optimizer for all)
+    gate_weight_decay: float | None = None  # GATE weight decay (None: weight_decay, as the reference)
     # optimisation
     epochs: int = 30                   # paper 1000
     batch_size: int = 256

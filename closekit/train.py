@@ -44,9 +44,16 @@ def build(cfg):
     return space, data, net
 
 
-def make_optimizer(params, cfg):
-    """SGD and its plateau scheduler, built fresh (at the start and at every SRT epoch)."""
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+def make_optimizer(params, cfg, gate=()):
+    """SGD and its plateau scheduler, built fresh (at the start and at every SRT epoch). Params also in ``gate``
+    (the GATE's) form a second group with lr x ``gate_lr_scale`` and weight decay ``gate_weight_decay``."""
+    ids, params = {id(p) for p in gate}, list(params)
+    groups = [{"params": [p for p in params if id(p) not in ids]}]
+    if any(id(p) in ids for p in params):
+        wd = cfg.weight_decay if cfg.gate_weight_decay is None else cfg.gate_weight_decay
+        groups.append({"params": [p for p in params if id(p) in ids], "lr": cfg.lr * cfg.gate_lr_scale,
+                       "weight_decay": wd})
+    opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
                                                        patience=cfg.plateau_patience)
     return opt, sched
@@ -63,7 +70,7 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.arch_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.wit_gen = torch.Generator().manual_seed(cfg.seed + 2)
-        self.opt, self.sched = make_optimizer(net.parameters(), cfg)
+        self.opt, self.sched = make_optimizer(net.parameters(), cfg, net.router.parameters())
         self.epoch, self.history = 0, []
 
     # ---- one epoch ----
@@ -78,7 +85,7 @@ class Trainer:
                     self.opt.state.pop(p, None)                    # re-initialised: forget old momentum
                 self.log(f"epoch {epoch}: curriculum level {new}" + (f" (WIT from block {parent})" if new > 1 else ""))
         if epoch in cfg.srt_epochs:
-            self.opt, self.sched = make_optimizer(net.parameters(), cfg)
+            self.opt, self.sched = make_optimizer(net.parameters(), cfg, net.router.parameters())
             self.log(f"epoch {epoch}: SRT, learning rate restarts at {cfg.lr}")
         if self.history:
             self.sched.step(self.history[-1]["train_loss"])
@@ -129,9 +136,10 @@ class Trainer:
 
     # ---- checkpoints ----
     def _opt_layout(self):
-        """Optimizer params as model names, or saved tensors for params the model no longer holds (aw_nas_compat)."""
+        """Optimizer params per group as model names, or saved tensors for params the model no longer holds
+        (aw_nas_compat)."""
         names = {id(p): n for n, p in self.net.named_parameters()}
-        return [names.get(id(p)) or p.detach().cpu() for p in self.opt.param_groups[0]["params"]]
+        return [[names.get(id(p)) or p.detach().cpu() for p in g["params"]] for g in self.opt.param_groups]
 
     def state_dict(self):
         return {"epoch": self.epoch, "history": self.history, "config": self.cfg.to_dict(),
@@ -157,9 +165,10 @@ class Trainer:
                              "use a new out_dir or the same params")
         self.net.load_state_dict(state["model"])
         params = dict(self.net.named_parameters())
-        layout = [params[n] if isinstance(n, str) else torch.nn.Parameter(n.to(self.device))
-                  for n in state["opt_layout"]]
-        self.opt, self.sched = make_optimizer(layout, self.cfg)
+        groups = [[params[n] if isinstance(n, str) else torch.nn.Parameter(n.to(self.device)) for n in g]
+                  for g in state["opt_layout"]]
+        gate = groups[1] if len(groups) > 1 else ()
+        self.opt, self.sched = make_optimizer([p for g in groups for p in g], self.cfg, gate)
         self.opt.load_state_dict(state["optimizer"])
         for n in state.get("zero_grads", ()) if self.cfg.keep_zero_grads else ():
             params[n].grad = torch.zeros_like(params[n])                   # keep_zero_grads: still updated

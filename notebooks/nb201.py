@@ -59,6 +59,8 @@ wit_from: str = "prev"  # WIT parent: prev (previous block) | random (a random e
 gate_forward: str = "others_no_grad"  # all (reference) | others_no_grad (same updates, less work) | selected
 aw_nas_compat: bool = False  # reproduce the reference's orphaned GATE params and level-1 GATE decay
 keep_zero_grads: bool = False  # torch-1.x zero_grad as the reference ran: every param once used gets decay + momentum each step
+gate_lr_scale: float = 1.0  # GATE learning rate: lr times this (reference: 1)
+gate_weight_decay: "Optional[float]" = None  # GATE weight decay (None: weight_decay, as the reference)
 # optimisation
 epochs: int = 30  # supernet training epochs
 batch_size: int = 256  # training batch size

@@ -24,7 +24,8 @@ def scores(space, data, tr):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(aw_nas_compat=True, mlp_growth="only_last"),
-                                dict(supernet="vanilla", srt_epochs=()), dict(keep_zero_grads=True)])
+                                dict(supernet="vanilla", srt_epochs=()), dict(keep_zero_grads=True),
+                                dict(aw_nas_compat=True, gate_lr_scale=10.0, gate_weight_decay=0.0)])
 def test_resume_is_exact(tmp_path, kw):
     cfg = tiny_cfg(**kw)
     space, data, straight = run(cfg, tmp_path / "a")
@@ -34,6 +35,22 @@ def test_resume_is_exact(tmp_path, kw):
         assert torch.equal(a, b), n
     assert [r["train_loss"] for r in straight.history] == [r["train_loss"] for r in resumed.history]
     assert scores(space, data, straight).equals(scores(space, data, resumed))
+
+
+def test_gate_param_group():
+    """The GATE's params form their own SGD group (lr x gate_lr_scale, gate_weight_decay), also after SRT."""
+    cfg = tiny_cfg(gate_lr_scale=10.0, gate_weight_decay=0.0, srt_epochs=(2,))
+    _, data, net = build(cfg)
+    tr = Trainer(net, data, cfg, log=lambda *_: None)
+    for _ in range(2):
+        main, gate = tr.opt.param_groups
+        assert {id(p) for p in gate["params"]} == {id(p) for p in net.router.parameters()} != set()
+        assert len(main["params"]) + len(gate["params"]) == len(list(net.parameters()))
+        assert (main["lr"], main["weight_decay"]) == (cfg.lr, cfg.weight_decay)
+        assert (gate["lr"], gate["weight_decay"]) == (10 * cfg.lr, 0.0)
+        tr.fit(2)                                                        # epoch 2: SRT builds a new optimizer
+    _, data, vnet = build(tiny_cfg(supernet="vanilla"))
+    assert len(Trainer(vnet, data, tiny_cfg(supernet="vanilla"), log=lambda *_: None).opt.param_groups) == 1
 
 
 @pytest.mark.parametrize("keep", [False, True])
