@@ -39,11 +39,10 @@ VARIANTS = {
     "close gate_lr_scale=10 gate_weight_decay=0": ("params/nb201/mini-close.yaml",
                                                     {"gate_lr_scale": 10.0, "gate_weight_decay": 0.0}),
     # control: the most sharing, one op set for all six edges of a cell throughout (CLOSE's level 1, kept)
-    "one block, no curriculum": ("params/nb201/mini-close.yaml", {"num_blocks": 1, "cl_schedule": [1],
-                                                                  "srt_epochs": []}),
+    "close num_blocks=1": ("params/nb201/mini-close.yaml", {"num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
 }
 MAIN = ("vanilla", "close", "vanilla + SRT at 13", "vanilla keep_zero_grads=true", "close keep_zero_grads=true",
-        "close gate_lr_scale=10 gate_weight_decay=0", "one block, no curriculum")
+        "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1")
 ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true")
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio")
