@@ -165,8 +165,10 @@ class Trainer:
                              "use a new out_dir or the same params")
         self.net.load_state_dict(state["model"])
         params = dict(self.net.named_parameters())
+        layout = state["opt_layout"]
+        layout = layout if layout and isinstance(layout[0], list) else [layout]     # checkpoints before groups
         groups = [[params[n] if isinstance(n, str) else torch.nn.Parameter(n.to(self.device)) for n in g]
-                  for g in state["opt_layout"]]
+                  for g in layout]
         gate = groups[1] if len(groups) > 1 else ()
         self.opt, self.sched = make_optimizer([p for g in groups for p in g], self.cfg, gate)
         self.opt.load_state_dict(state["optimizer"])

@@ -37,6 +37,19 @@ def test_resume_is_exact(tmp_path, kw):
     assert scores(space, data, straight).equals(scores(space, data, resumed))
 
 
+def test_loads_checkpoint_with_flat_optimizer_layout(tmp_path):
+    """Checkpoints written before the GATE param group (one flat name list) still resume."""
+    cfg = tiny_cfg(supernet="vanilla", srt_epochs=())
+    space, data, tr = run(cfg, tmp_path, epochs=1)
+    state = torch.load(tmp_path / CKPT, weights_only=False)
+    state["opt_layout"] = state["opt_layout"][0]
+    torch.save(state, tmp_path / "old.pt")
+    _, _, net = build(cfg)
+    again = Trainer(net, data, cfg, log=lambda *_: None).load(tmp_path / "old.pt")
+    assert [len(g["params"]) for g in again.opt.param_groups] == [len(g["params"]) for g in tr.opt.param_groups]
+    assert again.opt.state_dict()["state"].keys() == tr.opt.state_dict()["state"].keys()
+
+
 def test_gate_param_group():
     """The GATE's params form their own SGD group (lr x gate_lr_scale, gate_weight_decay), also after SRT."""
     cfg = tiny_cfg(gate_lr_scale=10.0, gate_weight_decay=0.0, srt_epochs=(2,))
