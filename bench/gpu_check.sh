@@ -8,28 +8,23 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 timeout 150 python bench/step_time.py --device cuda --scale paper --json "$OUT/cuda.json" | tee "$OUT/bench.txt"
 CLOSEKIT_TEST_DEVICE=cuda timeout 120 python -m pytest -q -p no:cacheprovider tests/test_train.py tests/test_evaluate.py 2>&1 | tail -5
 python - <<'PY'
-import copy, torch, torch.nn.functional as F
-from closekit import RunConfig, sharing
+import copy, torch
+from closekit import RunConfig, Trainer
 from closekit.spaces import get
 torch.use_deterministic_algorithms(True, warn_only=True)
 space = get("nb201")
 cfg = RunConfig(channels_init=16, cells_per_stage=5, num_blocks=5, cl_schedule=(1, 2, 3, 4, 5), gate_forward="all")
 torch.manual_seed(0)
 base = space.supernet(cfg, 3, 10).cuda()
-for k in range(1, 6):
-    base.grow(k, k - 2 if k > 1 else None)
+base.epoch_start(5)
 nets = {"all": base, "others_no_grad": copy.deepcopy(base)}
 nets["others_no_grad"].gate_forward = "others_no_grad"
 x, y = torch.randn(64, 3, 32, 32, device="cuda"), torch.randint(10, (64,), device="cuda")
 for name, net in nets.items():
     torch.manual_seed(1)
-    gen = torch.Generator().manual_seed(0)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    tr = Trainer(net, None, cfg, space=space, log=lambda *_: None)
     for _ in range(3):
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x, space.sample(gen)), y).backward()
-        sharing.fill_zero_grads(net.touched); net.touched.clear()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0); opt.step()
+        tr.step(x, y)
 diff = max((a.float() - b.float()).abs().max().item() for a, b in
            zip(nets["all"].state_dict().values(), nets["others_no_grad"].state_dict().values()))
 print(f"cuda, deterministic kernels: all vs others_no_grad after 3 steps at 5 blocks, max abs state difference {diff:.2e}")

@@ -1,15 +1,14 @@
-"""Ranking quality of vanilla vs CLOSE supernets on the shipped mini NB201 ground truth (issue 3, CLOSE §5.1).
+"""Ranking quality of vanilla vs CLOSE supernets on the shipped mini NB201 ground truth (CLOSE §5.1).
 
-Trains every (variant, seed) with the mini configs (params/nb201/mini-*.yaml, only the seed and the variant's
-keys changed), scores the ground truth's architectures and prints Kendall tau, P@top5% and BR@5% (best true
-rank among the predicted top 5%, as a fraction of all; mean ± std over seeds) next to the ground truth's noise
-ceiling. Every CLOSE run is also scored with the reference's Gumbel-sampled routing (eval_routing=gumbel, same
-weights), and the table gives, for argmax scoring, the share of (architecture, edge) pairs routed to the most
-used block and the mean GATE entropy over its maximum, log L. Runs keep their directories under --out
-(checkpoints, scores*.csv, bench.json), so a killed bench resumes where it stopped and a rerun only compares
-and prints. Scores do not depend on the ground truth's values: the scored architectures are the ones its
-meta.yaml declares, so the bench can train while the ground truth is still being built, and the table uses the
-rows finished so far.
+Runs every (variant, seed) through ``closekit.run`` with the mini configs (params/nb201/mini-*.yaml, only the seed
+and the variant's keys changed), scoring and ranking the ground truth's architectures, and prints Kendall tau,
+P@top5% and BR@5% (best true rank among the predicted top 5%, as a fraction of all; mean ± std over seeds) next to
+the ground truth's noise ceiling. Every CLOSE run is also scored with the reference's Gumbel-sampled routing
+(eval_routing=gumbel, same weights), and the table gives, for argmax scoring, the share of (architecture, slot)
+pairs routed to the most used block, the mean GATE entropy over its maximum log L, and how much the routing
+depends on the architecture (routing.arch_dependence). Each run lives in --out under
+``<variant>-seed<s>-<config hash>-<code version>``: a killed bench resumes where it stopped, a rerun on the same
+code only compares and prints, and a run of other code or another config is never reused.
 
     python bench/ranking.py                       # MAIN variants x seeds 0 1 2; ablations seed 0
     python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
@@ -22,7 +21,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # variant name -> (params file, overrides)
@@ -45,61 +43,47 @@ MAIN = ("vanilla", "close", "vanilla + SRT at 13", "vanilla keep_zero_grads=true
         "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1")
 ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true")
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
-ROUTING = ("top_block_share", "entropy_ratio")
+ROUTING = ("top_block_share", "entropy_ratio", "arch_dependence")
 
 
-def truth_archs(spec, space):
-    """The architectures a minibench ground truth declares (meta.yaml archs + sample_seed), finished or not."""
-    from closekit import groundtruth
-    from closekit.evaluate import arch_list
-    meta = yaml.safe_load((Path(groundtruth.SHIPPED.get(spec, spec)) / "meta.yaml").read_text())
-    return arch_list(space, meta["archs"], meta["sample_seed"])
+def job_dir(out, variant, seed, extra):
+    """The run directory of one (variant, seed): keyed by the resolved config and the code version."""
+    from closekit.config import RunConfig
+    from closekit.run import code_version, config_hash
+    params, over = VARIANTS[variant]
+    cfg = RunConfig.from_yaml(ROOT / params, seed=seed, **{**over, **extra})
+    slug = f"{variant.replace(' ', '_').replace('=', '-')}-seed{seed}"
+    return cfg, Path(out) / f"{slug}-{config_hash(cfg)[:8]}-{code_version()[:8]}"
 
 
 def run_one(job):
-    """Train (or resume) one (variant, seed) and score the ground truth's archs; returns bench.json's dict."""
+    """Train (or resume) one (variant, seed), score and rank it; returns bench.json's dict (cached)."""
     import torch
-    from closekit.config import RunConfig
+    from closekit import run
     from closekit.evaluate import evaluate_cfg
-    from closekit.train import build, train
-    variant, seed, truth, out, extra = job
-    out = Path(out)
-    if (out / "bench.json").is_file():
-        return json.loads((out / "bench.json").read_text())
-    torch.set_num_threads(1)
-    params, over = VARIANTS[variant]
-    cfg = RunConfig.from_yaml(ROOT / params, seed=seed, **{**over, **extra})
-    space, data, net = build(cfg)
-    _, history = train(net, data, cfg, out_dir=out, log=lambda *a, **k: None)
-    archs = truth_archs(truth, space)
-    out_json = {"train_seconds": float(history["seconds"].sum()) if "seconds" in history else None}
-    evaluate_cfg(net, space, archs, data, cfg, progress=False).to_csv(out / "scores.csv", index=False)
-    if cfg.supernet == "close":
-        evaluate_cfg(net, space, archs, data, cfg, routing="gumbel", progress=False).to_csv(
-            out / "scores_gumbel.csv", index=False)
-    (out / "bench.json").write_text(json.dumps(out_json, indent=1))
-    return out_json
-
-
-def routing_stats(run_dir, space, archs):
-    """Argmax scoring's routing of a CLOSE run: share of (arch, edge) pairs on the most used block, and the mean
-    GATE entropy over its maximum log L; {} for vanilla."""
-    from closekit.routing import entropy, load_net, route
-    net, cfg, _ = load_net(Path(run_dir) / "checkpoint.pt")
-    if cfg.supernet != "close":
-        return {}
-    r = route(net, space, archs, routing=cfg.eval_routing, seed=cfg.eval_seed)
-    counts = r.chosen.flatten().bincount(minlength=r.level)
-    return {"top_block_share": float(counts.max()) / float(counts.sum()),
-            "entropy_ratio": float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None}
-
-
-def metrics(scores_csv, truth):
-    """Ranking metrics of one scores file against the ground truth's finished architectures."""
     from closekit.metrics import compare
-    scores = pd.read_csv(scores_csv)
-    scores = scores[scores["arch"].isin(truth["arch"])]
-    return {k: v for k, v in compare(scores, truth).items() if k in (*KEYS, "n")}
+    from closekit.routing import arch_dependence, entropy, route_cfg
+    from closekit.run import provenance
+    variant, seed, out, extra = job
+    cfg, d = job_dir(out, variant, seed, extra)
+    if (d / "bench.json").is_file():
+        return json.loads((d / "bench.json").read_text())
+    torch.set_num_threads(1)
+    res = run(cfg, d, log=lambda *a, **k: None, keep_snapshots=False, usage_every_level=False)
+    pick = lambda m: {k: m[k] for k in (*KEYS, "n")}  # noqa: E731
+    row = {"variant": variant, "seed": seed, "dir": d.name, **provenance(cfg), **pick(res.metrics),
+           "train_seconds": float(res.history["seconds"].sum())}
+    if cfg.supernet == "close":
+        r = route_cfg(res.net, res.space, list(res.scores["arch"]), cfg)
+        counts = r.chosen.flatten().bincount(minlength=r.level)
+        row.update(top_block_share=float(counts.max()) / float(counts.sum()), arch_dependence=arch_dependence(r),
+                   entropy_ratio=float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None)
+        gumbel = evaluate_cfg(res.net, res.space, list(res.scores["arch"]), res.data, cfg, routing="gumbel",
+                              progress=False)
+        gumbel.to_csv(d / "scores_gumbel.csv", index=False)
+        row["gumbel"] = pick(compare(gumbel, res.truth))
+    (d / "bench.json").write_text(json.dumps(row, indent=1))
+    return row
 
 
 def table(rows, ceiling):
@@ -142,22 +126,19 @@ def main(argv=None):
     from closekit.cli import _overrides
     from closekit.spaces import get
     jobs = [(v, s) for v in MAIN for s in args.seeds] + [(v, s) for v in ABLATIONS for s in args.ablation_seeds]
-    extra = _overrides(args.set)
-    dirs = [Path(args.out) / f"{v.replace(' ', '_').replace('=', '-')}-seed{s}" for v, s in jobs]
+    extra = {"truth": args.truth, "archs": "truth", **_overrides(args.set)}
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        done = pool.map(run_one, [(v, s, args.truth, str(d), extra) for (v, s), d in zip(jobs, dirs)], chunksize=1)
-    space = get("nb201")
-    truth, archs = groundtruth.load(args.truth, space), truth_archs(args.truth, space)
+        done = pool.map(run_one, [(v, s, args.out, extra) for v, s in jobs], chunksize=1)
     rows = []
-    for (v, s), d, b in zip(jobs, dirs, done):
-        rows.append({"variant": v, "seed": s, **metrics(d / "scores.csv", truth), "train_seconds": b["train_seconds"],
-                     **routing_stats(d, space, archs)})
-        if (d / "scores_gumbel.csv").is_file():
-            rows.append({"variant": f"{v}, scored eval_routing=gumbel", "seed": s,
-                         **metrics(d / "scores_gumbel.csv", truth), "train_seconds": b["train_seconds"]})
+    for b in done:
+        rows.append({k: v for k, v in b.items() if k != "gumbel"})
+        if "gumbel" in b:
+            rows.append({"variant": f"{b['variant']}, scored eval_routing=gumbel", "seed": b["seed"], **b["gumbel"],
+                         "train_seconds": b["train_seconds"]})
     pd.DataFrame(rows).to_csv(Path(args.out) / "ranking.csv", index=False)
-    print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs finished; ranked on n = "
-          f"{rows[0]['n']})")
+    truth = groundtruth.load(args.truth, get("nb201"))
+    print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs; ranked on n = {rows[0]['n']}); "
+          f"code {done[0]['code_version']}")
     text = table(rows, truth.attrs["noise_ceiling"])
     (Path(args.out) / "ranking.md").write_text(text + "\n")
     print(text)

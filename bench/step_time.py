@@ -1,7 +1,7 @@
 """Training step time of the CLOSENet supernet relative to the vanilla supernet, per GATE forward mode.
 
-What it measures: the wall time of one full training step (sample an architecture, forward, cross-entropy,
-backward, zero-fill of touched grads, grad clipping, SGD step; exactly as closekit.train.Trainer.run_epoch)
+What it measures: the wall time of one full training step (``closekit.train.Trainer.step``: sample an
+architecture, forward, cross-entropy, backward, the supernet's after-backward hook, grad clipping, SGD step)
 of CLOSENet with 1..5 active GLOW blocks under each ``gate_forward`` mode (all | others_no_grad | selected),
 divided by the step time of the vanilla NB201 supernet measured side by side in the same run. Random N(0,1)
 inputs and random labels; every configuration sees the same sequence of sampled architectures (and the same
@@ -25,9 +25,8 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
-from closekit import RunConfig, sharing
+from closekit import RunConfig, Trainer
 from closekit.spaces import get
 
 MODES = ("all", "others_no_grad", "selected")
@@ -43,34 +42,25 @@ BATCH, CLASSES, SEED = 256, 10, 0
 
 
 def build(space, scale, supernet, mode, level, device):
+    """A trainer of the supernet at curriculum level ``level`` (epoch_start of the schedule's epochs)."""
     size, cin, C, N = SCALES[scale]
     cfg = RunConfig(supernet=supernet, channels_init=C, cells_per_stage=N, num_blocks=5, cl_schedule=(1, 2, 3, 4, 5),
-                    gate_forward=mode, batch_size=BATCH, device=device)
+                    gate_forward=mode, batch_size=BATCH, device=device, seed=SEED)
     net = space.supernet(cfg, in_channels=cin, num_classes=CLASSES)
-    for L in range(1, level + 1):
-        net.grow(L, L - 2 if L > 1 else None)
+    net.epoch_start(level)
     net.to(device).train()
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    return net, opt
+    return Trainer(net, None, cfg, space=space, log=lambda *_: None)
 
 
-def run_steps(space, net, opt, x, y, n, device):
+def run_steps(trainer, x, y, n, device):
     """Wall seconds of ``n`` training steps, from a fixed architecture/RNG sequence."""
-    gen = torch.Generator().manual_seed(SEED)
+    trainer.arch_gen.manual_seed(SEED)
     torch.manual_seed(SEED)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(n):
-        arch = space.sample(gen)
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x, arch), y)
-        loss.backward()
-        if net.touched:
-            sharing.fill_zero_grads(net.touched)
-            net.touched.clear()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
+        trainer.step(x, y)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -85,11 +75,11 @@ def bench_scale(space, scale, device, steps, rounds, warmup):
     nets = {k: build(space, scale, k[0], k[1] or "all", k[2], device) for k in keys}
     for k in keys:                                   # warm-up (allocator, kernels), not timed
         if warmup:
-            run_steps(space, *nets[k], x, y, warmup, device)
+            run_steps(nets[k], x, y, warmup, device)
     times = {k: [] for k in keys}
     for r in range(rounds):
         for k in keys:
-            times[k].append(run_steps(space, *nets[k], x, y, steps, device) / steps)
+            times[k].append(run_steps(nets[k], x, y, steps, device) / steps)
     med = {k: statistics.median(v) for k, v in times.items()}
     van = med[keys[0]]
     ratios = {m: [med[("close", m if L > 1 else "all", L)] / van for L in range(1, 6)] for m in MODES}

@@ -1,9 +1,11 @@
 """Batch runs of one notebook over many parameter sets: one papermill subprocess per job, one job per GPU
 (or CPU slot) at a time, a wall-clock timeout that kills papermill and its kernel, bounded retries of dead
-kernels, a status.json per job so reruns skip finished jobs, and an input-free HTML report per ok job.
+kernels, a status.json per job so reruns skip finished jobs, and an input-free HTML report per ok job. A job's
+``closekit.progress.report(...)`` calls land in its progress.json, which the batch polls into its log and status.json.
 
     out_dir/<params stem>-<sha1[:8]>/  params.yaml  <notebook>.ipynb  <notebook>.html  results.json
                                        status.json  stdout.log  stderr.log (cell streams)  papermill.log
+                                       progress.json (the last closekit.progress.report of the job)
 """
 import argparse
 import contextlib
@@ -22,9 +24,12 @@ from pathlib import Path
 
 import yaml
 
+from . import progress
+
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 RETRY_DELAY = 5.0  # seconds before a dead kernel's job is retried
 DEAD_KERNEL = 138  # papermill's exit code when the kernel died (OOM, segfault)
+POLL = 1.0  # seconds between two reads of a running job's progress.json
 _live, _live_lock = set(), threading.Lock()  # running papermill processes, killed on Ctrl-C
 
 
@@ -131,20 +136,56 @@ def kill_tree(proc, grace=GRACE):
     proc.wait()
 
 
-def _spawn(cmd, env, logf, timeout):
-    """Run ``cmd`` in its own session; its exit code, or None when it ran past ``timeout`` and was killed."""
+def _spawn(cmd, env, logf, timeout, on_poll=None):
+    """Run ``cmd`` in its own session, calling ``on_poll()`` every POLL s; its exit code, or None when it ran past
+    ``timeout`` and was killed."""
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                             start_new_session=True)
     with _live_lock:
         _live.add(proc)
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_tree(proc)
-        return None
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            try:
+                return proc.wait(timeout=POLL if left is None else max(0.0, min(POLL, left)))
+            except subprocess.TimeoutExpired:
+                if left is not None and left <= POLL:
+                    kill_tree(proc)
+                    return None
+            if on_poll is not None:
+                on_poll()
     finally:
         with _live_lock:
             _live.discard(proc)
+
+
+def _progress_line(p):
+    """``train 12/30`` of a progress dict (``score 7`` without a total, ``rank`` without counts)."""
+    done, total = p.get("done"), p.get("total")
+    return str(p.get("phase")) + (f" {done}/{total}" if total is not None else f" {done}" if done is not None else "")
+
+
+def _watcher(jid, d, status, log, every, t0):
+    """A ``poll(now=None, final=False)`` that reads ``d``/progress.json, puts it into ``status`` (and status.json)
+    when it changed and logs it: a new phase at once, else at most every ``every`` s and only what changed since
+    the last line (``final``: whatever changed)."""
+    shown = [None, 0.0]  # (phase, done, total) of the last line and its time
+
+    def poll(now=None, final=False):
+        now = time.time() if now is None else now
+        p = progress.read(d / "progress.json")
+        if p is None:
+            return
+        if p != status.get("progress"):
+            status["progress"] = p
+            with contextlib.suppress(OSError):  # progress is best effort
+                _write_json(d / "status.json", status)
+        key = (p.get("phase"), p.get("done"), p.get("total"))
+        if key != shown[0] and (final or shown[0] is None or key[0] != shown[0][0] or now - shown[1] >= every):
+            shown[:] = key, now
+            log(f"{jid}: {_progress_line(p)} ({now - t0:.0f} s)")
+    return poll
 
 
 def _error_line(out, log_path, rc):
@@ -170,10 +211,11 @@ def _html(out):
 
 
 def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", html=True, log=print, threads=None,
-            rerun=False):
+            rerun=False, progress_every=30.0):
     """Run one job in its directory (skip it when status.json says ok for the same params and notebook, unless
     ``rerun``); its summary row. ``threads``: OMP_NUM_THREADS of the job (CPU slots share the cores) unless the
-    caller's environment sets it."""
+    caller's environment sets it. ``progress_every``: seconds between two progress lines of one phase (0: every
+    change)."""
     d, nb = job["dir"], Path(notebook).resolve()
     nb_sha = hashlib.sha256(nb.read_bytes()).hexdigest()
     old = json.loads((d / "status.json").read_text()) if (d / "status.json").exists() else {}
@@ -185,7 +227,7 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
     (d / "params.yaml").write_text(yaml.safe_dump(job["params"], sort_keys=False))
     out = d / f"{nb.stem}.ipynb"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": slot, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
-           "CLOSEKIT_RECORD_DIR": str(d)}
+           "CLOSEKIT_RECORD_DIR": str(d), progress.ENV: str(d / "progress.json")}
     if threads and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, "-m", "papermill", str(nb), str(out), "-f", str(d / "params.yaml"), "-k", kernel,
@@ -196,15 +238,18 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
     _write_json(d / "status.json", status)
     log(f"{job['id']}: start (CUDA_VISIBLE_DEVICES={slot!r})")
     t0 = time.time()
+    watch = _watcher(job["id"], d, status, log, progress_every, t0)
     for attempt in range(1, retries + 2):
         if attempt > 1:
             log(f"{job['id']}: dead kernel, retry {attempt - 1}/{retries}")
             time.sleep(RETRY_DELAY)
         (d / "results.json").unlink(missing_ok=True)
+        (d / "progress.json").unlink(missing_ok=True)
         for f in ("stdout.log", "stderr.log"):  # papermill creates them only on a first write
             (d / f).write_text("")
         with open(d / "papermill.log", "w" if attempt == 1 else "a") as logf:
-            rc = _spawn(cmd, env, logf, timeout)
+            rc = _spawn(cmd, env, logf, timeout, watch)
+        watch(final=True)
         state = {0: "ok", None: "timed_out", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed")
         if state != "dead_kernel":
             break
@@ -220,9 +265,9 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
 
 
 def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=1, timeout=None, retries=1,
-              kernel="python3", html=True, log=print, rerun=False):
+              kernel="python3", html=True, log=print, rerun=False, progress_every=30.0):
     """Run ``notebook`` once per params file/dict under ``out_dir`` (``rerun``: finished jobs too); the summary
-    DataFrame (one row per job)."""
+    DataFrame (one row per job). ``progress_every``: seconds between two progress lines of a job's phase."""
     import pandas as pd
     jobs = make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve())  # ValueError before anything runs
     exe = kernel_python(kernel)
@@ -244,7 +289,7 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     def work(job):
         slot = free.get()
         try:
-            return run_job(job, notebook, slot, timeout, retries, kernel, html, log, threads, rerun)
+            return run_job(job, notebook, slot, timeout, retries, kernel, html, log, threads, rerun, progress_every)
         finally:
             free.put(slot)
     ex = ThreadPoolExecutor(len(slots), thread_name_prefix="closekit-batch")
@@ -279,6 +324,8 @@ def add_arguments(p):
     p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died (default 1)")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel spec (default python3)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
+    p.add_argument("--progress-every", type=float, default=30.0, metavar="S", help="seconds between two progress "
+                   "lines of a job's phase; a new phase is shown at once (default 30; 0: every change)")
 
 
 def cli_run(args):
@@ -286,7 +333,7 @@ def cli_run(args):
     try:
         summary = run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
                             timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
-                            rerun=args.rerun)
+                            rerun=args.rerun, progress_every=args.progress_every)
     except (ValueError, FileNotFoundError) as e:
         print(f"closekit batch: error: {e}", file=sys.stderr)
         return 2

@@ -8,51 +8,35 @@ training).  ``closekit batch``: papermill jobs over GPUs / CPU slots.
 import argparse
 import json
 import sys
-import time
-from pathlib import Path
 
 import yaml
 
 from . import batch as batchlib
-from . import groundtruth
 from .config import RunConfig
-from .evaluate import arch_list, evaluate_cfg, probe, score_summary
-from .metrics import compare
-from .train import build, train
+from .run import run
 
-
-def run_train(cfg, out_dir=None, resume=True, log=print):
-    """The whole run of one config; returns (metrics dict, scores DataFrame, history DataFrame)."""
-    out = Path(out_dir or cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.to_yaml(out / "config.yaml")
-    space, data, net = build(cfg)
-    truth = groundtruth.load(cfg.truth, space) if cfg.truth else None
-    archs = arch_list(space, cfg.archs, cfg.arch_seed, truth)
-    t0 = time.time()
-    _, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
-                       on_epoch_end=probe(space, archs, data, cfg, truth, usage_every_level=False))
-    history.to_csv(out / "history.csv", index=False)
-    train_s = time.time() - t0
-    t0 = time.time()
-    scores = evaluate_cfg(net, space, archs, data, cfg)
-    scores.to_csv(out / "scores.csv", index=False)
-    metrics = {"train_seconds": round(train_s, 1), "score_seconds": round(time.time() - t0, 1),
-               "final_train_loss": float(history["train_loss"].iloc[-1]), **score_summary(scores)}
-    if truth is not None:
-        metrics.update({"truth": truth.attrs.get("version", cfg.truth), **compare(scores, truth)})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return metrics, scores, history
+ERRORS = (ValueError, FileNotFoundError, KeyError, RuntimeError)     # one line each, exit 2
 
 
 def _overrides(pairs):
+    """``--set KEY=VALUE`` pairs as a dict, each value read as YAML."""
     out = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ValueError(f"--set expects key=value, got {pair!r}")
         k, v = pair.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        try:
+            out[k] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--set {pair}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                             f"quote it, e.g. --set '{k}=\"...\"'") from None
     return out
+
+
+def _error(e):
+    """Print one line for an expected error; exit status 2."""
+    print(f"closekit: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+    return 2
 
 
 def main(argv=None):
@@ -66,6 +50,7 @@ def main(argv=None):
     tr = sub.add_parser("truth", help="ground truth tools").add_subparsers(dest="truth_cmd", required=True)
     b = tr.add_parser("build", help="mini benchmark: train archs x seeds stand-alone into a resumable directory")
     b.add_argument("--archs", required=True, help="sample:N | all | valid | text file of arch strings")
+    b.add_argument("--space", help="search space (default: the recipe's, nb201)")
     b.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (default 0 1)")
     b.add_argument("--out", required=True, help="output directory (rerun to resume)")
     b.add_argument("--recipe", help="recipe YAML file (default: the built-in recipe)")
@@ -78,17 +63,18 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.cmd == "batch":
         return batchlib.cli_run(args)
-    if args.cmd == "truth":
-        from .groundtruth import minibench
-        return minibench.cli_build(args, _overrides)
     try:
+        if args.cmd == "truth":
+            from .groundtruth import minibench
+            truth = minibench.cli_build(args, _overrides)
+            print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
+                              "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
+            return 0
         cfg = RunConfig.from_yaml(args.params, **_overrides(args.set))
-        metrics, _, _ = run_train(cfg, args.out, resume=not args.no_resume)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"closekit: error: {msg}", file=sys.stderr)
-        return 2
-    print(json.dumps(metrics, indent=1))
+        result = run(cfg, args.out, resume=not args.no_resume)
+    except ERRORS as e:
+        return _error(e)
+    print(json.dumps(result.metrics, indent=1))
     return 0
 
 

@@ -17,25 +17,59 @@ CHOICES = {
     "router": ("node", "arch", "random"),
     "mlp_growth": ("inherit", "only_last", "full"),
     "wit_from": ("prev", "random"),
+    "mlp_parent": ("prev", "wit"),
     "gate_forward": ("all", "others_no_grad", "selected"),
     "eval_routing": ("argmax", "gumbel"),
     "bn_mode": ("batch", "recalibrate"),
 }
 
 
+def _fits(v, t):
+    """Does value ``v`` fit the annotation name ``t`` (int, float, str, bool, tuple of ints, None)?"""
+    if t == "None":
+        return v is None
+    if t == "tuple":
+        return isinstance(v, (list, tuple)) and all(_fits(x, "int") for x in v)
+    if t in ("int", "float") and isinstance(v, bool):
+        return False
+    return isinstance(v, {"int": int, "float": (int, float), "str": str, "bool": bool}[t])
+
+
+# keys that do not change the trained weights
+NOT_TRAINING = ("archs", "arch_seed", "eval_routing", "eval_seed", "bn_mode", "recal_batches", "eval_batch_size",
+                "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every")
+
+
 class YamlConfig:
-    """YAML in / YAML out for frozen config dataclasses; unknown keys and missing files fail in one line."""
+    """YAML in / YAML out for frozen config dataclasses; unknown keys, wrong types, broken YAML and missing
+    files fail in one line naming the key or file, the value and what is expected."""
     kind, file_kind = "config", "params"      # words used in error messages
+
+    def _check_types(self):
+        """Every field against its annotation (ints accepted as floats and stored as floats; lists as tuples)."""
+        for f in fields(self):
+            v, types = getattr(self, f.name), [t.strip() for t in str(f.type).split("|")]
+            if not any(_fits(v, t) for t in types):
+                want = " or ".join("null" if t == "None" else "a list of ints" if t == "tuple" else f"a {t}"
+                                   for t in types)
+                raise ValueError(f"{self.kind} {f.name}={v!r} must be {want}")
+            if "float" in types and isinstance(v, int):
+                object.__setattr__(self, f.name, float(v))
+            if "tuple" in types and v is not None:
+                object.__setattr__(self, f.name, tuple(v))
 
     @classmethod
     def from_dict(cls, d, source=None):
-        """Build from a plain dict; unknown keys raise one line listing them."""
+        """Build from a plain dict; unknown keys and bad values raise one line naming ``source``."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown {cls.kind} key(s) {', '.join(unknown)} in {source or cls.kind}; "
                              f"known keys: {', '.join(sorted(known))}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}" if source else str(e)) from None
 
     @classmethod
     def from_yaml(cls, path=None, **overrides):
@@ -45,11 +79,20 @@ class YamlConfig:
             path = Path(path)
             if not path.is_file():
                 raise FileNotFoundError(f"{cls.file_kind} file {path} not found; pass an existing YAML file")
-            d = yaml.safe_load(path.read_text()) or {}
+            try:
+                d = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                raise ValueError(f"{cls.file_kind} file {path} is not valid YAML{where}: "
+                                 f"{getattr(e, 'problem', None) or e}; fix the file") from None
             if not isinstance(d, dict):
                 raise ValueError(f"{cls.file_kind} file {path} must hold a mapping of {cls.kind} keys, "
                                  f"got {type(d).__name__}")
-        return cls.from_dict({**d, **overrides}, source=str(path) if path else None)
+        source = f"{cls.file_kind} file {path}" if path else None
+        if overrides:
+            source = f"{source} with overrides {', '.join(overrides)}" if source else f"overrides {', '.join(overrides)}"
+        return cls.from_dict({**d, **overrides}, source=source)
 
     def to_dict(self):
         """Plain dict with lists for tuples (YAML/JSON friendly)."""
@@ -97,6 +140,7 @@ class RunConfig(YamlConfig):
     mlp_hidden: tuple = (200, 200, 200)
     mlp_dropout: float = 0.1
     mlp_growth: str = "inherit"        # inherit: new row += parent row; only_last / full: re-init
+    mlp_parent: str = "prev"           # the inherited MLP row: the previous block's (reference) or the WIT parent's
     wit_from: str = "prev"             # WIT parent: previous block or a random earlier one
     gate_forward: str = "others_no_grad"  # all (reference) | others_no_grad (same updates, less work) | selected
     aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay
@@ -134,15 +178,10 @@ class RunConfig(YamlConfig):
     out_dir: str = "runs/nb201-mini-close"
 
     def __post_init__(self):
+        self._check_types()
         for name, options in CHOICES.items():
             if getattr(self, name) not in options:
                 raise ValueError(f"config {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
-        for name in ("cl_schedule", "gates_gcn_dims", "mlp_hidden", "srt_epochs"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        from .groundtruth import SHIPPED_DATASET
-        if self.truth in SHIPPED_DATASET and self.dataset != SHIPPED_DATASET[self.truth]:
-            raise ValueError(f"config truth={self.truth} holds {SHIPPED_DATASET[self.truth]} accuracies, but "
-                             f"dataset={self.dataset}; set truth to a ground truth of {self.dataset} (or null)")
         sched = self.cl_schedule
         if self.supernet == "close":
             if len(sched) != self.num_blocks:
@@ -150,15 +189,17 @@ class RunConfig(YamlConfig):
                                  "give one start epoch per GLOW block")
             if list(sched) != sorted(sched) or sched[0] != 1:
                 raise ValueError(f"config cl_schedule={list(sched)} must be sorted and start at epoch 1")
-        if not 0 < self.train_portion <= 1:
-            raise ValueError(f"config train_portion={self.train_portion} must be in (0, 1]")
+        if not 0 < self.train_portion < 1:
+            raise ValueError(f"config train_portion={self.train_portion} must be in (0, 1): the rest of the training "
+                             "set is the held-out split that scores architectures")
         for name in ("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"config {name}={getattr(self, name)} must be >= 1")
 
-    def level(self, epoch):
-        """Curriculum level at a 1-based epoch: the number of schedule entries <= epoch (None for vanilla)."""
-        return sum(e <= epoch for e in self.cl_schedule) if self.supernet == "close" else None
+    def training(self):
+        """The keys that shape the trained weights (a checkpoint resumes only under the same ones; the scoring,
+        ground-truth and output keys may change, so a finished run can be re-scored without retraining)."""
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_TRAINING}
 
 
 def resolve_device(name):

@@ -4,6 +4,8 @@ on the held-out split, in a fixed batch order, and scored by accuracy and loss.
 Knobs: BN mode ``batch`` (per-batch statistics, the reference) or ``recalibrate`` (running statistics
 recomputed on K training batches per architecture, then eval-mode BN); routing ``argmax`` or ``gumbel``
 (the reference samples, seeded); ``max_batches``. The supernet's own BN buffers are left untouched.
+Each architecture is scored as given and keyed by its official string (lists from ``arch_list`` are canonical
+already; a ground truth with one row per isomorphic member is scored member by member).
 """
 from pathlib import Path
 
@@ -15,25 +17,27 @@ from tqdm.auto import tqdm
 
 from . import data as datalib
 from .metrics import compare
-from .routing import block_usage  # noqa: F401  (lives with the routing views; kept here for callers)
+from .routing import block_usage
 
 
 def arch_list(space, spec, seed=0, truth=None):
-    """Architectures to score: 'all' (iso representatives), 'valid', 'sample:N', 'truth' (the ground truth's
-    architectures), or a text file of arch strings."""
+    """Architectures to score: a finite enumeration of the space (e.g. 'all', 'valid'), 'sample:N', 'truth' (the
+    ground truth's architectures), or a text file of arch strings (canonicalised)."""
     if spec == "truth":
         if truth is None:
             raise ValueError("archs: truth needs a ground truth; set truth to a CSV, mini-benchmark dir or official file")
         return list(truth["arch"])
-    if spec == "all":
-        return list(space.representatives)
-    if spec == "valid":
-        return list(space.valid)
+    if spec in space.enumerations:
+        return space.enumerate(spec)
     if spec.startswith("sample:"):
-        return space.sample_list(int(spec.split(":", 1)[1]), seed)
+        n = spec.split(":", 1)[1]
+        if not n.isdigit():
+            raise ValueError(f"archs {spec!r}: N in sample:N must be a whole number, e.g. sample:40")
+        return space.sample_list(int(n), seed)
     path = Path(spec)
     if not path.is_file():
-        raise FileNotFoundError(f"arch list {spec!r} is neither all / valid / sample:N nor an existing file")
+        kinds = " / ".join((*space.enumerations, "sample:N", "truth"))
+        raise FileNotFoundError(f"arch list {spec!r} is neither {kinds} nor an existing file of arch strings")
     archs = []
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip() and not line.lstrip().startswith("#"):
@@ -50,12 +54,15 @@ def _bn_modules(net):
 
 @torch.no_grad()
 def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_batches=10, routing="argmax",
-             seed=123, batch_size=256, max_batches=None, progress=None):
-    """Score ``archs`` with the supernet; DataFrame with columns arch (canonical string), acc, loss."""
+             seed=123, batch_size=256, max_batches=None, progress=None, on_scored=None):
+    """Score ``archs`` with the supernet; DataFrame with columns arch (string), acc, loss. ``on_scored(i, n)`` is
+    called after each of the n architectures."""
     if bn_mode not in ("batch", "recalibrate"):
         raise ValueError(f"bn_mode={bn_mode!r} is not one of batch, recalibrate")
     device = next(net.parameters()).device
     held_out = getattr(data, split)
+    if not len(held_out):
+        raise ValueError(f"the {split} split is empty: nothing to score on (train_portion must be < 1)")
     bns = _bn_modules(net)
     saved = {k: v.clone() for k, v in net.state_dict().items() if "running_" in k or "num_batches" in k}
     momenta = [m.momentum for m in bns]
@@ -65,7 +72,7 @@ def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_b
     try:
         net.eval()
         for arch in tqdm(archs, desc="scoring", disable=progress is False, leave=False):
-            arch = space.canonical(arch)
+            arch = space.coerce(arch)
             gates = net.route(arch, sample=routing == "gumbel", generator=gen)
             if bn_mode == "recalibrate":
                 for m in bns:
@@ -86,7 +93,9 @@ def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_b
                 loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                 correct += (logits.argmax(1) == y).sum().item()
                 n += len(y)
-            rows.append({"arch": space.canonical_str(arch), "acc": correct / n, "loss": loss_sum / n})
+            rows.append({"arch": space.to_str(arch), "acc": correct / n, "loss": loss_sum / n})
+            if on_scored:
+                on_scored(len(rows), len(archs))
     finally:
         for m, momentum in zip(bns, momenta):
             m.momentum = momentum
@@ -109,23 +118,30 @@ def evaluate_cfg(net, space, archs, data, cfg, **overrides):
     return evaluate(net, space, archs, data, **{**kw, **overrides})
 
 
+def probe_archs(archs, n, seed):
+    """A seeded sample of ``n`` of ``archs`` in their order (not the first n: a sorted list would bias it)."""
+    archs = list(archs)
+    keep = sorted(torch.randperm(len(archs), generator=torch.Generator().manual_seed(seed))[:n].tolist())
+    return [archs[i] for i in keep]
+
+
 class Probe:
     """``on_epoch_end`` callback of ``train``: probe scores every ``cfg.eval_every`` epochs, block usage per level.
 
-    Scores the first ``cfg.eval_every_archs`` of ``archs`` (history columns probe_acc_mean, and probe_kendall
-    when ``truth`` is given). With ``usage_every_level`` it also keeps ``block_usage`` of those archs at the last
+    Scores a seeded sample (``arch_seed``) of ``cfg.eval_every_archs`` of ``archs`` (history columns
+    probe_acc_mean, and probe_kendall when ``truth`` is given). With ``usage_every_level`` it also keeps ``block_usage`` of those archs at the last
     epoch of each curriculum level (and at the final epoch): ``.usages`` (one DataFrame each), ``.usage`` (all).
     Epochs done before a resume are not seen again, so a resumed run only holds the levels it trained.
     """
 
     def __init__(self, space, archs, data, cfg, truth=None, usage_every_level=True):
         self.space, self.data, self.cfg, self.truth = space, data, cfg, truth
-        self.archs, self.usage_every_level, self.usages = list(archs)[: cfg.eval_every_archs], usage_every_level, []
+        self.archs = probe_archs(archs, cfg.eval_every_archs, cfg.arch_seed)
+        self.usage_every_level, self.usages = usage_every_level, []
 
     def __call__(self, trainer, epoch):
         cfg = self.cfg
-        if self.usage_every_level and (epoch >= cfg.epochs or (cfg.supernet == "close" and
-                                                              cfg.level(epoch + 1) > cfg.level(epoch))):
+        if self.usage_every_level and (epoch >= cfg.epochs or trainer.net.curriculum.level_end(epoch)):
             self.usages.append(block_usage(trainer.net, self.space, self.archs, routing=cfg.eval_routing,
                                            seed=cfg.eval_seed))
         if not cfg.eval_every or epoch % cfg.eval_every:
@@ -140,7 +156,7 @@ class Probe:
     def usage(self):
         """Every recorded block-usage table, one after the other (columns edge, block, count, level)."""
         return pd.concat(self.usages, ignore_index=True) if self.usages else \
-            pd.DataFrame(columns=["edge", "block", "count", "level"])
+            pd.DataFrame(columns=["slot", "position", "block", "count", "level"])
 
 
 def probe(space, archs, data, cfg, truth=None, *, usage_every_level=True):

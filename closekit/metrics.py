@@ -5,8 +5,12 @@ Re-implements the metrics computed by the reference code aw_nas
 Pearson's r, P@topK / P@bottomK, Kendall's tau within the top/bottom K, and
 BR@K / WR@K (best / worst true rank among the predicted top K).
 
-Ranks are 0-based internally (0 = best = highest score). Ties are broken stably:
-among equal values the one that comes first in the input gets the better rank.
+Ranks are 0-based internally (0 = best = highest score). `rank_metrics` breaks
+ties stably (first in input ranks better), exactly tied predictions first by the
+optional `pred_tiebreak` (higher ranks better). `compare` makes results independent
+of row order: it sorts the joined rows by `arch`, breaks ties of the predicted
+score by the scores' `loss` column when present (lower loss ranks better), then by
+`arch` (smaller string ranks better), and ties of the true accuracy by `arch`.
 aw_nas uses numpy's default (unstable) quicksort, so on tied values results
 may differ from aw_nas. Ratios whose K = int(N * ratio) is < 1 are skipped
 (key absent), as in aw_nas. BR@K follows the paper (best true rank among the
@@ -27,9 +31,9 @@ def _pct(ratio):
     return f"{round(ratio * 100, 6):g}%"
 
 
-def _order(x):
-    """Indices sorting x descending, ties broken stably (first in input ranks better)."""
-    return np.argsort(-x, kind="stable")
+def _order(x, tiebreak=None):
+    """Indices sorting x descending; ties by tiebreak descending (if given), then input position."""
+    return np.argsort(-x, kind="stable") if tiebreak is None else np.lexsort((-tiebreak, -x))
 
 
 def _ranks(x):
@@ -60,8 +64,11 @@ def _check(pred, truth):
     return pred, truth
 
 
-def rank_metrics(pred, truth, *, top_ratios=TOP_RATIOS, br_ratios=BR_RATIOS) -> dict:
+def rank_metrics(pred, truth, *, top_ratios=TOP_RATIOS, br_ratios=BR_RATIOS, pred_tiebreak=None) -> dict:
     """Flat dict of ranking metrics of predicted scores vs true accuracies (higher = better).
+
+    pred_tiebreak (optional, same length, higher = better) orders only exactly tied
+    predictions (for P@K, BR@K / WR@K and the top / bottom K subsets); NaN in it ranks worst.
 
     kendall@top{p} / kendall@bottom{p} are tau-b restricted to the *predicted* top /
     bottom K (aw_nas instead restricts to predicted-and-true top K); they are NaN when
@@ -69,8 +76,12 @@ def rank_metrics(pred, truth, *, top_ratios=TOP_RATIOS, br_ratios=BR_RATIOS) -> 
     """
     pred, truth = _check(pred, truth)
     n = len(pred)
-    rt = _ranks(truth)          # true rank of each arch, 0 = best
-    order = _order(pred)        # arch indices, best predicted first
+    if pred_tiebreak is not None:
+        pred_tiebreak = np.asarray(pred_tiebreak, dtype=np.float64).ravel()
+        if len(pred_tiebreak) != n:
+            raise ValueError(f"pred_tiebreak has length {len(pred_tiebreak)}, pred {n}")
+    rt = _ranks(truth)                   # true rank of each arch, 0 = best
+    order = _order(pred, pred_tiebreak)  # arch indices, best predicted first
     with np.errstate(invalid="ignore", divide="ignore"):
         pearson = float(np.corrcoef(pred, truth)[0, 1])
     out = {
@@ -100,17 +111,24 @@ def rank_metrics(pred, truth, *, top_ratios=TOP_RATIOS, br_ratios=BR_RATIOS) -> 
     return out
 
 
-def join_scores(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", truth_col="acc"):
-    """Join scores to truth on `arch`; return (pred, truth, archs) in the order of scores."""
-    dup = truth["arch"].duplicated()
+def _unique(df, name):
+    """Raise a one-line ValueError if df lists an architecture twice."""
+    dup = df["arch"].duplicated()
     if dup.any():
-        raise ValueError(f"{int(dup.sum())} duplicate architectures in truth, "
-                         f"e.g. {truth['arch'][dup].iloc[0]!r}")
+        raise ValueError(f"{int(dup.sum())} duplicate architectures in {name}, "
+                         f"e.g. {df['arch'][dup].iloc[0]!r}")
+
+
+def join_scores(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", truth_col="acc"):
+    """Join scores to truth on `arch`; return (pred, truth, archs), rows sorted by `arch`."""
+    _unique(truth, "truth")
+    _unique(scores, "scores")
     lookup = truth.set_index("arch")[truth_col]
     missing = ~scores["arch"].isin(lookup.index)
     if missing.any():
         raise ValueError(f"{int(missing.sum())} of {len(scores)} scored architectures missing "
                          f"from truth, e.g. {scores['arch'][missing].iloc[0]!r}")
+    scores = scores.sort_values("arch", kind="stable")
     archs = list(scores["arch"])
     return (scores[score_col].to_numpy(dtype=np.float64),
             lookup.loc[archs].to_numpy(dtype=np.float64), archs)
@@ -118,6 +136,30 @@ def join_scores(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", trut
 
 def compare(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", truth_col="acc",
             **kw) -> dict:
-    """rank_metrics of joined scores vs truth, plus `n` (number of joined architectures)."""
+    """rank_metrics of joined scores vs truth, plus `n`; independent of row order (module docstring)."""
     pred, true, archs = join_scores(scores, truth, score_col, truth_col)
+    if "loss" in scores and "pred_tiebreak" not in kw:  # lower one-shot loss ranks better
+        kw["pred_tiebreak"] = -scores.set_index("arch")["loss"].loc[archs].to_numpy(dtype=np.float64)
     return {**rank_metrics(pred, true, **kw), "n": len(archs)}
+
+
+HEADLINE = ("kendall", "spearman", "p@top5%", "br@5%_rel")
+
+
+def headline(m):
+    """The few numbers a report leads with, from a ``compare`` dict (and its ground-truth ceilings, if any)."""
+    return {k: m[k] for k in (*HEADLINE, "truth_best_kendall", "truth_seed_kendall", "n") if m.get(k) is not None}
+
+
+def by_k(m):
+    """The @K metrics of a ``compare`` dict as one compact table: a row per K below 100%, a column per metric;
+    NaN cells (K too small for a Kendall tau) left empty."""
+    rows = {}
+    for key, v in m.items():
+        if "@" not in key or key.endswith("_rel") or "100%" in key:
+            continue
+        name, k = key.split("@", 1)
+        kind = "top" if k.startswith("top") else "bottom" if k.startswith("bottom") else ""
+        rows.setdefault(k[len(kind):], {})[f"{name}@{kind}" if kind else name] = v
+    df = pd.DataFrame.from_dict(rows, orient="index").rename_axis("K")
+    return df.loc[sorted(df.index, key=lambda s: float(s.rstrip("%")))] if len(df) else df

@@ -126,50 +126,9 @@ def scores_by_config(scores, config="config"):
 
 
 # ---- GATE routing (closekit.routing) ----
-NODE_X = (0.0, 1.0, 2.0, 3.0)                       # NB201 cell nodes on a line: input, 1, 2, output
-EDGE_BEND = {(0, 1): 0.0, (1, 2): 0.0, (2, 3): 0.0, (0, 2): 0.9, (1, 3): -0.9, (0, 3): 1.8}
-
-
 def block_colours(n):
     """One fixed colour per GLOW block (block k has the same colour in every view)."""
     return sns.color_palette("tab10", max(n, 1))
-
-
-def cell_routing(table, level, title=None, ax=None):
-    """The cell DAG of one architecture (``routing.arch_table``), each edge coloured by its GLOW block and labelled
-    op / block / probability; none edges dashed grey, dead edges (not on an input-output path) faded."""
-    colours = block_colours(level)
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for row in table.itertuples():
-        p0, p2 = np.array([NODE_X[row.src], 0.0]), np.array([NODE_X[row.dst], 0.0])
-        c = np.array([(p0[0] + p2[0]) / 2, EDGE_BEND[row.src, row.dst]])
-        t = np.linspace(0, 1, 40)[:, None]
-        curve = (1 - t) ** 2 * p0 + 2 * t * (1 - t) * c + t ** 2 * p2         # quadratic Bezier through c
-        none = row.op == "none"
-        colour = "lightgrey" if none else colours[row.block]
-        ax.plot(*curve.T, color=colour, lw=1.5 if none else 4, ls="--" if none else "-",
-                alpha=1 if row.live or none else 0.35, zorder=1)
-        if not none:
-            ax.annotate("", xy=curve[-4], xytext=curve[-8], zorder=2,
-                        arrowprops=dict(arrowstyle="-|>", color=colour, lw=2, alpha=1 if row.live else 0.35))
-        mid = curve[20]
-        label = "none" if none else f"{row.op}\nB{row.block} p={row.p:.2f}" + ("" if row.live else "\n(dead)")
-        ax.text(*mid, label, ha="center", va="center", fontsize=8, zorder=3,
-                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=colour, lw=1))
-    ax.scatter(NODE_X, [0] * 4, s=500, c="white", edgecolors="black", zorder=4)
-    for x, name in zip(NODE_X, ("in", "1", "2", "out")):
-        ax.text(x, 0, name, ha="center", va="center", fontsize=8, zorder=5)
-    handles = [plt.Line2D([], [], color=colours[k], lw=4, label=f"block {k}") for k in range(level)]
-    ax.legend(handles=handles, loc="lower center", ncol=min(level, 6), fontsize=8, frameon=False,
-              bbox_to_anchor=(0.5, -0.12))
-    ax.set(xlim=(-0.4, 3.4), ylim=(-0.75, 1.05), title=title or "")
-    ax.title.set_fontsize(9)
-    ax.axis("off")
-    if fig is not None:
-        fig.tight_layout()
-    return fig if fig is not None else ax.figure
 
 
 def routing_entropy(summary, by_edge=None):

@@ -1,5 +1,6 @@
-"""Sharing as routing (CLOSE §3.2, §3.4): a Bank of op-sets (GLOW blocks) per cell, routers that map each edge
-of the sampled architecture to a block, the curriculum on the number of active blocks, and WIT.
+"""Sharing as routing (CLOSE §3.2, §3.4): a Bank of op-sets (GLOW blocks) per cell, WIT between blocks, and the
+fixed routers that map each edge of the sampled architecture to a block (the GATE is in gates.py, the
+curriculum in curriculum.py).
 
 A vanilla one-shot supernet is a bank with one block per edge and the fixed own-block router, so every
 supernet runs through the same cell code; the sharing extent is how many edges land on one block.
@@ -34,8 +35,9 @@ def routed(bank, op, x, gates, k_sel, mode, touched):
     if mode in ("fixed", "selected"):
         y = bank.blocks[k_sel][op](x)
         return y if mode == "fixed" else gates[k_sel] * y
-    if not any(True for _ in bank.blocks[0][op].parameters()):
-        return gates.sum() * bank.blocks[0][op](x)          # param-free op: identical output in every block
+    m0 = bank.blocks[0][op]
+    if next(m0.parameters(), None) is None and next(m0.buffers(), None) is None:
+        return gates.sum() * m0(x)                          # stateless op: identical output in every block
     out = 0
     for k in range(gates.shape[0]):
         if mode == "all" or k == k_sel:
@@ -77,11 +79,3 @@ class RandomRouter(nn.Module):
     def forward(self, adj, level, *, sample=True, generator=None):
         k = torch.randint(level, (self.num_edges,), generator=generator)
         return nn.functional.one_hot(k, level).float().to(adj.device)
-
-
-def wit_parent(new_level, wit_from, generator=None):
-    """Parent block for WIT when block ``new_level - 1`` appears: the previous one, or a random earlier one."""
-    k = new_level - 1
-    if wit_from == "prev":
-        return k - 1
-    return int(torch.randint(k, (1,), generator=generator))

@@ -1,6 +1,9 @@
 """The one training loop for every supernet (CLOSE §3.4-3.5, reference setup of §4): one uniformly sampled
 architecture per step, SGD + momentum + weight decay + clipping, ReduceLROnPlateau on the epoch mean training
 loss, the learning-rate restart (SRT), curriculum events at epoch start, atomic checkpoints and exact resume.
+
+The trainer knows a supernet only through the supernet protocol (closekit/spaces/base.py): forward, epoch_start,
+after_backward, router_parameters, level, net_args.
 """
 import math
 import os
@@ -12,21 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from . import data as datalib
-from . import sharing, spaces
+from . import spaces
+from .checkpoint import CKPT, SNAPSHOTS, atomic_save, snapshot
 from .config import resolve_device
-
-CKPT = "checkpoint.pt"
-SNAPSHOTS = "snapshots"     # out_dir/snapshots/epoch-NNNN.pt: the net at chosen epochs (routing.checkpoints)
-
-
-def atomic_save(obj, path):
-    """torch.save to a temporary file, then rename over ``path`` (a crash never leaves a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def build(cfg):
@@ -70,22 +61,35 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.arch_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.wit_gen = torch.Generator().manual_seed(cfg.seed + 2)
-        self.opt, self.sched = make_optimizer(net.parameters(), cfg, net.router.parameters())
+        self.opt, self.sched = make_optimizer(net.parameters(), cfg, net.router_parameters())
         self.epoch, self.history = 0, []
 
-    # ---- one epoch ----
+    # ---- one step, one epoch ----
+    def step(self, x, y, arch=None):
+        """One training step: sample an architecture (unless given), forward, backward, the supernet's
+        after-backward hook, clipping, SGD; returns (loss, logits), detached."""
+        cfg, net = self.cfg, self.net
+        arch = self.space.sample(self.arch_gen) if arch is None else arch
+        self.opt.zero_grad(set_to_none=not cfg.keep_zero_grads)
+        logits = net(x, arch)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        net.after_backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        self.opt.step()
+        return loss.detach(), logits.detach()
+
     def epoch_start(self, epoch):
         """Curriculum events, then SRT, then the plateau step on the previous epoch's loss (reference order)."""
         cfg, net = self.cfg, self.net
-        if net.close:
-            while int(net.level) < cfg.level(epoch):
-                new = int(net.level) + 1
-                parent = sharing.wit_parent(new, cfg.wit_from, self.wit_gen) if new > 1 else None
-                for p in net.grow(new, parent):
-                    self.opt.state.pop(p, None)                    # re-initialised: forget old momentum
-                self.log(f"epoch {epoch}: curriculum level {new}" + (f" (WIT from block {parent})" if new > 1 else ""))
+        events = net.epoch_start(epoch, self.wit_gen)
+        for p in events.reset:
+            self.opt.state.pop(p, None)                            # re-initialised: forget old momentum
+        for line in events.log:
+            self.log(line)
         if epoch in cfg.srt_epochs:
-            self.opt, self.sched = make_optimizer(net.parameters(), cfg, net.router.parameters())
+            self.opt, self.sched = make_optimizer(net.parameters(), cfg, net.router_parameters())
             self.log(f"epoch {epoch}: SRT, learning rate restarts at {cfg.lr}")
         if self.history:
             self.sched.step(self.history[-1]["train_loss"])
@@ -97,18 +101,8 @@ class Trainer:
         t0, loss_sum, correct, steps, seen = time.time(), 0.0, 0, 0, 0
         for x, y in datalib.batches(self.data.train, cfg.batch_size, shuffle=True, generator=self.data_gen,
                                     augment=self.data.augment, device=self.device):
-            arch = self.space.sample(self.arch_gen)
-            self.opt.zero_grad(set_to_none=not cfg.keep_zero_grads)
-            logits = net(x, arch)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
-            if net.touched:
-                sharing.fill_zero_grads(net.touched)
-                net.touched.clear()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            self.opt.step()
-            loss_sum = loss_sum + loss.detach()                 # kept on the device: no sync per step
+            loss, logits = self.step(x, y)
+            loss_sum = loss_sum + loss                          # kept on the device: no sync per step
             correct = correct + (logits.argmax(1) == y).sum()
             steps, seen = steps + 1, seen + len(y)
         return {"epoch": epoch, "train_loss": float(loss_sum) / steps, "train_acc": int(correct) / seen,
@@ -142,8 +136,7 @@ class Trainer:
         return [[names.get(id(p)) or p.detach().cpu() for p in g["params"]] for g in self.opt.param_groups]
 
     def state_dict(self):
-        return {"epoch": self.epoch, "history": self.history, "config": self.cfg.to_dict(),
-                "model": self.net.state_dict(),
+        return {**snapshot(self), "history": self.history,
                 "opt_layout": self._opt_layout(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "zero_grads": [n for n, p in self.net.named_parameters() if p.grad is not None],
@@ -159,10 +152,12 @@ class Trainer:
         """Restore everything saved by ``save``; the epoch loop then continues where it stopped."""
         path = Path(path or self.out_dir / CKPT)
         state = torch.load(path, map_location="cpu", weights_only=False)
-        if state["config"] != self.cfg.to_dict():
-            diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.to_dict().get(k))
-            raise ValueError(f"checkpoint {path} was written with a different config ({', '.join(diff)}); "
-                             "use a new out_dir or the same params")
+        old = type(self.cfg).from_dict(state["config"], f"checkpoint {path}").training()
+        new = self.cfg.training()
+        if old != new:
+            diff = sorted(k for k in new if old.get(k) != new[k])
+            raise ValueError(f"checkpoint {path} was trained with other values of {', '.join(diff)}; "
+                             "use a new out_dir or the same training keys (scoring keys may differ)")
         self.net.load_state_dict(state["model"])
         params = dict(self.net.named_parameters())
         layout = state["opt_layout"]
@@ -196,22 +191,19 @@ def train(net, data, cfg, out_dir=None, resume=True, log=print, on_epoch_end=Non
 
 
 class Snapshots:
-    """``on_epoch_end`` callback: the net (epoch, config, model) at the last epoch of every curriculum level, at
+    """``on_epoch_end`` callback: the net (``checkpoint.snapshot``) at the last epoch of every curriculum level, at
     ``cfg.epochs`` and every ``every`` epochs, saved atomically to ``out_dir/snapshots/epoch-NNNN.pt``."""
 
     def __init__(self, out_dir=None, every=0):
         self.out_dir, self.every = out_dir, every
 
     def __call__(self, trainer, epoch):
-        cfg, out = trainer.cfg, self.out_dir or trainer.out_dir
+        out = self.out_dir or trainer.out_dir
         if out is None:
             raise ValueError("snapshots need an out_dir: pass one or train with out_dir set")
-        level_end = cfg.supernet == "close" and cfg.level(epoch + 1) > cfg.level(epoch)
-        if level_end or epoch >= cfg.epochs or (self.every and epoch % self.every == 0):
-            atomic_save({"epoch": epoch, "config": cfg.to_dict(), "model": trainer.net.state_dict()},
-                        Path(out) / SNAPSHOTS / f"epoch-{epoch:04d}.pt")
-
-
+        if trainer.net.curriculum.level_end(epoch) or epoch >= trainer.cfg.epochs or \
+                (self.every and epoch % self.every == 0):
+            atomic_save({**snapshot(trainer), "epoch": epoch}, Path(out) / SNAPSHOTS / f"epoch-{epoch:04d}.pt")
 def snapshots(out_dir=None, every=0):
     """The ``Snapshots`` callback (``out_dir`` None: the trainer's)."""
     return Snapshots(out_dir, every)

@@ -35,7 +35,7 @@ data_dir: "Optional[str]" = None  # dataset files (None: the dataset's default p
 download: bool = False  # torchvision download for cifar10
 image_size: "Optional[int]" = 12  # input resolution (None: native)
 channels: "Optional[int]" = None  # input channels (None: native; 3 repeats a grey channel)
-train_portion: float = 0.8  # first part of the training set trains the supernet, the rest scores
+train_portion: float = 0.8  # first part of the training set trains the supernet, the rest scores (< 1)
 train_limit: "Optional[int]" = None  # keep only the first n training images (None: all)
 augment: bool = True  # random crop + flip on training batches
 # supernet
@@ -55,6 +55,7 @@ gates_gcn_dims: list = [128, 128, 128, 128, 128]  # GATES graph-convolution laye
 mlp_hidden: list = [200, 200, 200]  # GATE MLP hidden sizes
 mlp_dropout: float = 0.1  # GATE MLP dropout
 mlp_growth: str = "inherit"  # inherit (new row gets the parent row added) | only_last | full (re-init)
+mlp_parent: str = "prev"  # inherited MLP row: prev (previous block, reference) | wit (the WIT parent)
 wit_from: str = "prev"  # WIT parent: prev (previous block) | random (a random earlier block)
 gate_forward: str = "others_no_grad"  # all (reference) | others_no_grad (same updates, less work) | selected
 aw_nas_compat: bool = False  # reproduce the reference's orphaned GATE params and level-1 GATE decay
@@ -85,18 +86,23 @@ recal_batches: int = 10  # training batches per architecture for bn_mode recalib
 eval_batch_size: int = 256  # scoring batch size
 eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (None: all)
 eval_every: int = 0  # probe-score eval_every_archs architectures every n epochs (0: never)
-eval_every_archs: int = 50  # probe architectures (the first ones scored); also used for block usage
+eval_every_archs: int = 50  # probe architectures (a seeded sample, arch_seed, of the scored ones); also block usage
 # ground truth and output
 truth: "Optional[str]" = "mini-nb201"  # ground truth: shipped name, CSV (arch, acc), minibench dir or official file
 out_dir: str = "runs/nb201-mini-close"  # run directory: checkpoint (resumed when present), results.json
 
 # %% [markdown]
-# The configuration: every parameter above goes through `closekit.RunConfig`, which rejects unknown values.
+# ## The run
+# Every parameter above goes through `closekit.RunConfig` (unknown values and wrong types are refused), then
+# `closekit.run` trains (one log line per epoch; curriculum events and SRT restarts as they happen), scores the
+# configured architectures with the shared weights and ranks them against the ground truth. The checkpoint goes
+# to `out_dir` and a rerun resumes from it (a finished run with other scoring keys is re-scored, not retrained);
+# `out_dir/snapshots/` keeps the net at the last epoch of every curriculum level for
+# `notebooks/gate_explorer.ipynb`.
 
 # %%
 import dataclasses
 import os
-import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -104,59 +110,35 @@ from IPython.display import Markdown, display
 
 import closekit
 from closekit import plots
-from closekit.evaluate import block_usage, evaluate_cfg, probe, score_summary
-from closekit.train import chain, snapshots
+from closekit.metrics import by_k, headline
 
 cfg = closekit.RunConfig.from_dict({f.name: globals()[f.name] for f in dataclasses.fields(closekit.RunConfig)})
 os.environ.setdefault("CLOSEKIT_RECORD_DIR", cfg.out_dir)  # results.json: the batch job dir, else out_dir
-print(cfg.to_yaml())
+result = closekit.run(cfg)
+metrics, scores, truth_df = result.metrics, result.scores, result.truth
 
 # %% [markdown]
-# ## Training
-# One line per epoch; curriculum events and SRT restarts are logged as they happen. The checkpoint goes to
-# `out_dir` and a rerun resumes from it; `out_dir/snapshots/` keeps the net at the last epoch of every curriculum
-# level, for `notebooks/gate_explorer.ipynb` (`run_dir` = this `out_dir` or the batch job directory).
+# ## Result
+# How well the one-shot scores rank the architectures against the ground truth, next to the best Kendall τ the
+# ground truth itself allows (its seed mean against the noise-free ranking) and its seed-to-seed agreement.
 
 # %%
-search_space, data, net = closekit.build(cfg)
-truth_df = closekit.groundtruth.load(cfg.truth, search_space) if cfg.truth else None
-scored_archs = closekit.arch_list(search_space, cfg.archs, cfg.arch_seed, truth_df)
-hook = probe(search_space, scored_archs, data, cfg, truth_df)
-t0 = time.time()
-trainer, history = closekit.train(net, data, cfg, out_dir=cfg.out_dir, on_epoch_end=chain(hook, snapshots()))
-train_seconds = round(time.time() - t0, 1)
-
-# %% [markdown]
-# ## One-shot scores
-# Every architecture runs with the shared weights on the held-out split (`bn_mode`, `eval_routing`).
-
-# %%
-t0 = time.time()
-scores = evaluate_cfg(net, search_space, scored_archs, data, cfg, progress=False)
-metrics = {"train_seconds": train_seconds, "score_seconds": round(time.time() - t0, 1),
-           "final_train_loss": float(history["train_loss"].iloc[-1]), **score_summary(scores)}
-scores.sort_values("acc", ascending=False).head(10)
-
-# %% [markdown]
-# ## Ranking against the ground truth
-
-# %%
-ranking = None
 if truth_df is not None:
-    ranking = closekit.compare(scores, truth_df)
-    metrics.update({"truth": truth_df.attrs.get("version", cfg.truth), **ranking})
+    head = headline(metrics)
+    display(Markdown(f"**{cfg.supernet}** on {cfg.space}, {metrics['n']} architectures vs `{metrics['truth']}`: "
+                     + ", ".join(f"{k} = {v:.3f}" for k, v in head.items() if k != "n")))
     scores["truth_acc"] = scores["arch"].map(truth_df.set_index("arch")["acc"])
 else:
     display(Markdown("No ground truth configured (`truth: None`): no ranking metrics, only the score summary. "
                      "Set `truth` to a CSV (`arch,acc`), a `closekit truth build` directory or an official file."))
-pd.Series(metrics, name="value").to_frame()
+    display(pd.Series({k: metrics[k] for k in metrics if k.startswith("oneshot")}).to_frame("value"))
 
 # %% [markdown]
-# One-shot accuracy against ground-truth accuracy (Kendall τ and P@top5% in the title).
+# One-shot accuracy against ground-truth accuracy.
 
 # %%
-if ranking is not None:
-    fig = plots.score_vs_truth(scores, truth_df, ranking)
+if truth_df is not None:
+    fig = plots.score_vs_truth(scores, truth_df, metrics)
     display(fig)
     plt.close(fig)
 else:
@@ -167,28 +149,42 @@ else:
 # `eval_every` > 0); dashed lines mark curriculum levels, dotted lines SRT restarts.
 
 # %%
-fig = plots.trajectory(history, cfg.srt_epochs)
+fig = plots.trajectory(result.history, cfg.srt_epochs)
 display(fig)
 plt.close(fig)
 
 # %% [markdown]
-# GLOW-block usage: how many probe architectures route each edge position to each block, at the last epoch of
-# every curriculum level (CLOSE only).
+# GLOW-block usage: how many probe architectures (a seeded sample) route each slot to each block, at the last
+# epoch of every curriculum level (CLOSE only).
 
 # %%
-usage = hook.usage
-if usage.empty:  # a run resumed after its last epoch trains nothing: take the final routing
-    usage = block_usage(net, search_space, hook.archs, routing=cfg.eval_routing, seed=cfg.eval_seed)
 if cfg.supernet == "close":
-    fig = plots.block_usage(usage)
+    fig = plots.block_usage(result.usage)
     display(fig)
     plt.close(fig)
 else:
-    print("vanilla supernet: edge i always uses block i")
+    print("vanilla supernet: slot i always uses block i")
 
 # %% [markdown]
-# Everything above, recorded for `closekit.read_results` / `compare.ipynb`: the flat metrics (score summary and
-# ranking metrics), the config, the history, the block usage and the per-architecture scores.
+# ## Details
+# Ranking metrics at every K (P@top/bottom-K, Kendall τ within the predicted top/bottom K, best/worst true rank
+# among the predicted top K), the score summary, the ten best architectures by one-shot score, and the
+# configuration keys that differ from the defaults.
 
 # %%
-recorded = closekit.record(**metrics, config=cfg.to_dict(), history=history, block_usage=usage, scores=scores)
+if truth_df is not None:
+    display(by_k(metrics).round(3))
+summary = {k: v for k, v in metrics.items() if "@" not in k and k not in ("n",)}
+display(pd.Series(summary, name="value").to_frame())
+display(scores.sort_values(["acc", "loss"], ascending=[True, False]).tail(10)[::-1])
+defaults = closekit.RunConfig().to_dict()
+print("config (non-default keys):", {k: v for k, v in cfg.to_dict().items() if v != defaults[k]} or "all defaults")
+
+# %% [markdown]
+# Everything above, recorded for `closekit.read_results` / `compare.ipynb`: the flat metrics (score summary,
+# ranking metrics, ground-truth ceilings), the config, the history, the block usage and the per-architecture
+# scores.
+
+# %%
+recorded = closekit.record(**metrics, config=cfg.to_dict(), history=result.history, block_usage=result.usage,
+                           scores=scores)

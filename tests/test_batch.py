@@ -1,4 +1,5 @@
-"""closekit.batch on a tiny notebook: ok, failing, dead-kernel and hung jobs; rerun skips; HTML reports."""
+"""closekit.batch on a tiny notebook: ok, failing, dead-kernel, hung and progress-reporting jobs; rerun skips; HTML
+reports; closekit.progress."""
 import json
 import os
 import time
@@ -7,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from closekit import batch
+from closekit import batch, progress
 from closekit.record import read_results
 
 JOB_NB = Path(__file__).parent / "notebooks" / "job.ipynb"
@@ -32,16 +33,17 @@ def _gone(pid):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Run the batches once: ok + failing + dead kernel on two CPU slots, then a hung job with a short timeout."""
+    """Run the batches once: ok + failing + dead kernel + progress on two CPU slots, then a hung job with a short
+    timeout."""
     kernel = batch.ensure_kernel()
     tmp = tmp_path_factory.mktemp("batch")
     p = _params(tmp, ok="mode: ok\nvalue: 2.5\n", fail="mode: fail\nvalue: 4\n", die="mode: die\n",
-                sleep="mode: sleep\n")
+                sleep="mode: sleep\n", progress="mode: progress\n")
     out, logs = tmp / "out", []
     old_delay, batch.RETRY_DELAY = batch.RETRY_DELAY, 0.2
     try:
-        main = batch.run_batch(JOB_NB, [p["ok"], p["fail"], p["die"]], out, cpu_slots=2, timeout=120,
-                               kernel=kernel, log=logs.append)
+        main = batch.run_batch(JOB_NB, [p["ok"], p["fail"], p["die"], p["progress"]], out, cpu_slots=2,
+                               timeout=120, kernel=kernel, log=logs.append, progress_every=0)
         hung = batch.run_batch(JOB_NB, [p["sleep"]], out, timeout=10, kernel=kernel, log=logs.append)
     finally:
         batch.RETRY_DELAY = old_delay
@@ -141,3 +143,89 @@ def test_main_cli(runs, tmp_path, capsys):
     assert "skipped" in capsys.readouterr().out
     bad = _params(tmp_path, bad="nope: 1\n")["bad"]
     assert batch.main([str(JOB_NB), str(bad), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_progress_of_a_running_job_in_log_and_status(runs):
+    d = runs["jobs"]["progress"]
+    lines = [x for x in runs["logs"] if x.startswith(d.name + ": ")]
+    shown = [x.split(": ", 1)[1].rsplit(" (", 1)[0] for x in lines[1:-1]]  # between "start" and "ok in ..."
+    assert shown == ["train 1/3", "train 2/3", "train 3/3", "done"], lines
+    assert all(x.endswith(" s)") for x in lines[1:-1])
+    # the notebook saw each step in status.json while it ran; the finished status keeps the last report
+    assert json.loads((d / "results.json").read_text())["seen_in_status"] == [1, 2, 3]
+    st = _status(d)
+    assert st["state"] == "ok"
+    assert {k: st["progress"][k] for k in ("phase", "done", "total")} == {"phase": "done", "done": None, "total": None}
+    assert st["progress"] == progress.read(d / "progress.json") and isinstance(st["progress"]["time"], float)
+    assert "progress" not in _status(runs["jobs"]["ok"])  # a job that does not report has none
+
+
+def test_watcher_throttles_lines_but_not_status(tmp_path):
+    """A new phase is logged at once, a change within the phase at most every ``every`` s, nothing unchanged."""
+    status, logs = {"state": "running"}, []
+    poll = batch._watcher("j", tmp_path, status, logs.append, every=30, t0=100)
+    put = lambda **p: (tmp_path / "progress.json").write_text(json.dumps({"done": None, "total": None, **p}))
+    poll(now=101)
+    assert logs == [] and "progress" not in status  # no progress.json yet
+    put(phase="train", done=1, total=30)
+    poll(now=105)
+    put(phase="train", done=2, total=30)
+    poll(now=110)
+    assert logs == ["j: train 1/30 (5 s)"]
+    assert json.loads((tmp_path / "status.json").read_text())["progress"]["done"] == 2  # status.json is current
+    poll(now=120)
+    poll(now=136)  # 31 s after the last line: what changed since is shown, once
+    poll(now=170)
+    put(phase="score", done=0, total=300)
+    poll(now=171)
+    put(phase="score", done=5, total=300)
+    poll(now=172)
+    poll(now=173, final=True)
+    assert logs == ["j: train 1/30 (5 s)", "j: train 2/30 (36 s)", "j: score 0/300 (71 s)", "j: score 5/300 (73 s)"]
+    logs.clear()
+    poll = batch._watcher("j", tmp_path, {}, logs.append, every=0, t0=0)
+    for k in (1, 2, 2, 3):
+        put(phase="train", done=k, total=3)
+        poll(now=k)
+    put(phase="rank")
+    poll(now=4)
+    assert logs == ["j: train 1/3 (1 s)", "j: train 2/3 (2 s)", "j: train 3/3 (3 s)", "j: rank (4 s)"]
+
+
+def test_report_is_a_no_op_without_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv(progress.ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert progress.report("train", 1, 3) is False
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_is_rate_limited_atomic_and_best_effort(tmp_path, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(progress, "time", type("Clock", (), {"time": staticmethod(lambda: clock[0])}))
+    path = tmp_path / "progress.json"
+    monkeypatch.setenv(progress.ENV, str(path))
+
+    def report(t, *a, **kw):
+        clock[0] = t
+        return progress.report(*a, **kw)
+    assert report(1000.0, "train", 1, 30, loss=0.5)
+    assert progress.read(path) == {"phase": "train", "done": 1, "total": 30, "time": 1000.0, "loss": 0.5}
+    assert not report(1000.5, "train", 2, 30)  # same phase within a second: skipped
+    assert progress.read(path)["done"] == 1
+    assert report(1001.0, "train", 3, 30)
+    assert not report(1001.2, "train", 4, 30)
+    assert report(1001.3, "train", 30, 30)  # done == total: always written
+    assert report(1001.4, "score", 0, 300)  # a new phase: always written
+    assert not report(1001.5, "score", 1, 300)
+    assert progress.read(path) == {"phase": "score", "done": 0, "total": 300, "time": 1001.4}
+    assert os.listdir(tmp_path) == ["progress.json"]  # no temp files left behind
+    monkeypatch.setenv(progress.ENV, str(tmp_path / "missing" / "progress.json"))
+    assert report(1010.0, "rank") is False  # an OSError is swallowed
+
+
+def test_read_of_missing_or_half_written_progress(tmp_path):
+    assert progress.read(tmp_path / "nope.json") is None
+    (tmp_path / "half.json").write_text('{"phase": "tr')
+    assert progress.read(tmp_path / "half.json") is None
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert progress.read(tmp_path / "list.json") is None

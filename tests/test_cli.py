@@ -29,14 +29,16 @@ def test_ground_truth_csv_joins_and_metrics(tmp_path, space):
     # so a second identical run must rank them perfectly -- a real end-to-end check of the join and metrics)
     out1 = tmp_path / "a"
     assert main(["train", str(ROOT / "params/nb201/smoke.yaml"), "--out", str(out1), "--no-resume"]) == 0
-    truth = pd.read_csv(out1 / "scores.csv")[["arch", "acc"]]
+    truth = pd.read_csv(out1 / "scores.csv")
+    truth["acc"] -= 1e-9 * truth["loss"]                  # one-shot ties broken by loss, as the metrics break them
+    truth = truth[["arch", "acc"]]
     truth["arch"] = [space.to_str(a) for a in [space.members(s)[-1] for s in truth["arch"]]]  # other members
     truth.to_csv(tmp_path / "truth.csv", index=False)
     out2 = tmp_path / "b"
     assert main(["train", str(ROOT / "params/nb201/smoke.yaml"), "--out", str(out2), "--no-resume",
                  "--set", f"truth={tmp_path / 'truth.csv'}"]) == 0
     m = json.loads((out2 / "metrics.json").read_text())
-    assert m["n"] == 20 and m["kendall"] == pytest.approx(1.0) and m["p@top50%"] == 1.0
+    assert m["n"] == 20 and m["kendall"] > 0.99 and m["p@top50%"] == 1.0 and m["br@5%"] == 1   # tau-b: pred ties
 
 
 def test_ground_truth_errors(tmp_path, space):
@@ -57,7 +59,7 @@ def test_ground_truth_errors(tmp_path, space):
     (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "dataset=fashion-mnist", "data_dir=/nonexistent",
       "truth=null"], "/nonexistent"),
     (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "dataset=fashion-mnist"],
-     "config truth=mini-nb201 holds embedded accuracies, but dataset=fashion-mnist"),
+     "ground truth mini-nb201 holds embedded accuracies, but the scores come from dataset=fashion-mnist"),
 ])
 def test_cli_errors_are_one_line(args, msg, tmp_path):
     r = subprocess.run([sys.executable, "-m", "closekit.cli", *args], capture_output=True, text=True, cwd=tmp_path)

@@ -23,10 +23,40 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path):
     (dict(cl_schedule=(2, 3, 4, 5, 6)), "must be sorted and start at epoch 1"),
     (dict(epochs=0), "epochs=0 must be >= 1"),
     (dict(train_portion=1.5), "train_portion=1.5"),
+    (dict(train_portion=1), "train_portion=1.0 must be in (0, 1): the rest of the training set is the held-out"),
+    (dict(epochs="ten"), "config epochs='ten' must be a int"),
+    (dict(lr=True), "config lr=True must be a float"),
+    (dict(cl_schedule=("a", 2, 3, 4, 5)), "cl_schedule=('a', 2, 3, 4, 5) must be a list of ints"),
+    (dict(truth=3), "config truth=3 must be a str or null"),
 ])
 def test_bad_values(kw, msg):
     with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
         RunConfig(**kw)
+
+
+def test_ints_become_floats_and_lists_tuples():
+    cfg = RunConfig(lr=1, srt_epochs=[13])
+    assert isinstance(cfg.lr, float) and cfg.srt_epochs == (13,) and cfg == RunConfig(lr=1.0, srt_epochs=(13,))
+
+
+def test_training_keys_leave_out_scoring_keys():
+    a, b = RunConfig(), RunConfig(eval_routing="gumbel", truth=None, archs="sample:5", out_dir="x")
+    assert a.training() == b.training() and "eval_routing" not in a.training()
+    assert RunConfig(seed=1).training() != a.training()
+
+
+def test_bad_type_in_params_file_names_the_file(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("epochs: ten\n")
+    with pytest.raises(ValueError, match=r"^params file .*p.yaml: config epochs='ten' must be a int$"):
+        RunConfig.from_yaml(f)
+
+
+def test_broken_yaml_is_one_line(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("epochs: 3\nlr: [0.1\n")
+    with pytest.raises(ValueError, match=r"^params file .*p.yaml is not valid YAML at line \d+, column \d+: .*fix the file$"):
+        RunConfig.from_yaml(f)
 
 
 def test_missing_params_file():
@@ -43,15 +73,9 @@ def test_yaml_round_trip(tmp_path):
         cfg.epochs = 3                               # frozen
 
 
-def test_level():
-    cfg = RunConfig(cl_schedule=(1, 201, 401, 601, 801))
-    assert [cfg.level(e) for e in (1, 200, 201, 801, 1000)] == [1, 1, 2, 5, 5]
-
-
 def test_defaults_are_the_mini_close_params():
     root = Path(__file__).resolve().parents[1]
     assert RunConfig() == RunConfig.from_yaml(root / "params/nb201/mini-close.yaml")
-    assert RunConfig(supernet="vanilla").level(1) is None
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=lambda p: str(p.relative_to(p.parents[1])))

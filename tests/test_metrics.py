@@ -176,8 +176,8 @@ def test_join_scores_reorders_and_compare():
     scores = pd.DataFrame({"arch": ["b", "a", "c"], "acc": [0.1, 0.2, 0.3]})
     truth = pd.DataFrame({"arch": ["a", "b", "c", "d"], "acc": [90.0, 80.0, 70.0, 60.0]})
     pred, true, archs = join_scores(scores, truth)
-    assert archs == ["b", "a", "c"]
-    assert list(pred) == [0.1, 0.2, 0.3] and list(true) == [80.0, 90.0, 70.0]
+    assert archs == ["a", "b", "c"]  # canonical order: sorted by arch
+    assert list(pred) == [0.2, 0.1, 0.3] and list(true) == [90.0, 80.0, 70.0]
     m = compare(scores, truth)
     assert m["n"] == 3
     # pairs (b,a): pred +, truth + C; (b,c): pred -, truth + D; (a,c): pred -, truth + D -> tau = -1/3
@@ -194,3 +194,93 @@ def test_join_scores_missing():
     with pytest.raises(ValueError, match=r"2 of 3") as e:
         join_scores(scores, truth)
     assert "'x'" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_join_scores_duplicate_scores():
+    scores = pd.DataFrame({"arch": ["a", "b", "a", "a"], "acc": [0.1, 0.2, 0.3, 0.4]})
+    truth = pd.DataFrame({"arch": ["a", "b"], "acc": [90.0, 80.0]})
+    with pytest.raises(ValueError, match=r"2 duplicate architectures in scores") as e:
+        compare(scores, truth)
+    assert "'a'" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_pred_tiebreak():
+    # pred [0.7, 0.7, 0.1] tie between idx 0 and 1; tiebreak prefers idx 1 -> order [1, 0, 2]
+    # truth [1, 2, 3] -> true ranks [2, 1, 0]: predicted top-1 (idx 1) has 1-indexed rank 2
+    kw = dict(top_ratios=(0.5,), br_ratios=(0.5,))
+    m = rank_metrics([0.7, 0.7, 0.1], [1, 2, 3], pred_tiebreak=[0, 1, 0], **kw)
+    assert m["br@50%"] == 2 and m["p@bottom50%"] == 0.0
+    # without a tie the tiebreak is ignored: pred order [0, 1, 2] -> top-1 idx 0 has rank 3
+    m = rank_metrics([0.7, 0.6, 0.1], [1, 2, 3], pred_tiebreak=[0, 5, 0], **kw)
+    assert m["br@50%"] == 3
+    with pytest.raises(ValueError, match="pred_tiebreak"):
+        rank_metrics([1, 2, 3], [1, 2, 3], pred_tiebreak=[1, 2])
+
+
+def test_compare_ties_broken_by_loss_then_arch():
+    # a, b, c tie on acc; rows deliberately out of arch order
+    scores = pd.DataFrame({"arch": ["d", "c", "b", "a"], "acc": [0.1, 0.5, 0.5, 0.5],
+                           "loss": [2.0, 0.7, 0.9, 1.1]})
+    truth = pd.DataFrame({"arch": ["a", "b", "c", "d"], "acc": [70.0, 80.0, 90.0, 60.0]})
+    kw = dict(top_ratios=(0.25, 0.5), br_ratios=(0.25, 0.5))
+    # by loss: predicted order c, b, a, d; true order c, b, a, d -> every P@K is 1
+    m = compare(scores, truth, **kw)
+    assert m["p@top25%"] == 1.0 and m["p@top50%"] == 1.0 and m["p@bottom50%"] == 1.0
+    assert (m["br@25%"], m["wr@50%"]) == (1, 2)
+    # no loss column: tied predictions go by arch -> predicted order a, b, c, d
+    # top-1 {a} (true rank 3) -> p@top25% = 0, br@25% = 3; top-2 {a,b} vs {c,b} -> 0.5, br/wr = 2/3
+    m = compare(scores.drop(columns="loss"), truth, **kw)
+    assert (m["p@top25%"], m["br@25%"]) == (0.0, 3)
+    assert (m["p@top50%"], m["br@50%"], m["wr@50%"]) == (0.5, 2, 3)
+    # loss equal too -> arch decides as well
+    m = compare(scores.assign(loss=1.0), truth, **kw)
+    assert (m["p@top25%"], m["br@25%"]) == (0.0, 3)
+
+
+def test_compare_true_ties_broken_by_arch():
+    # truth ties a == b; arch "a" gets the better true rank whatever the row order
+    truth = pd.DataFrame({"arch": ["b", "a", "c"], "acc": [90.0, 90.0, 50.0]})
+    scores = pd.DataFrame({"arch": ["c", "b", "a"], "acc": [0.1, 0.9, 0.5]})
+    # predicted top-1 = b, whose true rank is 2 (1-indexed)
+    for t in (truth, truth.iloc[::-1]):
+        m = compare(scores, t, top_ratios=(0.5,), br_ratios=(0.5,))
+        assert m["br@50%"] == 2 and m["p@top50%"] == 0.0
+
+
+def _tied_run(seed=0, n=300):
+    """One-shot accuracies on 2,400 images (steps of 1/2400) vs truth rounded to 0.1: many exact ties."""
+    rng = np.random.default_rng(seed)
+    archs = [f"arch-{v:06x}" for v in rng.choice(16 ** 6, n, replace=False)]
+    true = np.round(rng.normal(90, 2, n), 1)
+    acc = rng.binomial(2400, 0.5 + (true - 90) / 200) / 2400
+    loss = np.round(rng.normal(1.0, 0.05, n), 2)
+    return (pd.DataFrame({"arch": archs, "acc": acc, "loss": loss}),
+            pd.DataFrame({"arch": archs, "acc": true}))
+
+
+def _same(a, b):
+    return set(a) == set(b) and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+def test_tied_data_is_order_sensitive_without_tiebreak():
+    scores, truth = _tied_run()
+    assert scores["acc"].duplicated(keep=False).sum() > 150 and truth["acc"].duplicated(keep=False).sum() > 150
+    pred, true = scores["acc"].to_numpy(), truth["acc"].to_numpy()
+    raw = [rank_metrics(pred[p], true[p]) for p in
+           (np.random.default_rng(s).permutation(len(pred)) for s in range(4))]
+    keys = [k for k in raw[0] if k.startswith("p@")]
+    assert any(r[k] != raw[0][k] for r in raw[1:] for k in keys)
+
+
+@pytest.mark.parametrize("with_loss", [True, False])
+def test_compare_independent_of_row_order(with_loss):
+    scores, truth = _tied_run()
+    if not with_loss:
+        scores = scores.drop(columns="loss")
+    ref = compare(scores, truth)
+    assert ref["n"] == 300 and "p@top5%" in ref
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        s = scores.iloc[rng.permutation(len(scores))]
+        t = truth.iloc[rng.permutation(len(truth))].reset_index(drop=True)
+        assert _same(compare(s, t), ref)

@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from closekit import RunConfig, sharing
+from closekit import RunConfig, Trainer
 from closekit.gates import Gate
+from closekit.groundtruth.minibench import Recipe
 from closekit.spaces import get
 from closekit.spaces.nb201_arch import OPS
 from conftest import batch, tiny_cfg
@@ -18,8 +19,7 @@ def n_params(module):
 
 def grown(cfg, space, level=None, in_ch=3):
     net = space.supernet(cfg, in_ch, 10)
-    for k in range(1, (level or 0) + 1):
-        net.grow(k, k - 2 if k > 1 else None)
+    net.epoch_start(cfg.cl_schedule[level - 1] if level else 1)
     return net
 
 
@@ -90,20 +90,13 @@ KINDS = [dict(supernet="vanilla")] + [
 def test_smoke_every_supernet_kind(space, kw):
     cfg = tiny_cfg(**kw)
     net = grown(cfg, space, level=cfg.num_blocks if kw["supernet"] == "close" else None)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    tr = Trainer(net, None, cfg, space=space, log=lambda *_: None)
     x, y = batch()
-    gen = torch.Generator().manual_seed(0)
     for _ in range(2):
-        arch = space.sample(gen)
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x, arch), y)
-        loss.backward()
-        sharing.fill_zero_grads(net.touched)
-        net.touched.clear()
-        opt.step()
+        loss, _ = tr.step(x, y)
     assert torch.isfinite(loss)
     net.eval()
-    gates = net.route(arch, sample=False)
+    gates = net.route(space.sample(tr.arch_gen), sample=False)["cell"]
     assert gates.shape == (6, net.num_blocks if kw["supernet"] == "vanilla" else cfg.num_blocks)
     assert torch.equal(gates.sum(1), torch.ones(6))
     if isinstance(net.router, Gate):
@@ -114,10 +107,10 @@ def test_golden_param_count_standalone(space):
     # three live conv3x3 edges per cell, affine BN: 3 * (9C^2 + 2C) at C = 16, 32, 64, 5 cells each
     # = 35,040 + 139,200 + 554,880 = 729,120, plus the 73,306 outside the cells: 802,426
     arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
-    assert n_params(space.standalone(arch, 16, 5, 3, 10)) == 802_426
+    assert n_params(space.standalone(arch, Recipe(C=16, N=5), 3, 10)) == 802_426
     # a conv on a dead edge is not built: node 1 feeds nothing that reaches the output
     dead = "|nor_conv_3x3~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|"
-    net = space.standalone(dead, 4, 1, 3, 10)
+    net = space.standalone(dead, Recipe(C=4, N=1), 3, 10)
     assert list(net.layers[0].ops) == ["3"]
     assert net(torch.randn(2, 3, 8, 8)).shape == (2, 10)
 
@@ -127,7 +120,7 @@ def test_standalone_matches_vanilla_path(space):
     # (fresh affine BN is weight 1, bias 0: the same as the supernet's non-affine BN)
     arch = space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|")
     sup = space.supernet(RunConfig(supernet="vanilla", channels_init=4, cells_per_stage=1, dropout=0.0), 3, 10)
-    alone = space.standalone(arch, 4, 1, 3, 10)
+    alone = space.standalone(arch, Recipe(C=4, N=1), 3, 10)
     state = {k: v for k, v in sup.state_dict().items() if "bank" not in k}
     for i, layer in enumerate(alone.layers):
         for e in getattr(layer, "ops", {}):

@@ -42,9 +42,9 @@ def run(tmp_path_factory, one_thread):
 
 def grown(space, **kw):
     """An untrained supernet at its last level (every curriculum event applied)."""
-    net = space.supernet(tiny_cfg(**kw), 3, 10)
-    while net.close and int(net.level) < net.num_blocks:
-        net.grow(int(net.level) + 1, max(int(net.level) - 1, 0))
+    cfg = tiny_cfg(**kw)
+    net = space.supernet(cfg, 3, 10)
+    net.epoch_start(cfg.cl_schedule[-1])
     return net
 
 
@@ -78,7 +78,7 @@ def test_snapshots_every_and_vanilla(tmp_path, space, one_thread):
     vnet = routing.load_net(ck["path"].iloc[-1])[0]
     r = routing.route(vnet, space, space.sample_list(5, 0))
     assert torch.equal(r.probs, torch.eye(6).expand(5, 6, 6)) and torch.equal(r.chosen, torch.arange(6).expand(5, 6))
-    assert routing.summary(r)["entropy"] == 0 and routing.sharing_extent(r)["edges"].tolist() == [5] * 6
+    assert routing.summary(r)["entropy"] == 0 and routing.sharing_extent(r)["slots"].tolist() == [5] * 6
 
 
 def test_checkpoints_errors(tmp_path, run):
@@ -95,7 +95,7 @@ def test_checkpoints_errors(tmp_path, run):
 def test_route_probabilities_shapes_determinism(run):
     space, archs = run["space"], run["archs"]
     net = routing.load_net(routing.checkpoints(run["out"])["path"].iloc[-1])[0].train()
-    r = routing.route(net, space, archs, chunk=16)                     # several chunks
+    r = routing.route(net, space, archs)
     assert r.probs.shape == (A, 6, 3) and r.chosen.shape == (A, 6) and r.level == 3
     assert torch.allclose(r.probs.sum(-1), torch.ones(A, 6)) and (r.probs >= 0).all()
     assert torch.equal(r.chosen, r.probs.argmax(-1)) and net.training   # train mode restored
@@ -110,7 +110,7 @@ def test_route_probabilities_shapes_determinism(run):
         for i, a in enumerate(archs[:5]):
             logits = net.router.logits(torch.tensor(to_matrix(a)))[:, :3]
             assert torch.allclose(r.probs[i], F.softmax(logits, -1), atol=1e-6)
-            assert torch.equal(net.route(a, sample=False).argmax(1), r.chosen[i])
+            assert torch.equal(net.route(a, sample=False)["cell"].argmax(1), r.chosen[i])
     with pytest.raises(ValueError, match="argmax, gumbel"):
         routing.route(net, space, archs, routing="soft")
 
@@ -124,10 +124,10 @@ def test_route_matches_block_usage_loop(space, kw):
         gen, ref = torch.Generator().manual_seed(5), torch.zeros(6, 3, dtype=torch.long)
         net.eval()
         for a in archs:
-            ref[torch.arange(6), net.route(a, sample=mode == "gumbel", generator=gen).argmax(1)] += 1
+            ref[torch.arange(6), net.route(a, sample=mode == "gumbel", generator=gen)["cell"].argmax(1)] += 1
         net.train()
         usage = block_usage(net, space, archs, routing=mode, seed=5)     # evaluate's API, now routing's
-        assert usage.pivot(index="edge", columns="block", values="count").to_numpy().tolist() == ref.tolist()
+        assert usage.pivot(index="slot", columns="block", values="count").to_numpy().tolist() == ref.tolist()
     r = routing.route(net, space, archs)
     if kw["router"] == "random":
         assert torch.allclose(r.probs, torch.full((A, 6, 3), 1 / 3)) and math.isclose(
@@ -136,14 +136,15 @@ def test_route_matches_block_usage_loop(space, kw):
 
 def test_level_zero_and_one(space):
     net = space.supernet(tiny_cfg(), 3, 10)
-    with pytest.raises(RuntimeError, match="no active GLOW block"):
+    with pytest.raises(RuntimeError, match="no active block yet"):
         routing.route(net, space, space.sample_list(3, 0))
     net.grow(1, None)
     r = routing.route(net, space, space.sample_list(3, 0))
     assert r.probs.shape == (3, 6, 1) and (r.probs == 1).all() and (r.chosen == 0).all()
     assert routing.entropy(r.probs).eq(0).all() and not routing.entropy(r.probs).signbit().any()
-    assert routing.summary(r) == {"level": 1, "archs": 3, "entropy": 0.0, "entropy_norm": 0.0, "blocks_used": 1,
-                                  "blocks_per_arch": 1.0}
+    s = routing.summary(r)
+    assert math.isnan(s.pop("arch_dependence")) and s == {"level": 1, "archs": 3, "entropy": 0.0, "entropy_norm": 0.0,
+                                                          "blocks_used": 1, "blocks_per_arch": 1.0}
     assert routing.routing_change(r, r)["changed"] == 0
 
 
@@ -156,17 +157,17 @@ def test_usage_entropy_sharing_add_up(run):
     assert len(t) == 18 and t["count"].sum() == 6 * A and (t["level"] == 3).all()
     assert t.equals(block_usage(run["net"], space, archs))
     e = routing.usage_table(r, expected=True)
-    assert e.groupby("edge")["expected"].sum().round(4).eq(A).all()
+    assert e.groupby("slot")["expected"].sum().round(4).eq(A).all()
     ent = routing.entropy(r.probs)
     assert ent.shape == (A, 6) and (ent >= 0).all() and (ent <= math.log(3) + 1e-6).all()
     et = routing.entropy_table(r)
-    assert et["edge"].tolist() == ["0→1", "0→2", "1→2", "0→3", "1→3", "2→3"]
+    assert et["position"].tolist() == ["0→1", "0→2", "1→2", "0→3", "1→3", "2→3"]
     assert et["entropy"].tolist() == pytest.approx(ent.mean(0).tolist())
     sh = routing.sharing_extent(r)
     n_param = sum(lv and op in CONVS for a in archs for lv, op in zip(live_edges(a), a))
-    assert sh["edges"].sum() == 6 * A and sh["param_edges"].sum() == n_param and sh["share"].sum() == pytest.approx(1)
+    assert sh["slots"].sum() == 6 * A and sh["param_slots"].sum() == n_param and sh["share"].sum() == pytest.approx(1)
     assert sh["archs"].tolist() == [int((r.chosen == k).any(1).sum()) for k in range(3)]
-    assert (sh["param_archs"] <= sh["archs"]).all() and sh["edges"].tolist() == counts.sum(0).tolist()
+    assert (sh["param_archs"] <= sh["archs"]).all() and sh["slots"].tolist() == counts.sum(0).tolist()
     s = routing.summary(r)
     assert s["blocks_used"] == int((counts.sum(0) > 0).sum()) and 1 <= s["blocks_per_arch"] <= 3
 
@@ -183,7 +184,7 @@ def test_routing_change_and_over_checkpoints(run):
     assert t.shape == (2, 3) and int(t.to_numpy().sum()) == 6 * A and ch["pairs"] == 6 * A
     off = int(t.to_numpy().sum() - sum(t.iloc[k, k] for k in range(2)))
     assert ch["changed"] == pytest.approx(off / (6 * A)) == summary["changed_vs_prev"][2]
-    assert ch["changed_by_edge"] == pytest.approx((a.chosen != b.chosen).float().mean(0).tolist())
+    assert ch["changed_by_slot"] == pytest.approx((a.chosen != b.chosen).float().mean(0).tolist())
     assert t.sum(axis=1).tolist() == routing.usage_counts(a).sum(0).tolist()     # rows: old blocks' usage
     same = routing.routing_change(b, b)
     diag = torch.diag(routing.usage_counts(b).sum(0)).numpy()
@@ -195,8 +196,8 @@ def test_routing_change_and_over_checkpoints(run):
 def test_arch_table_notables_and_plots(run):
     space, net = run["space"], run["net"]
     one = routing.route(net, space, ["|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"])
-    tab = routing.arch_table(one)
-    assert len(tab) == 6 and tab["op"].tolist()[:3] == ["none", "none", "none"]   # canonicalised: dead convs dropped
+    tab = routing.arch_table(one, space)
+    assert len(tab) == 6 and tab["op"].tolist()[:3] == ["conv3x3", "none", "conv3x3"]   # routed as given
     assert tab["live"].tolist() == [False, False, False, True, False, False]
     assert (tab["p"] == [row[f"p{row['block']}"] for _, row in tab.iterrows()]).all()
     assert tab[["p0", "p1", "p2"]].sum(axis=1).round(6).eq(1).all()
@@ -206,12 +207,13 @@ def test_arch_table_notables_and_plots(run):
     assert notable[f"best by truth ({A - 1})"] == r.archs[-1] and notable["worst by truth (0)"] == r.archs[0]
     assert all(space.canonical_str(a) == a for a in notable.values()) and "ResNet-like" in notable
     assert not any(k.startswith("best") for k in routing.notable_archs(r, space))
-    figs = [plots.cell_routing(tab, one.level, title="t"),
+    figs = [space.draw(one.archs[0], tab, title="t"),
             plots.routing_entropy(routing.over_checkpoints(routing.checkpoints(run["out"]), space, r.archs[:5])[1]),
             plots.transitions([("a", routing.routing_change(r, r)["transition"])])]
     assert [len(f.axes) for f in figs] == [1, 1, 1]
     labels = [t.get_text() for t in figs[0].axes[0].texts]
-    assert len(figs[0].axes[0].get_legend().get_texts()) == 3 and labels.count("none") == 5
-    assert [x for x in labels if "p=" in x] == [f"skip\nB{tab['block'][3]} p={tab['p'][3]:.2f}"]
+    assert len(figs[0].axes[0].get_legend().get_texts()) == 3 and labels.count("none") == 3
+    assert [x for x in labels if "p=" in x and "dead" not in x] == [f"skip\nB{tab['block'][3]} p={tab['p'][3]:.2f}"]
+    assert sum("(dead)" in x for x in labels) == 2                        # the two convs on dead edges
     for f in figs:
         plt.close(f)

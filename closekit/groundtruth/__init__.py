@@ -5,11 +5,13 @@ on the embedded default dataset; recipe, seeds and noise ceiling in its meta.yam
 
 ``load(spec, space)`` reads a CSV table (columns ``arch``, ``acc``; more columns are kept) and checks that
 every architecture belongs to the space. A directory written by ``closekit truth build`` loads through
-``minibench.load_truth``. Official NB201 files (a ``.pth``, a NATS-tss ``.pickle.pbz2``, or a NATS-tss fast-mode
-directory) go to ``closekit.groundtruth.nb201.load_nb201``; options come as keyword arguments of ``load`` or as a
-query suffix of the spec string, e.g. ``NAS-Bench-201-v1_0-e61699.pth?dataset=cifar10-valid&metric=x-valid``
-(keys ``dataset``, ``metric``, ``protocol``; defaults cifar10, ori-test, deiso).
+``minibench.load_truth``, which refuses a ground truth of another space (and, with ``dataset``, of another
+dataset). Official files go to the loader the space names (``space.official_truth``; NB201: a ``.pth``, a
+NATS-tss ``.pickle.pbz2`` or fast-mode directory, ``closekit.groundtruth.nb201.load_nb201``); its options come as
+keyword arguments of ``load`` or as a query suffix of the spec string, e.g.
+``NAS-Bench-201-v1_0-e61699.pth?dataset=cifar10-valid&metric=x-valid``.
 """
+import inspect
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -17,46 +19,53 @@ import pandas as pd
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SHIPPED = {"mini-nb201": ASSETS / "mini_nb201"}     # name -> minibench directory inside the package
-SHIPPED_DATASET = {"mini-nb201": "embedded"}          # name -> the closekit.data dataset it was trained on
 
 
-def _official(spec):
-    """(path, options) when spec names an official NB201/NATS-tss file or directory, else None."""
+def _official(spec, space):
+    """(loader, path, options) when the space recognises ``spec`` as one of its official files, else None."""
     text = str(spec)
     base, _, query = text.partition("?") if isinstance(spec, str) else (text, "", "")
-    if not (base.endswith((".pth", ".pickle.pbz2")) or Path(base).is_dir()):
+    loader = space.official_truth(base)
+    if loader is None:
         return None
     opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
-    unknown = set(opts) - {"dataset", "metric", "protocol"}
+    known = [k for k, p in inspect.signature(loader).parameters.items()
+             if p.kind == p.KEYWORD_ONLY and k != "space"]
+    unknown = set(opts) - set(known)
     if unknown:
         raise ValueError(f"ground truth {spec!r}: unknown option(s) {', '.join(sorted(unknown))}; "
-                         "use dataset, metric, protocol")
-    return Path(base), opts
+                         f"use {', '.join(known)}")
+    return loader, Path(base), opts
 
 
-def load(spec, space, **options):
+def load(spec, space, for_dataset=None, **options):
     """Ground-truth DataFrame (arch, acc, ...) with ``attrs['version']``; arch strings are canonicalised.
 
-    ``options`` (dataset, metric, protocol) apply to official NB201/NATS-tss files only; see ``nb201.load_nb201``.
+    ``for_dataset``: the closekit.data dataset the one-shot scores come from; a ground truth recording another one
+    is refused. ``options`` apply to the space's official files only.
     """
+    name = spec
     if isinstance(spec, str) and spec in SHIPPED:
         spec = SHIPPED[spec]
     if not options and Path(str(spec)).is_dir() and (Path(spec) / "meta.yaml").is_file():
         from .minibench import load_truth            # a mini benchmark built by `closekit truth build`
-        return load_truth(spec)
-    official = _official(spec)
+        df = load_truth(spec, space, name)
+        if for_dataset is not None and df.attrs["dataset"] != for_dataset:
+            raise ValueError(f"ground truth {name} holds {df.attrs['dataset']} accuracies, but the scores come from "
+                             f"dataset={for_dataset}; set truth to a ground truth of {for_dataset} (or null)")
+        return df
+    official = _official(spec, space)
     if official is not None:
-        from .nb201 import load_nb201
-        path, opts = official
-        return load_nb201(path, space=space, **{**opts, **options})
+        loader, path, opts = official
+        return loader(path, space=space, **{**opts, **options})
     if options:
         raise ValueError(f"ground truth {spec!r}: option(s) {', '.join(sorted(options))} apply only to official "
-                         "NB201/NATS-tss files")
+                         f"{space.name} files")
     path = Path(spec)
     if path.suffix != ".csv" or not path.is_file():
         raise FileNotFoundError(f"ground truth {spec!r} not found; give a shipped name ({', '.join(SHIPPED)}), the "
-                                "path of a CSV file with columns arch, acc, or an official NB201 .pth / NATS-tss "
-                                ".pickle.pbz2 file or -simple directory")
+                                "path of a CSV file with columns arch, acc, a `closekit truth build` directory, or "
+                                f"an official {space.name} file")
     df = pd.read_csv(path, comment="#")
     missing = {"arch", "acc"} - set(df.columns)
     if missing:

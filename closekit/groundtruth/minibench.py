@@ -1,4 +1,5 @@
-"""Mini NB201 ground truth: stand-alone training of architectures with one recipe, several seeds each.
+"""Mini ground truth of any space (CLOSE §4 ranking): stand-alone training of architectures with one recipe,
+several seeds each; the space builds the networks (``space.standalone(arch, recipe, ...)``).
 
 ``build(archs, seeds, recipe, out_dir)`` trains every (arch, seed) pair not finished yet and writes into out_dir:
   * results.csv: one row per finished pair (arch, seed, acc, loss, params, seconds), appended atomically;
@@ -41,13 +42,13 @@ from ..config import YamlConfig
 from ..spaces import get as get_space
 
 COLS = ("arch", "seed", "acc", "loss", "params", "seconds")
-SPACE_NAME = "nb201"
 
 
 @dataclass(frozen=True)
 class Recipe(YamlConfig):
-    """Stand-alone training: SGD (Nesterov), cosine learning rate per step down to 0, NB201 macro net scaled down."""
+    """Stand-alone training: SGD (Nesterov), cosine learning rate per step down to 0, the space's net scaled down."""
     kind = file_kind = "recipe"
+    space: str = "nb201"               # closekit.spaces registry
     dataset: str = "embedded"          # closekit.data registry
     data_dir: str | None = None
     image_size: int | None = 16        # None: native resolution
@@ -69,6 +70,7 @@ class Recipe(YamlConfig):
     threads: int = 1                   # torch threads per worker
 
     def __post_init__(self):
+        self._check_types()
         if self.eval_split not in ("test", "valid"):
             raise ValueError(f"recipe eval_split={self.eval_split!r} is not one of test, valid")
         for name in ("C", "N", "epochs", "batch_size", "threads"):
@@ -80,9 +82,10 @@ class Recipe(YamlConfig):
     def version(self, n_seeds):
         """e.g. mini-nb201-embedded16-c8n1-e8-s2; a hash of the recipe is appended when its other fields (but
         device and threads) differ from the defaults."""
-        v = f"mini-{SPACE_NAME}-{self.dataset}{self.image_size or ''}-c{self.C}n{self.N}-e{self.epochs}-s{n_seeds}"
-        skip = ("dataset", "image_size", "C", "N", "epochs", "device", "threads")
+        v = f"mini-{self.space}-{self.dataset}{self.image_size or ''}-c{self.C}n{self.N}-e{self.epochs}-s{n_seeds}"
+        skip = ("space", "dataset", "image_size", "C", "N", "epochs", "device", "threads")
         rest, base = self.to_dict(), Recipe().to_dict()
+        rest.pop("space")                          # named in the prefix; kept out of the hash (older tags hold)
         if any(rest[k] != base[k] for k in rest if k not in skip):
             v += "-" + hashlib.sha1(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
         return v
@@ -97,14 +100,14 @@ def load_data(recipe):
 def train_one(arch, seed, recipe, data, device=None):
     """Train one architecture from scratch (seeded, deterministic on CPU); dict(arch, seed, acc, loss, params,
     seconds) with acc and loss on the first eval_limit images of the eval split."""
-    t0, device, space = time.time(), device or recipe.device, get_space(SPACE_NAME)
+    t0, device, space = time.time(), device or recipe.device, get_space(recipe.space)
     arch, held = space.canonical_str(arch), getattr(data, recipe.eval_split)
     held = datalib.Split(held.x[:recipe.eval_limit], held.y[:recipe.eval_limit])
     if not len(held):
         raise ValueError(f"recipe eval_split={recipe.eval_split} is empty (valid needs train_portion < 1)")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = space.standalone(arch, recipe.C, recipe.N, data.in_channels, data.num_classes).to(device)
+    net = space.standalone(arch, recipe, data.in_channels, data.num_classes).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                           weight_decay=recipe.weight_decay)
     steps = recipe.epochs * math.ceil(len(data.train) / recipe.batch_size)
@@ -128,10 +131,10 @@ def train_one(arch, seed, recipe, data, device=None):
                 params=sum(p.numel() for p in net.parameters()), seconds=round(time.time() - t0, 3))
 
 
-def resolve_archs(archs, sample_seed=0):
-    """Canonical strings, isomorphic duplicates dropped: 'sample:N', all, valid, a file of arch strings, or a list."""
+def resolve_archs(archs, sample_seed=0, space="nb201"):
+    """Canonical strings, isomorphic duplicates dropped: 'sample:N', an enumeration, a file of arch strings, a list."""
     from ..evaluate import arch_list
-    space = get_space(SPACE_NAME)
+    space = get_space(space)
     found = arch_list(space, str(archs), sample_seed) if isinstance(archs, (str, os.PathLike)) else archs
     return list(dict.fromkeys(space.canonical_str(a) for a in found))
 
@@ -226,15 +229,20 @@ def truth_table(results):
     return out.rename_axis(None, axis=1).reset_index()
 
 
-def load_truth(out_dir):
-    """Ground-truth DataFrame of a minibench directory, with attrs version and noise_ceiling (from results.csv)."""
+def load_truth(out_dir, space=None, name=None):
+    """Ground-truth DataFrame of a minibench directory, with attrs version, space, dataset and noise_ceiling (from
+    results.csv); ``space`` given: a directory of another space is refused."""
     out = Path(out_dir)
     if not (out / "meta.yaml").is_file():
         raise FileNotFoundError(f"{out} is not a minibench directory (no meta.yaml); "
                                 "build one with `closekit truth build`")
     meta, results = yaml.safe_load((out / "meta.yaml").read_text()), read_results(out / "results.csv")
+    recipe = Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml")
+    if space is not None and meta.get("space", recipe.space) != space.name:
+        raise ValueError(f"ground truth {name or out} holds {meta.get('space', recipe.space)} architectures, not {space.name}; "
+                         f"set truth to a ground truth of {space.name} (or null)")
     df = truth_table(results)
-    df.attrs["version"] = Recipe.from_dict(meta["recipe"]).version(results["seed"].nunique())
+    df.attrs.update(version=recipe.version(results["seed"].nunique()), space=recipe.space, dataset=recipe.dataset)
     df.attrs["noise_ceiling"] = noise_ceiling(results)
     return df
 
@@ -294,7 +302,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
     """Train every missing (arch, seed) pair of ``archs`` x ``seeds`` into ``out_dir``; returns load_truth(out_dir)."""
     recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(dict(recipe or {}))
     spec = str(archs) if isinstance(archs, (str, os.PathLike)) else "list"
-    archs, seeds = resolve_archs(archs, sample_seed), list(dict.fromkeys(int(s) for s in seeds))
+    archs, seeds = resolve_archs(archs, sample_seed, recipe.space), list(dict.fromkeys(int(s) for s in seeds))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
@@ -313,7 +321,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
 
         def save_meta(results=None):
             import closekit
-            m = {"space": SPACE_NAME, "closekit_version": closekit.__version__, "recipe": recipe.to_dict(),
+            m = {"space": recipe.space, "closekit_version": closekit.__version__, "recipe": recipe.to_dict(),
                  "seeds": all_seeds, "archs": spec, "sample_seed": sample_seed, "n_archs": n_archs,
                  "wall_seconds": round(meta.get("wall_seconds", 0.0) + time.time() - t0, 1)}
             if results is not None:
@@ -335,15 +343,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
 
 
 def cli_build(args, overrides):
-    """`closekit truth build`: returns the exit status; errors print one line (exit 2)."""
-    import sys
-    try:
-        recipe = Recipe.from_yaml(args.recipe, **overrides(args.set))
-        truth = build(args.archs, args.seeds, recipe, args.out, workers=args.workers, sample_seed=args.sample_seed,
-                      progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
-        print(f"closekit: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
-                      "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
-    return 0
+    """`closekit truth build` from parsed arguments: the built ground truth (the CLI prints errors in one line)."""
+    recipe = Recipe.from_yaml(args.recipe, **overrides(args.set), **({"space": args.space} if args.space else {}))
+    return build(args.archs, args.seeds, recipe, args.out, workers=args.workers, sample_seed=args.sample_seed,
+                 progress=not args.no_progress)

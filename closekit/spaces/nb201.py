@@ -4,12 +4,20 @@ Stem conv3x3 + BN; three stages of N cells at C / 2C / 4C joined by residual red
 global pooling, dropout, linear head. Each cell holds a Bank of op-sets; a router picks the block of every
 edge (vanilla: edge i -> block i; CLOSE: the GATE over the active GLOW blocks). Cell BN is non-affine.
 """
+import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import sharing
+from ..curriculum import Curriculum
 from ..gates import Gate
-from .nb201_arch import EDGES, OPS, NB201Archs, coerce, live_edges, parse, to_matrix, to_str
+from . import base
+from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
+
+SHORT = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv1x1", "nor_conv_3x3": "conv3x3",
+         "avg_pool_3x3": "pool3x3"}             # op names in slot tables and drawings
+LONG = {v: k for k, v in SHORT.items()}
 
 
 class ReLUConvBN(nn.Sequential):
@@ -114,7 +122,7 @@ class Standalone(MacroNet):
         return self.run(x)
 
 
-class Supernet(MacroNet):
+class Supernet(MacroNet, base.Supernet):
     """NB201 supernet: vanilla (6 own blocks per cell) or CLOSENet (K GLOW blocks + GATE, curriculum)."""
 
     def __init__(self, cfg, in_channels, num_classes):
@@ -122,8 +130,11 @@ class Supernet(MacroNet):
         num_blocks = cfg.num_blocks if close else len(EDGES)
         super().__init__(cfg.channels_init, cfg.cells_per_stage, in_channels, num_classes, cfg.dropout,
                          lambda c: Cell(c, num_blocks))
+        self._protocol(Curriculum(cfg.cl_schedule, cfg.wit_from) if close else Curriculum(fixed=num_blocks),
+                       in_channels, num_classes)
         self.close, self.num_blocks = close, num_blocks
         self.gate_forward, self.compat, self.mlp_growth = cfg.gate_forward, cfg.aw_nas_compat, cfg.mlp_growth
+        self.mlp_parent = cfg.mlp_parent
         if not self.close:
             self.router = sharing.OwnRouter(len(EDGES))
         elif cfg.router == "random":
@@ -133,28 +144,35 @@ class Supernet(MacroNet):
                                node_dim=cfg.gates_node_dim, hidden=cfg.gates_hidden, gcn_dims=cfg.gates_gcn_dims,
                                mlp_hidden=cfg.mlp_hidden, mlp_dropout=cfg.mlp_dropout,
                                temperature=cfg.gumbel_temperature)
-        # active blocks; 0 until the first curriculum event (vanilla: all of them, always)
-        self.register_buffer("level", torch.tensor(0 if self.close else self.num_blocks))
-        self.touched = set()
 
     @property
     def cells(self):
         return [m for m in self.layers if isinstance(m, Cell)]
 
-    def route(self, arch, *, sample=True, generator=None):
-        """Routing [6, level] for one architecture (one-hot forward value)."""
-        arch, level = coerce(arch), int(self.level)
-        if level < 1:
-            raise RuntimeError("supernet has no active block yet: call grow(1) (the trainer does at epoch 1)")
-        if isinstance(self.router, Gate) and level == 1 and not self.compat:
-            return torch.ones(len(EDGES), 1, device=self.level.device)  # GATE skipped while L = 1
-        adj = torch.tensor(to_matrix(arch), device=self.level.device)
-        return self.router(adj, level, sample=sample, generator=generator)
+    def _gated(self, level):
+        return isinstance(self.router, Gate) and (level > 1 or self.compat)    # the GATE is skipped while L = 1
 
-    def forward(self, x, arch, gates=None):
+    def route(self, arch, sample=True, generator=None):
+        """{"cell": routing [6, level]} for one architecture (one-hot forward value)."""
+        arch, level = coerce(arch), self.active_level()
+        if isinstance(self.router, Gate) and not self._gated(level):
+            return {"cell": torch.ones(len(EDGES), 1, device=self.level.device)}
+        adj = torch.tensor(to_matrix(arch), device=self.level.device)
+        return {"cell": self.router(adj, level, sample=sample, generator=generator)}
+
+    def route_probs(self, arch):
+        """{"cell": [6, level]}: each block's probability under training's Gumbel sample (one-hot when fixed)."""
+        arch, level = coerce(arch), self.active_level()
+        if self._gated(level):
+            adj = torch.tensor(to_matrix(arch), device=self.level.device)
+            return {"cell": F.softmax(self.router.logits(adj)[:, :level], -1)}
+        if isinstance(self.router, sharing.RandomRouter):
+            return {"cell": torch.full((len(EDGES), level), 1 / level, device=self.level.device)}
+        return self.route(arch, sample=False)
+
+    def forward(self, x, arch, routing=None):
         arch = coerce(arch)
-        if gates is None:
-            gates = self.route(arch)
+        gates = (routing or self.route(arch))["cell"]
         mode = self.gate_forward if (self.training and gates.requires_grad) else "fixed"
         sel = gates.detach().argmax(1).tolist()                    # one device sync per step
         return self.run(x, arch, live_edges(arch), gates, sel, mode, self.touched)
@@ -164,34 +182,90 @@ class Supernet(MacroNet):
 
         Returns the GATE params that were re-initialised (their optimizer state should be reset). With
         ``aw_nas_compat`` the grown MLP layers become new Parameter objects, which the optimizer does not track.
+        The MLP row of the new block inherits from the previous block (``mlp_parent: prev``, the reference, even
+        with ``wit_from: random``) or from the WIT parent (``mlp_parent: wit``).
         """
         assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
         self.level.fill_(new_level)
-        reset = []
+        reset, row_parent = [], new_level - 2 if self.mlp_parent == "prev" else wit_parent
         if isinstance(self.router, Gate) and (new_level > 1 or self.mlp_growth != "inherit"):
             if self.compat:
-                self.router.replace_grown(new_level, self.mlp_growth, new_level - 2)
+                self.router.replace_grown(new_level, self.mlp_growth, row_parent)
             else:
-                reset = self.router.grow(new_level, self.mlp_growth, new_level - 2)
+                reset = self.router.grow(new_level, self.mlp_growth, row_parent)
         if new_level > 1:
             for cell in self.cells:
                 cell.bank.wit(new_level - 1, wit_parent)
         return reset
 
 
-class NB201(NB201Archs):
-    """The NB201 space: architectures (NB201Archs) plus its supernets."""
+NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
+           "all conv3x3": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"}
+
+
+class NB201(NB201Archs, base.Space):
+    """The NB201 space: architectures (NB201Archs) plus its slots, drawing and supernets."""
     name = "nb201"
-    num_edges = len(EDGES)
-    parse, to_str = staticmethod(parse), staticmethod(to_str)
+    enumerations = ("all", "valid")
+    parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
+
+    def enumerate(self, kind):
+        """'all': the 6,466 isomorphism-class representatives; 'valid': the 6,321 with a live conv."""
+        if kind not in self.enumerations:
+            return super().enumerate(kind)
+        return list(self.representatives if kind == "all" else self.valid)
+
+    def mutate(self, arch, generator):
+        """A valid representative of another class: one random edge gets another op (resampled until valid)."""
+        arch, key = coerce(arch), iso_key(arch)
+        for _ in range(1000):
+            e = int(torch.randint(len(EDGES), (1,), generator=generator))
+            op = int(torch.randint(len(OPS) - 1, (1,), generator=generator))
+            new = arch[:e] + (op + (op >= arch[e]),) + arch[e + 1:]
+            if is_valid(new) and iso_key(new) != key:
+                return self.canonical(new)
+        raise ValueError(f"no valid mutation of {to_str(arch)} found")
+
+    def slots(self, arch):
+        """One row per edge: cell, slot, label (i→j), op (short name), live, param (live conv)."""
+        arch = coerce(arch)
+        live = live_edges(arch)
+        return pd.DataFrame({"cell": "cell", "slot": range(len(EDGES)), "label": [f"{i}→{j}" for j, i in EDGES],
+                             "op": [SHORT[OPS[o]] for o in arch], "live": live,
+                             "param": [lv and o in CONVS for lv, o in zip(live, arch)]})
+
+    def choices(self, arch):
+        """Every edge takes any of the 5 ops."""
+        return [[SHORT[o] for o in OPS]] * len(EDGES)
+
+    def edit(self, arch, i, op):
+        """``arch`` with edge i set to ``op`` (a short name)."""
+        arch = coerce(arch)
+        return arch[:i] + (OPS.index(LONG[op]),) + arch[i + 1:]
+
+    def draw(self, arch, table, ax=None, title=None):
+        """The cell DAG with each edge coloured by its block (see nb201_draw)."""
+        from .nb201_draw import draw_cell
+        return draw_cell(table, title, ax)
+
+    def notable(self):
+        return {k: self.canonical_str(v) for k, v in NOTABLE.items()}
 
     def supernet(self, cfg, in_channels, num_classes):
         """Vanilla or CLOSE supernet for ``cfg``."""
         return Supernet(cfg, in_channels, num_classes)
 
-    def standalone(self, arch, C, N, in_channels, num_classes):
-        """Stand-alone network of one architecture (C channels, N cells per stage)."""
-        return Standalone(arch, C, N, in_channels, num_classes)
+    def standalone(self, arch, recipe, in_channels, num_classes):
+        """Stand-alone network of one architecture (recipe.C channels, recipe.N cells per stage)."""
+        return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes)
+
+    def official_truth(self, path):
+        """NB201 / NATS-tss files: a .pth, a .pickle.pbz2 or a fast-mode directory."""
+        from pathlib import Path
+        if str(path).endswith((".pth", ".pickle.pbz2")) or Path(path).is_dir():
+            from ..groundtruth.nb201 import load_nb201
+            return load_nb201
+        return None
 
 
 SPACE = NB201()

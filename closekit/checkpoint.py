@@ -1,0 +1,69 @@
+"""Checkpoint and snapshot files of a run (CLOSE §4 training; exact resume): names, atomic writes, reading, and
+rebuilding a supernet from any checkpoint. Training, scoring, routing views and widgets read runs through here.
+
+    out_dir/checkpoint.pt               the full training state (train.Trainer.state_dict), rewritten atomically
+    out_dir/snapshots/epoch-NNNN.pt     the net at chosen epochs: epoch, config, net_args, model
+"""
+import json
+import os
+from pathlib import Path
+
+import torch
+
+CKPT = "checkpoint.pt"
+SNAPSHOTS = "snapshots"
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)``, then rename the temporary file over ``path`` (a crash leaves no half file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_save(obj, path):
+    """torch.save, atomically."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_text(path, text):
+    """Write text, atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_json(path, obj):
+    """Write JSON (indented), atomically."""
+    return atomic_text(path, json.dumps(obj, indent=1, default=str))
+
+
+def read_checkpoint(path):
+    """The dict saved by Trainer.save or a snapshot (tensors on the CPU, memory-mapped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+
+
+def snapshot(trainer):
+    """What a snapshot holds: epoch, config, the supernet's net_args and its state."""
+    return {"epoch": trainer.epoch, "config": trainer.cfg.to_dict(), "net_args": trainer.net.net_args,
+            "model": trainer.net.state_dict()}
+
+
+def load_net(path, device="cpu"):
+    """(supernet in eval mode, RunConfig, epoch) rebuilt from a checkpoint or snapshot file."""
+    from . import spaces
+    from .config import RunConfig
+    state = read_checkpoint(path)
+    if "net_args" not in state:
+        raise ValueError(f"checkpoint {path} predates closekit's net_args record; train the run again")
+    cfg = RunConfig.from_dict(state["config"], f"checkpoint {path}")
+    net = spaces.get(cfg.space).supernet(cfg, **state["net_args"])
+    net.load_state_dict(state["model"])
+    return net.to(device).eval(), cfg, int(state["epoch"])

@@ -1,0 +1,53 @@
+"""Best-effort progress of a running job, for ``closekit batch`` to show: ``report`` writes one small JSON file,
+the one $CLOSEKIT_PROGRESS names (batch sets it to <job dir>/progress.json), and ``read`` reads it back.
+
+    {"phase": "train", "done": 12, "total": 30, "time": 1718000000.0, **extra}
+
+Without the variable ``report`` does nothing. Writes are atomic and at most one a second within a phase (a new
+phase and ``done == total`` are always written); an OSError never reaches the caller. Phases of the training
+pipeline: build, train (epochs), score (architectures), rank, done.
+"""
+import contextlib
+import json
+import os
+import tempfile
+import time
+
+ENV = "CLOSEKIT_PROGRESS"
+MIN_INTERVAL = 1.0  # seconds between two writes of the same phase
+_last = dict(path=None, phase=None, time=None)  # the last write attempted
+
+
+def report(phase, done=None, total=None, **extra):
+    """Write the progress to $CLOSEKIT_PROGRESS unless unset or rate-limited; True when written."""
+    path = os.environ.get(ENV)
+    if not path:
+        return False
+    now = time.time()
+    same = path == _last["path"] and phase == _last["phase"] and _last["time"] is not None
+    if same and 0 <= now - _last["time"] < MIN_INTERVAL and not (done is not None and done == total):
+        return False
+    _last.update(path=path, phase=phase, time=now)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".progress-", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"phase": phase, "done": done, "total": total, "time": now, **extra}, f, default=str)
+        os.replace(tmp, path)
+        tmp = None
+        return True
+    except OSError:
+        return False
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+def read(path):
+    """The progress dict at ``path``; None when missing, unreadable or half-written."""
+    try:
+        with open(path) as f:
+            p = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return p if isinstance(p, dict) else None

@@ -1,0 +1,113 @@
+"""One run end to end (CLOSE §4-5): build, train with resume, score, rank against the ground truth, record.
+
+``run(cfg, out_dir)`` is the one pipeline; the CLI (``closekit train``), the notebooks and bench/ranking.py call
+it. The run directory gets config.yaml, provenance.json (the config hash and the code version that produced it),
+checkpoint.pt, snapshots/ (the net at the last epoch of every curriculum level), history.csv, scores.csv and
+metrics.json. A rerun resumes from the checkpoint; a finished run with other scoring or ground-truth keys is
+re-scored without retraining. Progress goes to ``closekit.progress`` (shown by ``closekit batch``).
+"""
+import functools
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from . import groundtruth, progress, spaces
+from .checkpoint import atomic_json, atomic_text
+from .evaluate import arch_list, evaluate_cfg, probe, score_summary
+from .metrics import compare
+from .routing import block_usage
+from .train import build, chain, snapshots, train
+
+PACKAGE = Path(__file__).resolve().parent
+SHELL = ("batch.py", "cli.py", "plots.py", "progress.py", "record.py", "widgets.py")   # cannot change a result
+
+
+@functools.lru_cache(maxsize=1)
+def code_version():
+    """sha256 (16 hex) of the package source that computes results: every closekit .py file but the shell's."""
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE.rglob("*.py")):
+        rel = p.relative_to(PACKAGE).as_posix()
+        if rel not in SHELL:
+            h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def config_hash(cfg):
+    """sha256 (16 hex) of the resolved config (every key, defaults included)."""
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def provenance(cfg):
+    """What produced a result: config hash, code version, closekit version."""
+    from . import __version__
+    return {"config_hash": config_hash(cfg), "code_version": code_version(), "closekit_version": __version__}
+
+
+def ceiling(truth):
+    """The ground truth's own reliability, when it states one: seed-to-seed Kendall tau and the best Kendall a
+    supernet can reach against its seed mean (predicted)."""
+    nc = truth.attrs.get("noise_ceiling") or {}
+    out = {"truth_seed_kendall": nc.get("kendall")}
+    if "seed_mean" in nc:
+        out["truth_best_kendall"] = nc["seed_mean"]["tau_vs_noise_free"]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+class Result(NamedTuple):
+    """Everything one run produced (the files in ``out_dir`` hold the same)."""
+    cfg: object
+    space: object
+    data: object
+    net: object
+    trainer: object
+    history: pd.DataFrame
+    scores: pd.DataFrame
+    truth: object
+    metrics: dict
+    usage: pd.DataFrame
+    out_dir: Path
+
+
+def _report_epoch(trainer, epoch):
+    progress.report("train", epoch, trainer.cfg.epochs, loss=round(trainer.history[-1]["train_loss"], 4)
+                    if trainer.history else None)
+
+
+def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage_every_level=True):
+    """Train (or resume) the run of ``cfg`` in ``out_dir`` (default cfg.out_dir), score its architectures, rank
+    them against its ground truth; returns a ``Result``. Bad config, truth or arch list fail before training."""
+    out = Path(out_dir or cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress.report("build")
+    atomic_text(out / "config.yaml", cfg.to_yaml())
+    atomic_json(out / "provenance.json", provenance(cfg))
+    space = spaces.get(cfg.space)
+    truth = groundtruth.load(cfg.truth, space, for_dataset=cfg.dataset) if cfg.truth else None
+    archs = arch_list(space, cfg.archs, cfg.arch_seed, truth)
+    space, data, net = build(cfg)
+    hook = probe(space, archs, data, cfg, truth, usage_every_level=usage_every_level)
+    callbacks = [hook, snapshots()] if keep_snapshots else [hook]
+    t0 = time.time()
+    trainer, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
+                             on_epoch_end=chain(*callbacks, lambda tr, e: _report_epoch(tr, e)))
+    history.to_csv(out / "history.csv", index=False)
+    train_s = time.time() - t0
+    t0 = time.time()
+    scores = evaluate_cfg(net, space, archs, data, cfg, progress=False,
+                          on_scored=lambda i, n: progress.report("score", i, n))
+    scores.to_csv(out / "scores.csv", index=False)
+    metrics = {"train_seconds": round(train_s, 1), "score_seconds": round(time.time() - t0, 1),
+               "final_train_loss": float(history["train_loss"].iloc[-1]), **score_summary(scores)}
+    if truth is not None:
+        progress.report("rank")
+        metrics.update({"truth": truth.attrs.get("version", cfg.truth), **ceiling(truth), **compare(scores, truth)})
+    atomic_json(out / "metrics.json", metrics)
+    progress.report("done")
+    usage = hook.usage if hook.usages else block_usage(net, space, hook.archs, routing=cfg.eval_routing,
+                                                       seed=cfg.eval_seed)     # resumed after the last epoch
+    return Result(cfg, space, data, net, trainer, history, scores, truth, metrics, usage, out)

@@ -1,0 +1,141 @@
+"""The space protocol and the supernet protocol (CLOSE §3: sharing as routing, whatever the search space).
+
+A search space is one object, registered in ``closekit.spaces.SPACES``; everything outside ``closekit/spaces/``
+(trainer, scoring, ground truth, routing views, widgets, plots, notebooks) uses only what is listed here.
+
+Space (subclass ``Space``):
+  name                              registry key, recorded in checkpoints and ground truths
+  parse(text) / to_str(arch)        every string format users have -> arch; arch -> the official string
+  coerce(x)                         an arch from a string or an arch object (validated; ValueError in one line)
+  canonical(arch), canonical_str    the isomorphism-class representative: its string keys every table and cache
+  sample(generator)                 one architecture, as the reference samples during training
+  sample_list(n, seed)              n distinct canonical architectures, seeded
+  enumerations, enumerate(kind)     names of finite lists ("all", "valid") and the lists; () when there are none
+  mutate(arch, generator)           one random neighbour (search)
+  slots(arch) -> DataFrame          the routed positions: cell (cell type / stage), slot (index within the cell
+                                    type's routing), label (position name, the same for every arch), op, live,
+                                    param (live and parameterised: uses and trains its block's weights)
+  choices(arch), edit(arch, i, op)  optional: the ops slot row i may take, and the arch with it changed (widgets)
+  draw(arch, table, ax)             the architecture with each slot coloured by its block (``table``: the slots
+                                    with block and p columns); imports matplotlib itself
+  notable() -> {label: arch str}    architectures worth a look in the explorer
+  supernet(cfg, in_channels, num_classes) -> Supernet
+  standalone(arch, recipe, in_channels, num_classes) -> nn.Module   (the mini benchmark's networks)
+  official_truth(path) -> loader | None   the loader of an official ground-truth file of this space
+
+Supernet (subclass ``Supernet`` next to an nn.Module; set it up with ``_protocol``):
+  forward(x, arch, routing=None)    logits; routing None: ``route(arch)``
+  route(arch, sample, generator)    {cell type: one-hot [slots, level]} (straight-through when trained)
+  route_probs(arch)                 {cell type: [slots, level]} probability of each block under training's sample
+  cell_types                        the keys of a routing, in slot-table order
+  curriculum, level                 the Curriculum and the active-block buffer (saved with the model)
+  epoch_start(epoch, generator)     apply the curriculum events due: Events(log lines, params to reset)
+  grow(new_level, parent)           one level change (WIT and router growth): the params to reset
+  router_parameters()               the router's parameters (their own optimizer group)
+  after_backward()                  called after every backward (zero grads for computed, unselected blocks)
+  net_args                          the constructor's data arguments (in_channels, num_classes) for checkpoints
+"""
+import abc
+
+import torch
+
+from ..curriculum import Events
+from ..sharing import fill_zero_grads
+
+
+class Space(abc.ABC):
+    """Base of every search space: the protocol above, with the generic parts implemented."""
+    name = None
+    enumerations = ()
+
+    @abc.abstractmethod
+    def parse(self, text): ...
+
+    @abc.abstractmethod
+    def to_str(self, arch): ...
+
+    @abc.abstractmethod
+    def coerce(self, x): ...
+
+    @abc.abstractmethod
+    def canonical(self, arch): ...
+
+    @abc.abstractmethod
+    def sample(self, generator): ...
+
+    @abc.abstractmethod
+    def mutate(self, arch, generator): ...
+
+    @abc.abstractmethod
+    def slots(self, arch): ...
+
+    @abc.abstractmethod
+    def supernet(self, cfg, in_channels, num_classes): ...
+
+    @abc.abstractmethod
+    def standalone(self, arch, recipe, in_channels, num_classes): ...
+
+    def canonical_str(self, arch):
+        """Official string of the class representative of ``arch``."""
+        return self.to_str(self.canonical(arch))
+
+    def sample_list(self, n, seed):
+        """n distinct canonical architectures drawn with ``sample`` from a seeded generator."""
+        gen, seen = torch.Generator().manual_seed(seed), {}
+        for _ in range(100 * n + 100):
+            if len(seen) == n:
+                break
+            a = self.canonical(self.sample(gen))
+            seen.setdefault(self.to_str(a), a)
+        if len(seen) < n:
+            raise ValueError(f"sample_list: found only {len(seen)} distinct {self.name} architectures, asked for {n}")
+        return list(seen.values())
+
+    def enumerate(self, kind):
+        """A finite list of architectures by name (see ``enumerations``)."""
+        raise ValueError(f"space {self.name} has no finite enumeration {kind!r}")
+
+    def notable(self):
+        return {}
+
+    def official_truth(self, path):
+        return None
+
+    def draw(self, arch, table, ax=None, title=None):
+        raise NotImplementedError(f"space {self.name} has no drawing")
+
+
+class Supernet:
+    """Mixin of the supernet protocol for an nn.Module subclass; call ``_protocol`` in its __init__."""
+    cell_types = ("cell",)
+
+    def _protocol(self, curriculum, in_channels, num_classes):
+        self.curriculum, self.touched = curriculum, set()
+        self.net_args = {"in_channels": in_channels, "num_classes": num_classes}
+        self.register_buffer("level", torch.tensor(curriculum.level(0)))    # active blocks; saved with the model
+
+    def active_level(self):
+        """The number of active blocks; a clear error before the first curriculum event."""
+        level = int(self.level)
+        if level < 1:
+            raise RuntimeError("the supernet has no active block yet (level 0): train it, load a trained checkpoint "
+                               "or call epoch_start(1)")
+        return level
+
+    def epoch_start(self, epoch, generator=None):
+        """Apply the curriculum events due at ``epoch`` (each once: the level is saved with the model)."""
+        log, reset = [], []
+        for new, parent in self.curriculum.due(int(self.level), epoch, generator):
+            reset += self.grow(new, parent)
+            log.append(f"epoch {epoch}: curriculum level {new}" + (f" (WIT from block {parent})" if parent is not None
+                                                                   else ""))
+        return Events(log, reset)
+
+    def router_parameters(self):
+        return self.router.parameters()
+
+    def after_backward(self):
+        """Zero gradients for the computed but unselected blocks (gate_forward others_no_grad)."""
+        if self.touched:
+            fill_zero_grads(self.touched)
+            self.touched.clear()
