@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from . import progress
+from .checkpoint import atomic_json
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 RETRY_DELAY = 5.0  # seconds before a dead kernel's job is retried
@@ -91,13 +92,6 @@ def make_jobs(notebook, params_files_or_dicts, out_dir):
 def _now():
     """UTC time stamp."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_json(path, obj):
-    """Write ``obj`` to ``path`` atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 def _tail(path, n=20):
@@ -180,7 +174,7 @@ def _watcher(jid, d, status, log, every, t0):
         if p != status.get("progress"):
             status["progress"] = p
             with contextlib.suppress(OSError):  # progress is best effort
-                _write_json(d / "status.json", status)
+                atomic_json(d / "status.json", status)
         key = (p.get("phase"), p.get("done"), p.get("total"))
         if key != shown[0] and (final or shown[0] is None or key[0] != shown[0][0] or now - shown[1] >= every):
             shown[:] = key, now
@@ -235,7 +229,7 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
            "--stderr-file", str(d / "stderr.log")]
     status = dict(job=job["id"], state="running", params_hash=job["hash"], params=job["params"], notebook=str(nb),
                   notebook_sha256=nb_sha, params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0)
-    _write_json(d / "status.json", status)
+    atomic_json(d / "status.json", status)
     log(f"{job['id']}: start (CUDA_VISIBLE_DEVICES={slot!r})")
     t0 = time.time()
     watch = _watcher(job["id"], d, status, log, progress_every, t0)
@@ -259,7 +253,7 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
                   error=error, stderr_tail=_tail(d / "stderr.log"), log_tail=_tail(d / "papermill.log"))
     if html and state == "ok":
         status["html"], status["html_error"] = _html(out)
-    _write_json(d / "status.json", status)
+    atomic_json(d / "status.json", status)
     log(f"{job['id']}: {state} in {status['seconds']:.1f} s" + (f": {error}" if error else ""))
     return dict(job=job["id"], state=state, seconds=status["seconds"], attempts=attempt, error=error)
 

@@ -6,6 +6,7 @@ rebuilding a supernet from any checkpoint. Training, scoring, routing views and 
 """
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -15,15 +16,19 @@ SNAPSHOTS = "snapshots"
 
 
 def atomic_write(path, write):
-    """Call ``write(tmp_path)``, then rename the temporary file over ``path`` (a crash leaves no half file)."""
+    """Call ``write(tmp_path)`` on a fresh temporary file beside ``path``, fsync it, then rename it over ``path``:
+    a crash leaves the old file or the new one, never half of one. The one atomic write of the package."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -50,8 +50,8 @@ class YamlConfig:
         for f in fields(self):
             v, types = getattr(self, f.name), [t.strip() for t in str(f.type).split("|")]
             if not any(_fits(v, t) for t in types):
-                want = " or ".join("null" if t == "None" else "a list of ints" if t == "tuple" else f"a {t}"
-                                   for t in types)
+                want = " or ".join("null" if t == "None" else "a list of ints" if t == "tuple" else
+                                   f"a{'n' * (t[0] in 'aeiou')} {t}" for t in types)
                 raise ValueError(f"{self.kind} {f.name}={v!r} must be {want}")
             if "float" in types and isinstance(v, int):
                 object.__setattr__(self, f.name, float(v))

@@ -22,10 +22,11 @@ from .routing import block_usage
 
 def arch_list(space, spec, seed=0, truth=None):
     """Architectures to score: a finite enumeration of the space (e.g. 'all', 'valid'), 'sample:N', 'truth' (the
-    ground truth's architectures), or a text file of arch strings (canonicalised)."""
+    ground truth's architectures), or a text file of arch strings (canonicalised, isomorphic repeats dropped)."""
     if spec == "truth":
         if truth is None:
-            raise ValueError("archs: truth needs a ground truth; set truth to a CSV, mini-benchmark dir or official file")
+            raise ValueError("archs: truth needs a ground truth; set truth to a CSV, mini-benchmark dir or "
+                             "official file")
         return list(truth["arch"])
     if spec in space.enumerations:
         return space.enumerate(spec)
@@ -38,14 +39,15 @@ def arch_list(space, spec, seed=0, truth=None):
     if not path.is_file():
         kinds = " / ".join((*space.enumerations, "sample:N", "truth"))
         raise FileNotFoundError(f"arch list {spec!r} is neither {kinds} nor an existing file of arch strings")
-    archs = []
+    archs = {}
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip() and not line.lstrip().startswith("#"):
             try:
-                archs.append(space.canonical(line.strip()))
+                a = space.canonical(line.strip())
             except ValueError as e:
                 raise ValueError(f"{path}:{i}: {e}") from None
-    return archs
+            archs.setdefault(space.to_str(a), a)
+    return list(archs.values())
 
 
 def _bn_modules(net):
@@ -128,10 +130,11 @@ def probe_archs(archs, n, seed):
 class Probe:
     """``on_epoch_end`` callback of ``train``: probe scores every ``cfg.eval_every`` epochs, block usage per level.
 
-    Scores a seeded sample (``arch_seed``) of ``cfg.eval_every_archs`` of ``archs`` (history columns
-    probe_acc_mean, and probe_kendall when ``truth`` is given). With ``usage_every_level`` it also keeps ``block_usage`` of those archs at the last
-    epoch of each curriculum level (and at the final epoch): ``.usages`` (one DataFrame each), ``.usage`` (all).
-    Epochs done before a resume are not seen again, so a resumed run only holds the levels it trained.
+    Scores a seeded sample (``arch_seed``) of ``cfg.eval_every_archs`` of ``archs`` (history columns probe_acc_mean,
+    and probe_kendall when ``truth`` is given). With ``usage_every_level`` it also keeps ``block_usage`` of
+    those archs at the last epoch of each curriculum level (and at the final epoch): ``.usages`` (one DataFrame
+    each), ``.usage`` (all). Epochs done before a resume are not seen again, so a resumed run only holds the
+    levels it trained.
     """
 
     def __init__(self, space, archs, data, cfg, truth=None, usage_every_level=True):
@@ -154,7 +157,7 @@ class Probe:
 
     @property
     def usage(self):
-        """Every recorded block-usage table, one after the other (columns edge, block, count, level)."""
+        """Every recorded block-usage table, one after the other (columns slot, position, block, count, level)."""
         return pd.concat(self.usages, ignore_index=True) if self.usages else \
             pd.DataFrame(columns=["slot", "position", "block", "count", "level"])
 

@@ -5,6 +5,7 @@ applied in a context) and close nothing: the caller displays and closes each fig
 """
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
@@ -77,24 +78,32 @@ def trajectory(history, srt_epochs=()):
 
 
 def block_usage(usage):
-    """Heatmaps of edge position x GLOW block counts, one panel per curriculum level (``level`` column)."""
+    """Heatmaps of slot position x GLOW block counts (``routing.usage_table``), one panel per curriculum level
+    (``level`` column); rows labelled by ``position`` in ``slot`` order (records before slots: ``edge``)."""
     groups = list(usage.groupby("level")) if "level" in usage else [(None, usage)]
     widths = [max(int(g["block"].max()) + 1, 1) for _, g in groups]
     vmax = max(float(usage["count"].max()), 1.0) if len(usage) else 1.0
+    key = next(c for c in ("slot", "position", "edge") if c in usage)
+    name = "position" if "position" in usage else key
+    rows = max(usage[key].nunique(), 1)
     with sns.axes_style("white"):
-        fig, axes = plt.subplots(1, len(groups), figsize=(1.2 + 0.9 * sum(widths) + 0.6 * len(groups), 3.4),
+        fig, axes = plt.subplots(1, len(groups), figsize=(1.2 + 0.9 * sum(widths) + 0.6 * len(groups),
+                                                          max(3.4, 1.0 + 0.4 * rows)),
                                  gridspec_kw={"width_ratios": widths}, squeeze=False)
         for ax, (level, g) in zip(axes[0], groups):
-            table = g.pivot_table(index="edge", columns="block", values="count", aggfunc="sum", fill_value=0)
+            table = g.pivot_table(index=key, columns="block", values="count", aggfunc="sum", fill_value=0)
+            names = dict(zip(g[key], g[name]))
+            table.index = pd.Index([names[k] for k in table.index], name=name)
             sns.heatmap(table, ax=ax, annot=True, fmt="d", cbar=False, vmin=0, vmax=vmax, cmap="Blues")
             ax.set(title=f"level {level}" if level is not None else "", xlabel="GLOW block",
-                   ylabel="edge" if ax is axes[0][0] else "")
+                   ylabel=name if ax is axes[0][0] else "")
         fig.tight_layout()
     return fig
 
 
-def by_config(table, metrics, config="config"):
-    """One panel per metric column: its value per config (bars: mean, points: runs)."""
+def by_config(table, metrics, config="config", lines=None):
+    """One panel per metric column: its value per config (bars: mean, points: runs); ``lines`` ({metric: [(y,
+    label, linestyle)]}) adds labelled horizontal reference lines, e.g. the ground truth's Kendall ceilings."""
     metrics = [m for m in metrics if m in table and table[m].notna().any()]
     with sns.axes_style(STYLE):
         fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(1.5 + 3.8 * max(len(metrics), 1), 3.6),
@@ -102,6 +111,11 @@ def by_config(table, metrics, config="config"):
         for ax, m in zip(axes[0], metrics):
             sns.barplot(data=table, x=config, y=m, ax=ax, errorbar="sd", alpha=0.6)
             sns.stripplot(data=table, x=config, y=m, ax=ax, color="black", size=4)
+            ref = (lines or {}).get(m, ())
+            for y, label, ls in ref:
+                ax.axhline(y, color="firebrick", ls=ls, lw=1.2, label=label)
+            if ref:
+                ax.legend(fontsize=8, loc="best")
             ax.set(xlabel="", title=m)
             ax.tick_params(axis="x", rotation=20)
         fig.tight_layout()
@@ -131,13 +145,14 @@ def block_colours(n):
     return sns.color_palette("tab10", max(n, 1))
 
 
-def routing_entropy(summary, by_edge=None):
-    """Mean routing entropy per checkpoint (``routing.over_checkpoints`` summary), per edge when ``by_edge``
-    (columns epoch, edge, entropy) is given; dashed lines at curriculum level changes."""
+def routing_entropy(summary, by_position=None):
+    """Mean routing entropy per checkpoint (``routing.over_checkpoints`` summary), per slot position when
+    ``by_position`` (columns epoch, position, entropy: ``routing.entropy_table`` rows) is given; dashed lines at
+    curriculum level changes."""
     with sns.axes_style(STYLE):
         fig, ax = plt.subplots(figsize=(6.0, 3.6))
-        if by_edge is not None:
-            sns.lineplot(data=by_edge, x="epoch", y="entropy", hue="edge", ax=ax, marker="o", alpha=0.7)
+        if by_position is not None:
+            sns.lineplot(data=by_position, x="epoch", y="entropy", hue="position", ax=ax, marker="o", alpha=0.7)
         sns.lineplot(data=summary, x="epoch", y="entropy", ax=ax, color="black", lw=2.5, marker="s", label="mean")
         lv, ep = summary["level"].to_numpy(), summary["epoch"].to_numpy()
         for i in range(1, len(lv)):

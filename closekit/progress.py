@@ -7,11 +7,11 @@ Without the variable ``report`` does nothing. Writes are atomic and at most one 
 phase and ``done == total`` are always written); an OSError never reaches the caller. Phases of the training
 pipeline: build, train (epochs), score (architectures), rank, done.
 """
-import contextlib
 import json
 import os
-import tempfile
 import time
+
+from .checkpoint import atomic_json
 
 ENV = "CLOSEKIT_PROGRESS"
 MIN_INTERVAL = 1.0  # seconds between two writes of the same phase
@@ -28,20 +28,12 @@ def report(phase, done=None, total=None, **extra):
     if same and 0 <= now - _last["time"] < MIN_INTERVAL and not (done is not None and done == total):
         return False
     _last.update(path=path, phase=phase, time=now)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".progress-", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"phase": phase, "done": done, "total": total, "time": now, **extra}, f, default=str)
-        os.replace(tmp, path)
-        tmp = None
+        atomic_json(path, {"phase": phase, "done": done, "total": total, "time": now, **extra})
         return True
     except OSError:
         return False
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+
 
 def read(path):
     """The progress dict at ``path``; None when missing, unreadable or half-written."""

@@ -6,8 +6,9 @@ Same idea as scrapbook's ``glue`` without the dependency. Non-finite floats are 
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
+
+from .checkpoint import atomic_json
 
 MIME = "application/vnd.closekit.record+json"
 RESULTS = "results.json"
@@ -31,18 +32,6 @@ def _jsonable(v, key):
     if lib == "pandas" and hasattr(v, "isoformat"):
         return v.isoformat()
     raise TypeError(f"record: value of {key!r} is a {type(v).__name__}, not JSON-serialisable")
-
-
-def _write_json(path, obj):
-    """Write ``obj`` to ``path`` atomically (temp file in the same directory + os.replace)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _brief(v):
@@ -69,7 +58,7 @@ def record(**values):
         print(text)
     path = Path(os.environ.get("CLOSEKIT_RECORD_DIR") or ".") / RESULTS
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, {**(json.loads(path.read_text()) if path.exists() else {}), **values})
+    atomic_json(path, {**(json.loads(path.read_text()) if path.exists() else {}), **values})
     return values
 
 

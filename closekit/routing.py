@@ -1,11 +1,11 @@
 """How a trained CLOSENet shares its weights (CLOSE §3.3, the GATE; §3.4 and Fig. 4, the sharing-extent curriculum).
 
-For an architecture, the GATE gives each edge a distribution over the active GLOW blocks: ``softmax(logits)`` is
-the probability that training's Gumbel-max sample routes the edge to block k (the temperature only shapes the
-straight-through gradient). Over a set of architectures: block-usage counts per slot position, routing entropy,
-the sharing extent of each block, whether routing depends on the architecture at all, and how routing changes
-between checkpoints or curriculum levels. Space-generic: positions come from ``space.slots`` and routings from
-the supernet protocol. Pure functions on a live supernet, tensors and DataFrames.
+For an architecture, the GATE gives each slot (NB201: edge) a distribution over the active GLOW blocks:
+``softmax(logits)`` is the probability that training's Gumbel-max sample routes the slot to block k (the temperature
+only shapes the straight-through gradient). Over a set of architectures: block-usage counts per slot position,
+routing entropy, the sharing extent of each block, whether routing depends on the architecture at all, and how
+routing changes between checkpoints or curriculum levels. Space-generic: positions come from ``space.slots`` and
+routings from the supernet protocol. Pure functions on a live supernet, tensors and DataFrames.
 
 Vanilla supernets route slot i to block i (entropy 0); the ``random`` router has uniform probabilities and its
 chosen block is a seeded draw; at level 1 every slot uses block 0.

@@ -190,23 +190,17 @@ def train(net, data, cfg, out_dir=None, resume=True, log=print, on_epoch_end=Non
     return trainer, trainer.fit(on_epoch_end=on_epoch_end)
 
 
-class Snapshots:
+def snapshots(out_dir=None, every=0):
     """``on_epoch_end`` callback: the net (``checkpoint.snapshot``) at the last epoch of every curriculum level, at
-    ``cfg.epochs`` and every ``every`` epochs, saved atomically to ``out_dir/snapshots/epoch-NNNN.pt``."""
-
-    def __init__(self, out_dir=None, every=0):
-        self.out_dir, self.every = out_dir, every
-
-    def __call__(self, trainer, epoch):
-        out = self.out_dir or trainer.out_dir
+    ``cfg.epochs`` and every ``every`` epochs, saved atomically to ``out_dir/snapshots/epoch-NNNN.pt`` (``out_dir``
+    None: the trainer's)."""
+    def save(trainer, epoch):
+        out = out_dir or trainer.out_dir
         if out is None:
             raise ValueError("snapshots need an out_dir: pass one or train with out_dir set")
-        if trainer.net.curriculum.level_end(epoch) or epoch >= trainer.cfg.epochs or \
-                (self.every and epoch % self.every == 0):
+        if trainer.net.curriculum.level_end(epoch) or epoch >= trainer.cfg.epochs or (every and epoch % every == 0):
             atomic_save({**snapshot(trainer), "epoch": epoch}, Path(out) / SNAPSHOTS / f"epoch-{epoch:04d}.pt")
-def snapshots(out_dir=None, every=0):
-    """The ``Snapshots`` callback (``out_dir`` None: the trainer's)."""
-    return Snapshots(out_dir, every)
+    return save
 
 
 def chain(*callbacks):

@@ -17,56 +17,80 @@
 # # Compare runs of `nb201.ipynb`
 #
 # Reads the results that `closekit batch notebooks/nb201.ipynb params/nb201/*.yaml --out DIR` recorded
-# (`closekit.read_results`) and puts the configurations side by side: one table of metrics per configuration
-# (mean ± std over the runs that differ only in `seed`), the ranking metrics per configuration, and the one-shot
-# scores per configuration (against the ground truth when one was recorded).
+# (`closekit.read_results`) and puts the configurations side by side. It leads with the headline: how well each
+# configuration ranks the architectures (mean ± std over the runs that differ only in `seed`), next to the best
+# Kendall τ the ground truth itself allows and its seed-to-seed agreement; then the ranking metrics and the
+# one-shot scores per configuration as figures; then the full table of every recorded metric and the runs.
 
 # %% tags=["parameters"]
 batch_dir: str = "runs/batch"  # a `closekit batch --out` directory (or any directory of executed nb201 notebooks)
-
-# %%
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import display
-
-import closekit
-from closekit import plots
-
-results = closekit.read_results(batch_dir)
-if "config" not in results or results["config"].isna().all():
-    raise ValueError(f"no recorded nb201 results under {batch_dir!r}; run closekit batch notebooks/nb201.ipynb first")
-runs = results[results["config"].notna()].copy()
-print(f"{len(results)} runs in {batch_dir}, {len(runs)} with recorded nb201 results")
-results[["run", "status"]]
 
 # %% [markdown]
 # A configuration is the supernet plus every config key that differs between the runs, except `seed` and
 # `out_dir`; runs of one configuration are seeds of it.
 
 # %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+import closekit
+from closekit import plots
+from closekit.metrics import HEADLINE
+
+CEILINGS = {"truth_best_kendall": ("best reachable τ", "-"),   # ground-truth ceilings recorded per run: name, line
+            "truth_seed_kendall": ("seed-to-seed τ", "--")}
+
+results = closekit.read_results(batch_dir)
+if "config" not in results or results["config"].isna().all():
+    raise ValueError(f"no recorded nb201 results under {batch_dir!r}; run closekit batch notebooks/nb201.ipynb first")
+runs = results[results["config"].notna()].copy()
 configs = pd.DataFrame(list(runs["config"]), index=runs.index).drop(columns=["seed", "out_dir"], errors="ignore")
 varying = [k for k in configs if k != "supernet" and configs[k].map(str).nunique() > 1]
 runs["config_name"] = [" ".join([c["supernet"], *(f"{k}={c[k]}" for k in varying)]) for _, c in configs.iterrows()]
-metric_cols = [m for m in ("kendall", "spearman", "p@top5%", "br@5%", "oneshot_acc_mean", "oneshot_acc_std",
+metric_cols = [m for m in (*HEADLINE, *CEILINGS, "br@5%", "oneshot_acc_mean", "oneshot_acc_std",
                            "final_train_loss", "train_seconds", "score_seconds") if m in runs]
 runs[metric_cols] = runs[metric_cols].apply(pd.to_numeric, errors="coerce")
 grouped = runs.groupby("config_name")[metric_cols]
 table = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_std"))
 table.insert(0, "runs", runs.groupby("config_name").size())
 table.insert(1, "seeds", runs.groupby("config_name")["config"].agg(lambda cs: sorted(c["seed"] for c in cs)))
-shown = table[["runs", "seeds"]].copy()
-for m in metric_cols:
-    shown[m] = ["–" if pd.isna(a) else f"{a:.4g}" if pd.isna(s) else f"{a:.4g} ± {s:.2g}"
-                for a, s in zip(table[f"{m}_mean"], table[f"{m}_std"])]
-shown
+
+
+def mean_std(cols, spec=".4g"):
+    """``table``'s columns as 'mean ± std' text ('–' without a value, the mean alone for one run)."""
+    return pd.DataFrame({m: ["–" if pd.isna(a) else f"{a:{spec}}" if pd.isna(s) else f"{a:{spec}} ± {s:.2g}"
+                             for a, s in zip(table[f"{m}_mean"], table[f"{m}_std"])] for m in cols}, index=table.index)
+
 
 # %% [markdown]
-# Ranking quality per configuration: Kendall τ and P@top5% of the one-shot scores (bars: mean ± std, points: runs).
+# ## Headline
+# Ranking quality per configuration (Kendall τ, Spearman ρ, P@top5%, best true rank among the predicted top 5%
+# relative to the number of architectures; mean ± std over seeds). The ground truth's ceilings are shown once
+# when every run recorded the same ones, else as columns.
 
 # %%
-ranking_cols = [m for m in ("kendall", "p@top5%") if m in runs and runs[m].notna().any()]
+ceilings = {k: float(runs[k].iloc[0]) for k in CEILINGS     # shown once when every run recorded the same value
+            if k in runs and runs[k].notna().all() and runs[k].nunique() == 1}
+ranked = [m for m in HEADLINE if m in runs and runs[m].notna().any()]
+differ = [k for k in CEILINGS if k in runs and runs[k].notna().any() and k not in ceilings]   # else as columns
+head = table[["runs"]].join(mean_std((ranked or ["oneshot_acc_mean"]) + differ, ".3g"))
+truths = ", ".join(f"`{t}`" for t in runs["truth"].dropna().unique()) if "truth" in runs else ""
+note = ", ".join(f"{CEILINGS[k][0]} = {v:.3f}" for k, v in ceilings.items())
+display(Markdown(f"**{len(table)} configuration(s)**, {len(runs)} runs with recorded results ({len(results)} in "
+                 f"`{batch_dir}`), ranked against {truths or 'no ground truth'}"
+                 + (f"; ground-truth ceilings: {note}" if note else "")))
+head
+
+# %% [markdown]
+# Ranking quality per configuration: Kendall τ and P@top5% of the one-shot scores (bars: mean ± std, points: runs;
+# red lines on the Kendall panel: the ground truth's best reachable τ, and dashed its seed-to-seed τ).
+
+# %%
+ranking_cols = [m for m in ("kendall", "p@top5%") if m in ranked]
 if ranking_cols:
-    fig = plots.by_config(runs, ranking_cols, config="config_name")
+    lines = {"kendall": [(v, f"truth: {CEILINGS[k][0]}", CEILINGS[k][1]) for k, v in ceilings.items()]}
+    fig = plots.by_config(runs, ranking_cols, config="config_name", lines=lines)
     display(fig)
     plt.close(fig)
 else:
@@ -87,5 +111,13 @@ if parts:
 else:
     print("no recorded scores")
 
+# %% [markdown]
+# ## Details
+# Every recorded metric per configuration (mean ± std over seeds), then every run found and its state.
+
 # %%
-recorded = closekit.record(compare_table=table.reset_index())
+display(table[["runs", "seeds"]].join(mean_std(metric_cols)))
+display(results[["run", "status"]])
+
+# %%
+recorded = closekit.record(compare_table=table.reset_index(), truth_ceilings=ceilings)

@@ -16,12 +16,14 @@
 # %% [markdown]
 # # GATE explorer: how a trained CLOSENet shares its weights
 #
-# In CLOSE (Zhou et al., ECCV 2022, §3.3-3.4) every cell holds a bank of GLOW blocks and a GATE routes each edge
-# of an architecture to one of the active blocks; the curriculum adds blocks as training goes on, so the sharing
-# extent shrinks. This notebook opens one run and shows that routing: for an architecture, the GATE's probability
-# of each block per edge (the chance that training's Gumbel-max sample picks it) and the block scoring uses; over a
-# set of architectures, the block usage per edge position, the routing entropy, which blocks serve how many
-# architectures, and how routing changes from one checkpoint (curriculum level) to the next.
+# In CLOSE (Zhou et al., ECCV 2022, §3.3-3.4) every cell holds a bank of GLOW blocks and a GATE routes each slot
+# (NB201: edge) of an architecture to one of the active blocks; the curriculum adds blocks as training goes on, so
+# the sharing extent shrinks. This notebook opens one run and shows that routing: for an architecture, the GATE's
+# probability of each block per slot (the chance that training's Gumbel-max sample picks it) and the block scoring
+# uses; over a set of architectures, the block usage per slot position, the routing entropy, whether the routing
+# depends on the architecture at all, which blocks serve how many architectures, and how routing changes from one
+# checkpoint (curriculum level) to the next. It knows the search space only through its protocol
+# (`closekit/spaces/base.py`): slots, drawing and notable architectures come from the space.
 #
 # `run_dir` is a run directory of `notebooks/nb201.ipynb` (its `out_dir`) or a `closekit batch` job directory; the
 # NB201 notebook leaves a snapshot at the last epoch of every curriculum level there. With `run_dir = None` the
@@ -47,9 +49,9 @@ import pandas as pd
 from IPython.display import display
 
 import closekit
-from closekit import plots, routing
+from closekit import checkpoint, plots, routing
 from closekit.train import snapshots
-from closekit.widgets import explorer
+from closekit.widgets import arch_dependence_note, explorer
 
 if run_dir is None:  # the tiny demo run: smoke-sized CLOSENet, a snapshot every epoch
     schedule = [1 + i * demo_epochs // 3 for i in range(3)]
@@ -61,7 +63,7 @@ if run_dir is None:  # the tiny demo run: smoke-sized CLOSENet, a snapshot every
     closekit.train(d_net, d_data, demo, out_dir=demo.out_dir, on_epoch_end=snapshots(every=1))
     run_dir = demo.out_dir
 ckpts = routing.checkpoints(run_dir)
-cfg = closekit.RunConfig.from_dict(routing.read_checkpoint(ckpts["path"].iloc[-1])["config"])
+cfg = closekit.RunConfig.from_dict(checkpoint.read_checkpoint(ckpts["path"].iloc[-1])["config"])
 space = closekit.spaces.get(cfg.space)
 known = cfg.truth and (cfg.truth in closekit.groundtruth.SHIPPED or Path(cfg.truth.split("?")[0]).exists())
 truth = truth or (cfg.truth if known else None)
@@ -72,10 +74,12 @@ ckpts
 
 # %% [markdown]
 # ## The explorer
-# Pick an architecture (notable ones, one op per edge, or type an arch string), a checkpoint (epoch slider) or a
+# Pick an architecture (notable ones, one op per slot, or type an arch string), a checkpoint (epoch slider) or a
 # curriculum level (its last checkpoint), and the usage view: the blocks scoring picks (`eval_routing`) or the
-# expected counts under training's Gumbel sampling. Edges are coloured by GLOW block; dashed edges are `none`,
-# faded ones are dead (not on an input-output path). Needs a live kernel; the static views below carry the same.
+# expected counts under training's Gumbel sampling. The architecture is routed and drawn exactly as chosen (as
+# scoring does), with a note naming its isomorphism class's representative when that differs. NB201: edges are
+# coloured by GLOW block; dashed edges are `none`, faded ones are dead (not on an input-output path). Needs a live
+# kernel; the static views below carry the same.
 
 # %%
 ex = explorer(run_dir, archs=arch_set, truth=truth_df)
@@ -84,15 +88,19 @@ ex
 # %% [markdown]
 # ## Static views
 # Routing of the architecture set at every checkpoint: mean routing entropy (nats, and as a share of log L),
-# blocks chosen at least once, distinct blocks per architecture, and the share of (arch, edge) assignments whose
-# block changed since the previous checkpoint.
+# blocks chosen at least once, distinct blocks per architecture, `arch_dependence` (how much the GATE's
+# probabilities vary across architectures relative to across blocks: near 0, every architecture is routed alike
+# and the GATE is a fixed, arch-blind assignment) and the share of (arch, slot) assignments whose block changed
+# since the previous checkpoint.
 
 # %%
 routes, summary = routing.over_checkpoints(ckpts, space, arch_set)
+note = arch_dependence_note(cfg, summary.iloc[-1])
+print(f"epoch {summary['epoch'].iloc[-1]}: {note or 'no GATE routing here (vanilla, random router or level 1)'}")
 summary.round(4)
 
 # %% [markdown]
-# Block usage at the last checkpoint of each curriculum level: how many architectures route each edge position to
+# Block usage at the last checkpoint of each curriculum level: how many architectures route each slot position to
 # each block (the blocks scoring uses).
 
 # %%
@@ -111,17 +119,18 @@ display(fig)
 plt.close(fig)
 
 # %% [markdown]
-# Notable architectures at the last checkpoint: each edge coloured by its block, with the GATE's probability.
+# Notable architectures at the last checkpoint (`space.draw`): each slot coloured by its block, with the GATE's
+# probability.
 
 # %%
-net, _, last_epoch = routing.load_net(ckpts["path"].iloc[-1])
+net, _, last_epoch = checkpoint.load_net(ckpts["path"].iloc[-1])
 notable = routing.notable_archs(routes[last_epoch], space, truth_df)
 ncol = 2
-fig, axes = plt.subplots((len(notable) + ncol - 1) // ncol, ncol, figsize=(6.4 * ncol, 3.4 * ((len(notable) + 1) // 2)),
-                         squeeze=False)
+nrow = (len(notable) + ncol - 1) // ncol
+fig, axes = plt.subplots(nrow, ncol, figsize=(7.6 * ncol, 3.4 * nrow), squeeze=False)  # wide: arch strings as titles
 for ax, (label, arch) in zip(axes.flat, notable.items()):
     one = routing.route_cfg(net, space, [arch], cfg)
-    plots.cell_routing(routing.arch_table(one), one.level, title=f"{label}\n{arch}", ax=ax)
+    space.draw(arch, routing.arch_table(one, space), ax=ax, title=f"{label}\n{arch}")
 for ax in axes.flat[len(notable):]:
     ax.axis("off")
 fig.tight_layout()
@@ -129,16 +138,16 @@ display(fig)
 plt.close(fig)
 
 # %% [markdown]
-# Routing entropy per checkpoint: per edge position (thin) and mean (black); dashed lines at level changes.
+# Routing entropy per checkpoint: per slot position (thin) and mean (black); dashed lines at level changes.
 
 # %%
-by_edge = pd.concat([routing.entropy_table(r).assign(epoch=e) for e, r in routes.items()])
-fig = plots.routing_entropy(summary, by_edge)
+by_position = pd.concat([routing.entropy_table(r).assign(epoch=e) for e, r in routes.items()])
+fig = plots.routing_entropy(summary, by_position)
 display(fig)
 plt.close(fig)
 
 # %% [markdown]
-# Block transitions between the last checkpoints of consecutive levels: (arch, edge) pairs per (old, new) block.
+# Block transitions between the last checkpoints of consecutive levels: (arch, slot) pairs per (old, new) block.
 
 # %%
 pairs = list(zip(last_of_level[:-1], last_of_level[1:]))
@@ -151,9 +160,9 @@ else:
     print("one curriculum level only: no transitions")
 
 # %% [markdown]
-# Sharing extent at the last checkpoint: per block, the (arch, edge) pairs routed to it and the architectures it
-# serves; `param_*` count live conv edges only, the ones that use and train the block's weights (skip, pooling and
-# `none` compute the same in every block).
+# Sharing extent at the last checkpoint: per block, the (arch, slot) pairs routed to it and the architectures it
+# serves; `param_*` count live parameterised slots only (NB201: live conv edges), the ones that use and train the
+# block's weights (skip, pooling and `none` compute the same in every block).
 
 # %%
 routing.sharing_extent(routes[last_epoch])

@@ -219,8 +219,9 @@ def test_report_is_rate_limited_atomic_and_best_effort(tmp_path, monkeypatch):
     assert not report(1001.5, "score", 1, 300)
     assert progress.read(path) == {"phase": "score", "done": 0, "total": 300, "time": 1001.4}
     assert os.listdir(tmp_path) == ["progress.json"]  # no temp files left behind
-    monkeypatch.setenv(progress.ENV, str(tmp_path / "missing" / "progress.json"))
-    assert report(1010.0, "rank") is False  # an OSError is swallowed
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(progress.ENV, str(tmp_path / "a-file" / "progress.json"))
+    assert report(1010.0, "rank") is False  # an OSError (its folder is a file) is swallowed
 
 
 def test_read_of_missing_or_half_written_progress(tmp_path):

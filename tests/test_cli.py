@@ -60,8 +60,19 @@ def test_ground_truth_errors(tmp_path, space):
       "truth=null"], "/nonexistent"),
     (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "dataset=fashion-mnist"],
      "ground truth mini-nb201 holds embedded accuracies, but the scores come from dataset=fashion-mnist"),
+    # bad input a new user tried: each used to end in a traceback
+    (["train", "ten.yaml"], "params file ten.yaml: config epochs='ten' must be an int"),
+    (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "epochs=abc"],
+     "with overrides epochs: config epochs='abc' must be an int"),
+    (["train", "broken.yaml"], "params file broken.yaml is not valid YAML at line 3, column 5"),
+    (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "archs=[|foo~0|]"],
+     "--set archs=[|foo~0|]: the value is not valid YAML"),
+    (["truth", "build", "--archs", "sample:x", "--out", "t"], "archs 'sample:x': N in sample:N must be a whole number"),
+    (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "train_portion=1"], "train_portion=1.0 must be in (0, 1)"),
 ])
 def test_cli_errors_are_one_line(args, msg, tmp_path):
+    (tmp_path / "ten.yaml").write_text('epochs: "ten"\n')
+    (tmp_path / "broken.yaml").write_text("epochs: 3\nlr: [0.1\nseed: 1\n")
     r = subprocess.run([sys.executable, "-m", "closekit.cli", *args], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()

@@ -24,7 +24,7 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path):
     (dict(epochs=0), "epochs=0 must be >= 1"),
     (dict(train_portion=1.5), "train_portion=1.5"),
     (dict(train_portion=1), "train_portion=1.0 must be in (0, 1): the rest of the training set is the held-out"),
-    (dict(epochs="ten"), "config epochs='ten' must be a int"),
+    (dict(epochs="ten"), "config epochs='ten' must be an int"),
     (dict(lr=True), "config lr=True must be a float"),
     (dict(cl_schedule=("a", 2, 3, 4, 5)), "cl_schedule=('a', 2, 3, 4, 5) must be a list of ints"),
     (dict(truth=3), "config truth=3 must be a str or null"),
@@ -48,7 +48,7 @@ def test_training_keys_leave_out_scoring_keys():
 def test_bad_type_in_params_file_names_the_file(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text("epochs: ten\n")
-    with pytest.raises(ValueError, match=r"^params file .*p.yaml: config epochs='ten' must be a int$"):
+    with pytest.raises(ValueError, match=r"^params file .*p.yaml: config epochs='ten' must be an int$"):
         RunConfig.from_yaml(f)
 
 

@@ -25,7 +25,8 @@ def test_gate_explorer_notebook(tmp_path, monkeypatch):
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 5       # usage x2, DAGs, entropy, transitions
     assert sum(WIDGET in o.get("data", {}) for o in outputs) == 1
     text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
-    assert "3 checkpoints, 30 archs" in text and "param_edges" in text
+    assert "3 checkpoints, 30 archs" in text and "param_slots" in text
+    assert "epoch 3: routing " in text and "of that across blocks" in text        # the arch-dependence finding
     # the explorer rendered its view inside the kernel: stored in the notebook's widget state
     state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
     (view,) = [m["state"]["outputs"] for m in state.values() if m["model_name"] == "OutputModel"]

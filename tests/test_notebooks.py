@@ -17,7 +17,7 @@ import yaml
 
 import closekit
 from closekit import batch, plots, routing
-from closekit.evaluate import block_usage, probe
+from closekit.evaluate import block_usage, probe, probe_archs
 from closekit.record import read_notebook_records, read_results
 from conftest import tiny_cfg
 
@@ -69,13 +69,25 @@ def test_probe_records_block_usage_at_the_end_of_each_level():
     space, data, net = closekit.build(cfg)
     hook, trainer = probe(space, space.sample_list(8, 0), data, cfg), SimpleNamespace(net=net)
     for epoch in range(1, cfg.epochs + 1):
-        while int(net.level) < cfg.level(epoch):
-            net.grow(int(net.level) + 1, int(net.level) - 1 if int(net.level) else None)
+        net.epoch_start(epoch)                                               # the curriculum grows the bank
+        assert int(net.level) == net.curriculum.level(epoch)
         assert hook(trainer, epoch) == {}                                    # eval_every 0: no probe scores
     assert len(hook.archs) == 5 and [int(u["level"].iloc[0]) for u in hook.usages] == [1, 2, 3]
-    assert hook.usage.groupby("level")["count"].sum().to_dict() == {1: 30, 2: 30, 3: 30}
+    assert hook.usage.groupby("level")["count"].sum().to_dict() == {1: 30, 2: 30, 3: 30}   # 6 slots x 5 archs
     a, b = (block_usage(net, space, hook.archs, routing="gumbel", seed=3) for _ in range(2))
-    assert a.equals(b) and net.training and list(a.columns) == ["edge", "block", "count", "level"]
+    assert a.equals(b) and net.training and list(a.columns) == ["slot", "position", "block", "count", "level"]
+
+
+def test_probe_archs_are_a_seeded_sample_not_the_first_n(space):
+    archs = sorted(closekit.groundtruth.load("mini-nb201", space)["arch"])
+    first_edge = lambda a: a.split("|")[1]                                   # noqa: E731  op on edge 0->1
+    assert {first_edge(a) for a in archs[:50]} == {"avg_pool_3x3~0"}         # a prefix would be one op on 0->1
+    got = probe_archs(archs, 50, seed=0)
+    assert got == probe_archs(archs, 50, seed=0) != probe_archs(archs, 50, seed=1)
+    assert got != archs[:50] and len(set(got)) == 50 and got == [a for a in archs if a in set(got)]  # list order
+    assert len({first_edge(a) for a in got}) >= 4                 # the ops on edge 0->1 (none is 3 of the 300)
+    assert probe(space, archs, None, tiny_cfg(eval_every_archs=50, arch_seed=0)).archs == got
+    assert probe_archs(archs[:7], 50, seed=0) == archs[:7]
 
 
 def test_plots_without_optional_columns():
@@ -86,6 +98,24 @@ def test_plots_without_optional_columns():
     for fig in figs:
         assert fig.axes
         plt.close(fig)
+
+
+def ref_lines(ax):
+    """(y, label, linestyle) of the labelled horizontal lines of ``ax``."""
+    return [(ln.get_ydata()[0], ln.get_label(), ln.get_linestyle()) for ln in ax.get_lines()
+            if not ln.get_label().startswith("_") and ln.get_ydata()[0] == ln.get_ydata()[-1]]
+
+
+def test_by_config_draws_labelled_reference_lines():
+    table = pd.DataFrame({"config": ["a", "a", "b"], "kendall": [.3, .4, .5], "p@top5%": [.1, .2, .3]})
+    fig = plots.by_config(table, ["kendall", "p@top5%"],
+                          lines={"kendall": [(.8, "best reachable", "-"), (.6, "seed-to-seed", "--")]})
+    kendall, top = fig.axes
+    assert ref_lines(kendall) == [(.8, "best reachable", "-"), (.6, "seed-to-seed", "--")]
+    assert [t.get_text() for t in kendall.get_legend().get_texts()] == ["best reachable", "seed-to-seed"]
+    assert kendall.get_ylim()[1] >= .8                                       # the ceiling is in view
+    assert ref_lines(top) == [] and top.get_legend() is None
+    plt.close(fig)
 
 
 @pytest.fixture(scope="module")
@@ -131,25 +161,68 @@ def test_nb201_smoke_records(smoke_run):
     assert "epoch    3  loss" in (job / "stdout.log").read_text()
 
 
+def outputs(path):
+    """Every output of an executed notebook in order, as (kind, text): kind image, stream or text (the markdown,
+    html or plain text of a display / result)."""
+    out = []
+    for o in (o for c in nbformat.read(path, 4).cells for o in c.get("outputs", [])):
+        data = o.get("data", {})
+        out.append(("image", "") if "image/png" in data else ("stream", o.text) if o.output_type == "stream" else
+                   ("text", data.get("text/markdown") or data.get("text/html") or data.get("text/plain", "")))
+    return out
+
+
+def where(outs, text):
+    """Index of the first output holding ``text``."""
+    return next(i for i, (_, t) in enumerate(outs) if text in t)
+
+
+def test_nb201_report_leads_with_the_headline(smoke_run):
+    job = smoke_run["job"]
+    outs = outputs(job / "nb201.ipynb")
+    images = [i for i, (kind, _) in enumerate(outs) if kind == "image"]
+    assert len(images) == 3
+    head = where(outs, "kendall = ")
+    assert all(f"{k} = " in outs[head][1] for k in ("kendall", "spearman", "p@top5%", "br@5%_rel"))
+    assert head < images[0]
+    assert where(outs, "kendall@top") > images[-1] and where(outs, "config (non-default keys)") > images[-1]
+    lead = [line for _, t in outs[:images[0]] for line in t.splitlines()]   # what is read before the first figure
+    assert len([line for line in lead if not line.startswith("epoch ")]) <= 8, lead      # besides the training log
+    html = (job / "nb201.html").read_text()
+    assert html.index("kendall = ") < html.index("<img") < html.rindex("<img") < html.index("config (non-default")
+
+
 def test_compare_notebook(smoke_run, tmp_path):
-    # two runs of one config: the smoke job and a copy of it posing as seed 21 with another kendall
+    # two runs of one config: the smoke job and a copy of it posing as seed 21 with another kendall; both recorded
+    # the same ground-truth ceilings
     src = smoke_run["job"]
     runs = tmp_path / "runs"
-    shutil.copytree(src, runs / "a")
-    shutil.copytree(src, runs / "b")
-    rb = json.loads((runs / "b/results.json").read_text())
-    rb["config"]["seed"], rb["kendall"] = 21, rb["kendall"] + 0.2
-    (runs / "b/results.json").write_text(json.dumps(rb))
+    for name, seed, dk in (("a", 20, 0), ("b", 21, 0.2)):
+        shutil.copytree(src, runs / name)
+        r = json.loads((runs / name / "results.json").read_text())
+        r["config"]["seed"], r["kendall"] = seed, r["kendall"] + dk
+        r.update(truth_best_kendall=0.8, truth_seed_kendall=0.7)
+        (runs / name / "results.json").write_text(json.dumps(r))
     assert len(read_results(runs)) == 2
     out = tmp_path / "cmp" / "compare.ipynb"
     out.parent.mkdir()
     papermill.execute_notebook(str(COMPARE), str(out), parameters={"batch_dir": str(runs)},
                                kernel_name=smoke_run["kernel"], cwd=str(out.parent), progress_bar=False)
-    (row,) = read_notebook_records(out)["compare_table"]
+    records = read_notebook_records(out)
+    (row,) = records["compare_table"]
     assert row["config_name"] == "close" and row["runs"] == 2 and row["seeds"] == [20, 21]
-    assert row["kendall_mean"] == pytest.approx(rb["kendall"] - 0.1)
+    assert row["kendall_mean"] == pytest.approx(r["kendall"] - 0.1)
     assert row["kendall_std"] == pytest.approx(0.2 / np.sqrt(2))
-    assert row["oneshot_acc_mean_mean"] == pytest.approx(rb["oneshot_acc_mean"]) and row["oneshot_acc_mean_std"] == 0
+    assert row["oneshot_acc_mean_mean"] == pytest.approx(r["oneshot_acc_mean"]) and row["oneshot_acc_mean_std"] == 0
+    assert row["truth_best_kendall_mean"] == 0.8 and row["br@5%_rel_std"] == 0
+    assert records["truth_ceilings"] == {"truth_best_kendall": 0.8, "truth_seed_kendall": 0.7}   # the Kendall lines
     assert json.loads((out.parent / "results.json").read_text())["compare_table"] == [row]
-    images = sum("image/png" in o.get("data", {}) for c in nbformat.read(out, 4).cells for o in c.get("outputs", []))
-    assert images == 2
+    outs = outputs(out)
+    images = [i for i, (kind, _) in enumerate(outs) if kind == "image"]
+    assert len(images) == 2
+    head = where(outs, "best reachable τ = 0.800")                          # the ceilings, once
+    assert "seed-to-seed τ = 0.700" in outs[head][1]
+    table = where(outs, "± 0.14")                                            # kendall: mean ± std over the 2 seeds
+    assert all(k in outs[table][1] for k in ("kendall", "spearman", "p@top5%", "br@5%_rel"))
+    assert not any(k in outs[table][1] for k in ("train_seconds", "truth_best_kendall")) and head < table < images[0]
+    assert where(outs, "train_seconds") > images[-1] and where(outs, "status") > images[-1]   # full table last

@@ -68,6 +68,17 @@ def test_mlp_inherit_row(space):
     assert torch.equal(last.weight[0], w0[0]) and torch.equal(last.weight[2], w0[2])
 
 
+@pytest.mark.parametrize("mlp_parent, row", [("prev", 1), ("wit", 0)])
+def test_mlp_row_parent_switch(space, mlp_parent, row):
+    """With a random WIT parent (block 0 for block 2), the new MLP row inherits from the previous block's row as
+    the reference does (mlp_parent: prev), or from the WIT parent's (mlp_parent: wit)."""
+    net = grown(space, 2, wit_from="random", mlp_parent=mlp_parent)
+    last = net.router.mlp[-1]
+    w = last.weight.detach().clone()
+    net.grow(3, 0)
+    assert torch.equal(last.weight[2], w[2] + w[row])
+
+
 def test_arch_level_inherit_row_per_edge(space):
     net = grown(space, 1, router="arch")
     w0 = net.router.mlp[-1].weight.detach().clone().view(6, 3, -1)

@@ -6,9 +6,12 @@ import pytest
 import torch
 
 import closekit
-from closekit.train import snapshots
+from closekit import routing
+from closekit.train import Trainer, snapshots
 from closekit.widgets import CUSTOM, explorer
 from conftest import tiny_cfg
+
+SPACE = closekit.spaces.get("nb201")
 
 
 def tiny_run(path, **kw):
@@ -31,19 +34,26 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture
 def ex(run_dir, capsys):
-    space = closekit.spaces.get("nb201")
-    archs = space.sample_list(12, 0)
-    truth = pd.DataFrame({"arch": [space.canonical_str(a) for a in archs], "acc": range(12)})
+    archs = SPACE.sample_list(12, 0)
+    truth = pd.DataFrame({"arch": [SPACE.canonical_str(a) for a in archs], "acc": range(12)})
     e = explorer(run_dir, archs=archs, truth=truth)
     capsys.readouterr()
     return e
 
 
 def act(ex, capsys, fn):
-    """Do one user action; (renders it caused, text it printed)."""
+    """Do one user action; (renders it caused, text it printed, less clear_output's terminal codes)."""
     before = ex.renders
     fn()
-    return ex.renders - before, capsys.readouterr().out
+    return ex.renders - before, capsys.readouterr().out.replace("\x1b[2K\r", "").replace("\x1b[2K", "")
+
+
+def ops(arch):
+    return SPACE.slots(arch)["op"].tolist()
+
+
+def dropdowns(ex):
+    return [w.value for w in ex.ops]
 
 
 def test_builds_with_the_last_checkpoint(ex):
@@ -52,41 +62,63 @@ def test_builds_with_the_last_checkpoint(ex):
     assert [lbl for lbl, _ in ex.epoch.options] == ["1 (L=1)", "2 (L=2)", "3 (L=3)", "4 (L=3)"]
     assert [v for _, v in ex.level.options] == [1, 2, 3] and ex.level.value == 3
     assert ex.notable.value.startswith("best by truth") and ex.view["arch"] == ex.notables[ex.notable.value]
-    assert [w.value for w in ex.ops] == [o for o in _ops(ex.view["arch"])]
-    assert list(ex.view["table"].columns[:6]) == ["edge", "src", "dst", "op", "live", "block"]
+    assert dropdowns(ex) == ops(ex.view["arch"]) and [w.description for w in ex.ops] == SPACE.slots(
+        ex.view["arch"])["label"].tolist()
+    assert [len(row.children) for row in ex.op_box.children] == [3, 3]            # a few dropdowns per row
+    assert list(ex.view["table"].columns[:7]) == ["cell", "slot", "label", "op", "live", "param", "block"]
     assert ex.view["usage"]["count"].sum() == 6 * 12 and ex.view["change"]["pairs"] == 6 * 12
     assert plt.get_fignums() == []                                       # every figure closed after drawing
     assert ex._repr_mimebundle_()["text/plain"].startswith("VBox")
 
 
-def _ops(arch):
-    from closekit.spaces.nb201_arch import OPS, parse
-    return [OPS[i] for i in parse(arch)]
-
-
 def test_op_dropdown(ex, capsys):
     old = ex.view["arch"]
-    new_op = "nor_conv_1x1" if ex.ops[0].value != "nor_conv_1x1" else "nor_conv_3x3"
+    new_op = "conv1x1" if ex.ops[0].value != "conv1x1" else "conv3x3"
     n, text = act(ex, capsys, lambda: setattr(ex.ops[0], "value", new_op))
     assert n == 1 and ex.view["arch"] != old and ex.notable.value == CUSTOM
-    assert ex.arch.value.startswith(f"|{new_op}~0|") and ex.view["table"]["op"][0] in ("conv1x1", "conv3x3", "none")
+    assert ex.arch.value == ex.view["arch"] and ex.view["table"]["op"][0] == new_op
     assert "epoch 4, level 3: node-level GATE" in text and "p0" in text and "entropy" in text
+
+
+def test_non_representative_cell_is_drawn_as_chosen(ex, capsys):
+    """Old behaviour: routed and drawn the class representative while the dropdowns showed the choice."""
+    start = SPACE.coerce(ex.view["arch"])
+    i, op = next((i, op) for i, opts in enumerate(SPACE.choices(start)) for op in opts
+                 if SPACE.canonical(SPACE.edit(start, i, op)) != SPACE.edit(start, i, op))
+    cell = SPACE.to_str(SPACE.edit(start, i, op))
+    n, text = act(ex, capsys, lambda: setattr(ex.ops[i], "value", op))
+    assert n == 1 and ex.view["arch"] == cell == ex.arch.value and ex.view["representative"] != cell
+    assert ex.view["table"]["op"].tolist() == dropdowns(ex) == ops(cell)
+    assert sum("representative" in line for line in text.splitlines()) == 1 and SPACE.canonical_str(cell) in text
 
 
 def test_notable_dropdown_one_render_and_ops_follow(ex, capsys):
     label = next(k for k in ex.notables if k.startswith("worst"))
     n, text = act(ex, capsys, lambda: setattr(ex.notable, "value", label))
     assert n == 1 and ex.view["arch"] == ex.notables[label] == ex.arch.value
-    assert [w.value for w in ex.ops] == _ops(ex.notables[label])
+    assert dropdowns(ex) == ops(ex.notables[label])
 
 
-def test_typed_arch_canonical_and_bad(ex, capsys):
+def test_typed_arch_routed_as_given(ex, capsys):
     cell = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"    # dead convs: not canonical
     n, text = act(ex, capsys, lambda: setattr(ex.arch, "value", cell))
-    assert n == 1 and "representative" in text and ex.view["arch"] != cell
-    assert [w.value for w in ex.ops] == _ops(cell) and ex.notable.value == CUSTOM
+    assert n == 1 and "representative" in text and ex.view["arch"] == cell and "error" not in ex.view
+    assert dropdowns(ex) == ops(cell) == ex.view["table"]["op"].tolist() and ex.notable.value == CUSTOM
+
+
+def test_bad_arch_keeps_the_last_valid_one(ex, capsys):
+    """Old behaviour: one error line replaced the whole view and the dropdowns stayed stale."""
+    good = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    act(ex, capsys, lambda: setattr(ex.arch, "value", good))
     n, text = act(ex, capsys, lambda: setattr(ex.arch, "value", "not an arch"))
-    assert n == 1 and "bad NB201 architecture string" in text and "error" in ex.view
+    lines = text.splitlines()
+    assert n == 1 and lines[0].startswith("arch: bad NB201 architecture string") and lines[0].endswith(
+        f"; showing {good}")
+    assert sum(line.startswith("arch:") for line in lines) == 1 and "epoch 4, level 3" in text
+    assert ex.view["arch"] == good and "error" in ex.view and dropdowns(ex) == ops(good)
+    assert ex.view["table"]["op"].tolist() == ops(good) and ex.notable.value == CUSTOM
+    n, _ = act(ex, capsys, lambda: setattr(ex.ops[5], "value", "pool3x3"))       # edits the arch on view
+    assert n == 1 and ex.view["arch"] == good.replace("nor_conv_1x1~2", "avg_pool_3x3~2") and "error" not in ex.view
 
 
 def test_epoch_slider_and_level_selector_follow_each_other(ex, capsys):
@@ -98,7 +130,8 @@ def test_epoch_slider_and_level_selector_follow_each_other(ex, capsys):
     assert "vs epoch 1 (L=1)" in text
     n, text = act(ex, capsys, lambda: setattr(ex.level, "value", 1))
     assert n == 1 and ex.epoch.value == 0 and ex.view["epoch"] == 1 and ex.view["change"] is None
-    assert "level 1: every edge uses block 0" in text and (ex.view["table"]["p"] == 1).all()
+    assert "level 1: every slot uses block 0" in text and (ex.view["table"]["p"] == 1).all()
+    assert ex.view["arch_blind"] is None and "does not depend" not in text      # level 1: nothing to depend on
     n, _ = act(ex, capsys, lambda: setattr(ex.level, "value", 3))
     assert n == 1 and ex.epoch.value == 3 and ex.view["epoch"] == 4           # the last checkpoint of level 3
 
@@ -106,7 +139,23 @@ def test_epoch_slider_and_level_selector_follow_each_other(ex, capsys):
 def test_usage_toggle(ex, capsys):
     n, _ = act(ex, capsys, lambda: setattr(ex.usage, "value", "expected"))
     u = ex.view["usage"]
-    assert n == 1 and "expected" in u and u.groupby("edge")["expected"].sum().round(4).eq(12).all()
+    assert n == 1 and "expected" in u and u.groupby("position")["expected"].sum().round(4).eq(12).all()
+    assert list(u.drop_duplicates("slot")["position"]) == SPACE.slots(ex.view["arch"])["label"].tolist()
+
+
+def test_arch_blind_gate_is_reported(tmp_path, capsys):
+    """A freshly initialised GATE at level 3 routes every architecture alike: the view says so."""
+    cfg = tiny_cfg(cl_schedule=(1, 1, 1), train_limit=64)
+    _, data, net = closekit.build(cfg)
+    trainer = Trainer(net, data, cfg, out_dir=tmp_path, log=lambda *_: None)
+    trainer.epoch_start(1)
+    trainer.save()
+    archs = SPACE.sample_list(12, 0)
+    assert int(net.level) == 3 and routing.summary(routing.route_cfg(net, SPACE, archs, cfg))["arch_dependence"] < 0.01
+    ex = explorer(tmp_path, archs=archs)
+    text = capsys.readouterr().out
+    assert "routing does not depend on the architecture: its spread across archs is" in text
+    assert ex.view["arch_blind"].startswith("routing does not depend") and ex.view["level"] == 3
 
 
 def test_vanilla_run(tmp_path, capsys):
@@ -114,3 +163,5 @@ def test_vanilla_run(tmp_path, capsys):
     text = capsys.readouterr().out
     assert ex.view["level"] == 6 and [v for _, v in ex.level.options] == [6] and "vanilla supernet" in text
     assert ex.view["table"]["block"].tolist() == list(range(6)) and (ex.view["table"]["p"] == 1).all()
+    assert ex.view["summary"]["arch_dependence"] < 0.01                         # one-hot for every arch ...
+    assert ex.view["arch_blind"] is None and "does not depend" not in text      # ... but there is no GATE

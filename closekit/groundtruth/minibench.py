@@ -38,6 +38,7 @@ from scipy.stats import kendalltau
 from tqdm.auto import tqdm
 
 from .. import data as datalib
+from ..checkpoint import atomic_text
 from ..config import YamlConfig
 from ..spaces import get as get_space
 
@@ -164,15 +165,6 @@ def _append(path, line):
         os.close(fd)
 
 
-def _write_atomic(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _tau(a, b):
     if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
@@ -239,8 +231,8 @@ def load_truth(out_dir, space=None, name=None):
     meta, results = yaml.safe_load((out / "meta.yaml").read_text()), read_results(out / "results.csv")
     recipe = Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml")
     if space is not None and meta.get("space", recipe.space) != space.name:
-        raise ValueError(f"ground truth {name or out} holds {meta.get('space', recipe.space)} architectures, not {space.name}; "
-                         f"set truth to a ground truth of {space.name} (or null)")
+        raise ValueError(f"ground truth {name or out} holds {meta.get('space', recipe.space)} architectures, not "
+                         f"{space.name}; set truth to a ground truth of {space.name} (or null)")
     df = truth_table(results)
     df.attrs.update(version=recipe.version(results["seed"].nunique()), space=recipe.space, dataset=recipe.dataset)
     df.attrs["noise_ceiling"] = noise_ceiling(results)
@@ -327,7 +319,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
             if results is not None:
                 m.update(n_results=len(results), version=recipe.version(results["seed"].nunique()),
                          noise_ceiling=noise_ceiling(results))
-            _write_atomic(out / "meta.yaml", yaml.safe_dump(m, sort_keys=False))
+            atomic_text(out / "meta.yaml", yaml.safe_dump(m, sort_keys=False))
 
         save_meta()                      # before any row: results.csv never exists without its recipe
         with tqdm(total=len(jobs), desc="truth build", disable=not progress) as bar:
@@ -337,7 +329,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
                 bar.set_postfix_str(f"{row['arch'][:24]}.. s{row['seed']} acc {row['acc']:.4f}", refresh=False)
                 bar.update()
         results = read_results(path)
-        _write_atomic(out / "truth.csv", truth_table(results).to_csv(index=False))
+        atomic_text(out / "truth.csv", truth_table(results).to_csv(index=False))
         save_meta(results)
     return load_truth(out)
 

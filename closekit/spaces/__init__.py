@@ -1,6 +1,8 @@
 """Search-space registry: ``closekit.spaces.get(name)`` returns the space object (CLOSE §4: NB201, NB301, NDS)."""
 import importlib
 
+from .base import Space, Supernet  # noqa: F401  (the protocols, for space authors)
+
 SPACES = {"nb201": "closekit.spaces.nb201"}  # name -> module holding SPACE
 
 

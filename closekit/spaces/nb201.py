@@ -200,7 +200,8 @@ class Supernet(MacroNet, base.Supernet):
 
 
 NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
-           "all conv3x3": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"}
+           "all conv3x3": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
+                          "|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"}
 
 
 class NB201(NB201Archs, base.Space):
@@ -249,7 +250,8 @@ class NB201(NB201Archs, base.Space):
         return draw_cell(table, title, ax)
 
     def notable(self):
-        return {k: self.canonical_str(v) for k, v in NOTABLE.items()}
+        """Classic cells, as written (scoring and drawing take an architecture as given)."""
+        return {k: to_str(parse(v)) for k, v in NOTABLE.items()}
 
     def supernet(self, cfg, in_channels, num_classes):
         """Vanilla or CLOSE supernet for ``cfg``."""

@@ -1,0 +1,59 @@
+"""closekit.run, the one pipeline: provenance, re-scoring a finished run without retraining, ground-truth checks
+before any training, and scoring a ground truth that lists every isomorphic member."""
+import json
+import types
+
+import pandas as pd
+import pytest
+import torch
+
+import closekit
+from closekit import groundtruth, run
+from closekit.checkpoint import CKPT
+from closekit.run import code_version, config_hash
+from conftest import tiny_cfg
+
+
+def quiet(cfg, out, **kw):
+    return run(cfg, out, log=lambda *_: None, **kw)
+
+
+def test_run_writes_provenance_and_rescoring_does_not_retrain(tmp_path):
+    cfg = tiny_cfg(epochs=2)
+    first = quiet(cfg, tmp_path)
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert prov["config_hash"] == config_hash(cfg) and prov["code_version"] == code_version()
+    assert {"config.yaml", CKPT, "history.csv", "scores.csv", "metrics.json"} <= {p.name for p in tmp_path.iterdir()}
+    stamp = (tmp_path / CKPT).stat().st_mtime_ns
+    # another routing, BN mode, arch list: the same weights are scored again (the old refusal compared every key)
+    again = quiet(cfg.replace(eval_routing="gumbel", bn_mode="recalibrate", recal_batches=2, archs="sample:5"), tmp_path)
+    assert again.trainer.epoch == 2 and again.history.equals(first.history)
+    assert (tmp_path / CKPT).stat().st_mtime_ns == stamp and len(again.scores) == 5
+    assert all(torch.equal(a, b) for a, b in zip(first.net.state_dict().values(), again.net.state_dict().values()))
+    with pytest.raises(ValueError, match="trained with other values of lr"):
+        quiet(cfg.replace(lr=0.2), tmp_path)
+
+
+def test_truth_of_another_space_or_dataset_fails_before_training(tmp_path):
+    other = types.SimpleNamespace(name="nb301")
+    with pytest.raises(ValueError, match="ground truth mini-nb201 holds nb201 architectures, not nb301"):
+        groundtruth.load("mini-nb201", other)
+    with pytest.raises(ValueError, match="holds embedded accuracies, but the scores come from dataset=synthetic"):
+        quiet(tiny_cfg(truth="mini-nb201"), tmp_path)
+    assert not (tmp_path / CKPT).exists()
+
+
+def test_a_truth_of_every_member_is_scored_member_by_member(tmp_path, space):
+    """protocol=all tables key rows by each member's own string: each member is scored as itself, once (scoring
+    used to canonicalise, so a class was scored |class| times against its representative's accuracy)."""
+    cfg = tiny_cfg(epochs=1)
+    _, data, net = closekit.build(cfg)
+    closekit.train(net, data, cfg, log=lambda *_: None)
+    rep = next(a for a in space.valid if len(space.members(a)) >= 3)
+    members = [space.to_str(m) for m in space.members(rep)]
+    truth = pd.DataFrame({"arch": members, "acc": range(len(members))})
+    scores = closekit.evaluate(net, space, list(truth["arch"]), data, batch_size=64, progress=False)
+    assert scores["arch"].tolist() == members
+    assert closekit.compare(scores, truth)["n"] == len(members)
+    with pytest.raises(ValueError, match="duplicate architectures in scores"):
+        closekit.compare(pd.concat([scores, scores.iloc[:1]]), truth)
