@@ -5,7 +5,7 @@ freshly built CLOSENet of a params file and, when given, trained checkpoints. A 
 routes every architecture alike: argmax scoring then uses one block everywhere.
 
     python bench/gate_signal.py                                    # the mini CLOSE config at initialisation
-    python bench/gate_signal.py --ckpt runs/bench-ranking/close-seed0/checkpoint.pt
+    python bench/gate_signal.py --ckpt runs/bench-ranking/close-seed0-*/checkpoint.pt
 """
 import argparse
 from pathlib import Path
@@ -13,10 +13,18 @@ from pathlib import Path
 import torch
 
 import closekit
-from closekit.routing import gate_logits, load_net
+from closekit.checkpoint import load_net
 from closekit.spaces.nb201_arch import to_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def gate_logits(gate, adj):
+    """The NB201 GATE's logits for a batch: adj [B, V, V] long -> [B, E, K] over all K blocks."""
+    z = gate.encoder(adj)                                                 # [B, V, D]
+    if gate.level_kind == "node":
+        return gate.mlp(torch.cat([z[:, gate.from_idx], z[:, gate.to_idx]], -1))
+    return gate.mlp(z[:, -1]).view(len(adj), len(gate.edges), gate.num_blocks)
 
 
 def signal(net, archs):

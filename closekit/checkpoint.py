@@ -47,6 +47,15 @@ def atomic_json(path, obj):
     return atomic_text(path, json.dumps(obj, indent=1, default=str))
 
 
+def check_training_keys(saved, cfg, path):
+    """Refuse to resume a run whose checkpoint (config dict ``saved``) was trained with other training keys."""
+    old, new = type(cfg).from_dict(saved, f"checkpoint {path}").training(), cfg.training()
+    diff = sorted(k for k in new if old.get(k) != new[k])
+    if diff:
+        raise ValueError(f"checkpoint {path} was trained with other values of {', '.join(diff)}; "
+                         "use a new out_dir or the same training keys (scoring keys may differ)")
+
+
 def read_checkpoint(path):
     """The dict saved by Trainer.save or a snapshot (tensors on the CPU, memory-mapped)."""
     path = Path(path)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from . import groundtruth, progress, spaces
-from .checkpoint import atomic_json, atomic_text
+from .checkpoint import CKPT, atomic_json, atomic_text, check_training_keys, read_checkpoint
 from .evaluate import arch_list, evaluate_cfg, probe, score_summary
 from .metrics import compare
 from .routing import block_usage
@@ -73,28 +73,25 @@ class Result(NamedTuple):
     out_dir: Path
 
 
-def _report_epoch(trainer, epoch):
-    progress.report("train", epoch, trainer.cfg.epochs, loss=round(trainer.history[-1]["train_loss"], 4)
-                    if trainer.history else None)
-
-
 def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage_every_level=True):
     """Train (or resume) the run of ``cfg`` in ``out_dir`` (default cfg.out_dir), score its architectures, rank
     them against its ground truth; returns a ``Result``. Bad config, truth or arch list fail before training."""
     out = Path(out_dir or cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     progress.report("build")
-    atomic_text(out / "config.yaml", cfg.to_yaml())
-    atomic_json(out / "provenance.json", provenance(cfg))
     space = spaces.get(cfg.space)
     truth = groundtruth.load(cfg.truth, space, for_dataset=cfg.dataset) if cfg.truth else None
     archs = arch_list(space, cfg.archs, cfg.arch_seed, truth)
+    if resume and (out / CKPT).is_file():           # refuse other training keys before touching the run dir
+        check_training_keys(read_checkpoint(out / CKPT)["config"], cfg, out / CKPT)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_text(out / "config.yaml", cfg.to_yaml())
+    atomic_json(out / "provenance.json", provenance(cfg))
     space, data, net = build(cfg)
     hook = probe(space, archs, data, cfg, truth, usage_every_level=usage_every_level)
     callbacks = [hook, snapshots()] if keep_snapshots else [hook]
     t0 = time.time()
     trainer, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
-                             on_epoch_end=chain(*callbacks, lambda tr, e: _report_epoch(tr, e)))
+                             on_epoch_end=chain(*callbacks))
     history.to_csv(out / "history.csv", index=False)
     train_s = time.time() - t0
     t0 = time.time()

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from . import data as datalib
 from . import spaces
-from .checkpoint import CKPT, SNAPSHOTS, atomic_save, snapshot
+from . import progress
+from .checkpoint import CKPT, SNAPSHOTS, atomic_save, check_training_keys, snapshot
 from .config import resolve_device
 
 
@@ -122,6 +123,7 @@ class Trainer:
                 row.update(on_epoch_end(self, e) or {})
             self.history.append(row)
             self.epoch = e
+            progress.report("train", e, last, loss=round(row["train_loss"], 4))
             self.log(f"epoch {e:4d}  loss {row['train_loss']:.4f}  acc {row['train_acc']:.4f}  "
                      f"lr {row['lr']:.4g}  level {row['level']}  {row['seconds']:.1f}s")
             if self.out_dir and (e % self.cfg.save_every == 0 or e == last):
@@ -152,12 +154,7 @@ class Trainer:
         """Restore everything saved by ``save``; the epoch loop then continues where it stopped."""
         path = Path(path or self.out_dir / CKPT)
         state = torch.load(path, map_location="cpu", weights_only=False)
-        old = type(self.cfg).from_dict(state["config"], f"checkpoint {path}").training()
-        new = self.cfg.training()
-        if old != new:
-            diff = sorted(k for k in new if old.get(k) != new[k])
-            raise ValueError(f"checkpoint {path} was trained with other values of {', '.join(diff)}; "
-                             "use a new out_dir or the same training keys (scoring keys may differ)")
+        check_training_keys(state["config"], self.cfg, path)
         self.net.load_state_dict(state["model"])
         params = dict(self.net.named_parameters())
         layout = state["opt_layout"]

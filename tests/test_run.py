@@ -30,8 +30,10 @@ def test_run_writes_provenance_and_rescoring_does_not_retrain(tmp_path):
     assert again.trainer.epoch == 2 and again.history.equals(first.history)
     assert (tmp_path / CKPT).stat().st_mtime_ns == stamp and len(again.scores) == 5
     assert all(torch.equal(a, b) for a, b in zip(first.net.state_dict().values(), again.net.state_dict().values()))
+    before = {f: (tmp_path / f).read_bytes() for f in ("config.yaml", "provenance.json", CKPT)}
     with pytest.raises(ValueError, match="trained with other values of lr"):
         quiet(cfg.replace(lr=0.2), tmp_path)
+    assert before == {f: (tmp_path / f).read_bytes() for f in before}     # a refused rerun loses nothing
 
 
 def test_truth_of_another_space_or_dataset_fails_before_training(tmp_path):
