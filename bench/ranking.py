@@ -39,9 +39,9 @@ VARIANTS = {
     # control: the most sharing, one op set for all six edges of a cell throughout (CLOSE's level 1, kept)
     "close num_blocks=1": ("params/nb201/mini-close.yaml", {"num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
 }
-MAIN = ("vanilla", "close", "vanilla + SRT at 13", "vanilla keep_zero_grads=true", "close keep_zero_grads=true",
-        "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1")
-ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true")
+MAIN = ("vanilla", "close", "vanilla + SRT at 13", "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1")
+ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true", "vanilla keep_zero_grads=true",
+             "close keep_zero_grads=true")
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio", "arch_dependence")
 
@@ -93,7 +93,8 @@ def table(rows, ceiling):
 
     def cell(g, k):
         v = g[k].dropna()
-        return "" if v.empty else f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.iloc[0]:.3f}"
+        f = ".1e" if len(v) and 0 < abs(v.mean()) < 5e-3 else ".3f"          # arch_dependence is ~1e-5
+        return "" if v.empty else f"{v.mean():{f}} ± {v.std(ddof=1):{f}}" if len(v) > 1 else f"{v.iloc[0]:{f}}"
 
     lines = ["| variant | seeds | " + " | ".join(cols) + " | train s/run |", "|---" * (len(cols) + 3) + "|"]
     for variant, g in df.groupby("variant", sort=False):
