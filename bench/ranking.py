@@ -53,7 +53,7 @@ def job_dir(out, variant, seed, extra):
     params, over = VARIANTS[variant]
     cfg = RunConfig.from_yaml(ROOT / params, seed=seed, **{**over, **extra})
     slug = f"{variant.replace(' ', '_').replace('=', '-')}-seed{seed}"
-    return cfg, Path(out) / f"{slug}-{config_hash(cfg)[:8]}-{code_version()[:8]}"
+    return cfg, Path(out) / f"{slug}-{config_hash(cfg)[:8]}-{code_version(cfg.space)[:8]}"
 
 
 def run_one(job):

@@ -142,7 +142,8 @@ class RunConfig(YamlConfig):
     mlp_growth: str = "inherit"        # inherit: new row += parent row; only_last / full: re-init
     mlp_parent: str = "prev"           # the inherited MLP row: the previous block's (reference) or the WIT parent's
     wit_from: str = "prev"             # WIT parent: previous block or a random earlier one
-    gate_forward: str = "others_no_grad"  # all (reference) | others_no_grad (same updates, less work) | selected
+    gate_forward: str | None = None    # GATE spaces: all (reference) | others_no_grad (None: this one; same updates,
+                                       # less work) | selected; spaces without a GATE (NDS) refuse any value
     aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay
     keep_zero_grads: bool = False      # torch-1.x zero_grad (reference): a param once used keeps a zero grad, so SGD's
                                        # weight decay and momentum move it every step, sampled or not
@@ -180,7 +181,7 @@ class RunConfig(YamlConfig):
     def __post_init__(self):
         self._check_types()
         for name, options in CHOICES.items():
-            if getattr(self, name) not in options:
+            if getattr(self, name) not in options and not (name == "gate_forward" and self.gate_forward is None):
                 raise ValueError(f"config {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
         sched = self.cl_schedule
         if self.supernet == "close":

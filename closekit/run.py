@@ -26,13 +26,25 @@ PACKAGE = Path(__file__).resolve().parent
 SHELL = ("batch.py", "cli.py", "plots.py", "progress.py", "record.py", "widgets.py")   # cannot change a result
 
 
-@functools.lru_cache(maxsize=1)
-def code_version():
-    """sha256 (16 hex) of the package source that computes results: every closekit .py file but the shell's."""
+def _owner(rel):
+    """The space-module prefix owning a file under spaces/ or groundtruth/ (e.g. nb201 for spaces/nb201_arch.py)."""
+    if rel.startswith(("spaces/", "groundtruth/")):
+        stem = rel.split("/", 1)[1][:-3]
+        for prefix in {m.rsplit(".", 1)[1] for m in spaces.SPACES.values()}:
+            if stem == prefix or stem.startswith(prefix + "_"):
+                return prefix
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def code_version(space):
+    """sha256 (16 hex) of the package source that computes a result of ``space``: every closekit .py file but the
+    shell's and the other spaces' own modules (spaces/<other>*.py, groundtruth/<other>*.py)."""
+    own = spaces.SPACES[space].rsplit(".", 1)[1]
     h = hashlib.sha256()
     for p in sorted(PACKAGE.rglob("*.py")):
         rel = p.relative_to(PACKAGE).as_posix()
-        if rel not in SHELL:
+        if rel not in SHELL and _owner(rel) in (None, own):
             h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
@@ -45,7 +57,7 @@ def config_hash(cfg):
 def provenance(cfg):
     """What produced a result: config hash, code version, closekit version."""
     from . import __version__
-    return {"config_hash": config_hash(cfg), "code_version": code_version(), "closekit_version": __version__}
+    return {"config_hash": config_hash(cfg), "code_version": code_version(cfg.space), "closekit_version": __version__}
 
 
 def ceiling(truth):

@@ -22,7 +22,7 @@ def test_run_writes_provenance_and_rescoring_does_not_retrain(tmp_path):
     cfg = tiny_cfg(epochs=2)
     first = quiet(cfg, tmp_path)
     prov = json.loads((tmp_path / "provenance.json").read_text())
-    assert prov["config_hash"] == config_hash(cfg) and prov["code_version"] == code_version()
+    assert prov["config_hash"] == config_hash(cfg) and prov["code_version"] == code_version(cfg.space)
     assert {"config.yaml", CKPT, "history.csv", "scores.csv", "metrics.json"} <= {p.name for p in tmp_path.iterdir()}
     stamp = (tmp_path / CKPT).stat().st_mtime_ns
     # another routing, BN mode, arch list: the same weights are scored again (the old refusal compared every key)

@@ -133,7 +133,8 @@ class Supernet(MacroNet, base.Supernet):
         self._protocol(Curriculum(cfg.cl_schedule, cfg.wit_from) if close else Curriculum(fixed=num_blocks),
                        in_channels, num_classes)
         self.close, self.num_blocks = close, num_blocks
-        self.gate_forward, self.compat, self.mlp_growth = cfg.gate_forward, cfg.aw_nas_compat, cfg.mlp_growth
+        self.gate_forward = cfg.gate_forward or "others_no_grad"
+        self.compat, self.mlp_growth = cfg.aw_nas_compat, cfg.mlp_growth
         self.mlp_parent = cfg.mlp_parent
         if not self.close:
             self.router = sharing.OwnRouter(len(EDGES))
