@@ -21,6 +21,7 @@ CHOICES = {
     "gate_forward": ("all", "others_no_grad", "selected"),
     "eval_routing": ("argmax", "gumbel"),
     "bn_mode": ("batch", "recalibrate"),
+    "cl_criteria": ("pre", "max"),
 }
 
 
@@ -142,6 +143,10 @@ class RunConfig(YamlConfig):
     mlp_growth: str = "inherit"        # inherit: new row += parent row; only_last / full: re-init
     mlp_parent: str = "prev"           # the inherited MLP row: the previous block's (reference) or the WIT parent's
     wit_from: str = "prev"             # WIT parent: previous block or a random earlier one
+    cl_criteria: str = "pre"           # NDS split table: split the shallowest long group (pre, reference) or the
+                                       # longest (max); cell spaces ignore it
+    wit_buffers: bool = True           # NDS WIT over the whole state dict, BN running stats summed (reference), or
+                                       # parameters only (false); the cell spaces always sum both
     gate_forward: str | None = None    # GATE spaces: all (reference) | others_no_grad (None: this one; same updates,
                                        # less work) | selected; spaces without a GATE (NDS) refuse any value
     aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay

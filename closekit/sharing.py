@@ -17,11 +17,14 @@ class Bank(nn.Module):
         self.blocks = nn.ModuleList(make_opset() for _ in range(num_blocks))
 
     @torch.no_grad()
-    def wit(self, target, source):
-        """Weight inheritance (WIT, §3.4): block ``target`` += block ``source``, BN buffers included."""
+    def wit(self, target, source, buffers=True):
+        """Weight inheritance (WIT, §3.4): block ``target`` += block ``source``, BN buffers included (``buffers``
+        False: parameters only)."""
         src = self.blocks[source].state_dict()
+        names = None if buffers else {n for n, _ in self.blocks[target].named_parameters()}
         for name, t in self.blocks[target].state_dict().items():
-            t.add_(src[name])
+            if names is None or name in names:
+                t.add_(src[name])
 
 
 def routed(bank, op, x, gates, k_sel, mode, touched):
@@ -79,3 +82,51 @@ class RandomRouter(nn.Module):
     def forward(self, adj, level, *, sample=True, generator=None):
         k = torch.randint(level, (self.num_edges,), generator=generator)
         return nn.functional.one_hot(k, level).float().to(adj.device)
+
+
+def split_table(positions, level, criteria="pre", num_blocks=None):
+    """The position -> block table after ``level - 1`` binary splits (CLOSE §3.4 for NDS; germ_close's groups).
+
+    Groups are contiguous position intervals, group k using block k; start {0: [0, positions)}. A split halves
+    interval [l, r) at m = (l + r) // 2: the group keeps [l, m), a new group (id = number of groups) takes
+    [m, r). ``max`` splits the first longest group; ``pre`` the group with the smallest start among those longer
+    than 1 whose start is < num_blocks + 1 (else group 0, as the reference). Returns (table, splits) with one
+    (parent, child, m, r) per split: WIT goes from block parent to block child.
+    """
+    if criteria not in ("pre", "max"):
+        raise ValueError(f"split criteria {criteria!r} is not one of pre, max")
+    groups, table, splits = [(0, positions)], [0] * positions, []
+    for _ in range(level - 1):
+        if criteria == "max":
+            key = max(range(len(groups)), key=lambda k: groups[k][1] - groups[k][0])
+        else:
+            key, pos = 0, (num_blocks or positions) + 1
+            for k, (lo, hi) in enumerate(groups):
+                if hi - lo > 1 and lo < pos:
+                    key, pos = k, lo
+        lo, hi = groups[key]
+        if hi - lo < 2:
+            raise ValueError(f"split {len(splits) + 1}: group {key} [{lo}, {hi}) cannot split; use at most "
+                             f"{positions} blocks for {positions} positions")
+        m = (lo + hi) // 2
+        groups[key] = (lo, m)
+        table[m:hi] = [len(groups)] * (hi - m)
+        splits.append((key, len(groups), m, hi))
+        groups.append((m, hi))
+    return table, splits
+
+
+class TableRouter(nn.Module):
+    """NDS CLOSE: position p uses block table[p], the table refined by ``split_table`` (no parameters)."""
+
+    def __init__(self, num_positions, num_blocks, criteria="pre"):
+        super().__init__()
+        self.num_positions, self.num_blocks, self.criteria = num_positions, num_blocks, criteria
+        split_table(num_positions, num_blocks, criteria, num_blocks)          # fails now if it cannot split
+
+    def table(self, level):
+        return split_table(self.num_positions, level, self.criteria, self.num_blocks)[0]
+
+    def forward(self, adj, level, *, sample=True, generator=None):
+        k = torch.tensor(self.table(level))
+        return nn.functional.one_hot(k, level).float()

@@ -1,0 +1,359 @@
+"""NDS ResNet / ResNeXt-A supernets (CLOSE §4.3, aw_nas ``germ_close``): stages, an unshared first block, a bank.
+
+Skeleton (pycls AnyNet on CIFAR, as the reference): conv3x3 stem of 16 channels + BN + ReLU, 3 stages with strides
+1/2/2, GAP + a 1x1-conv FC. Supernet BN is non-affine; the stem's is affine. Every conv holds the maximum-width
+weights and an architecture uses its ordinal slice (the first channels, ``force_use_ordinal_channel_handler``);
+the searchable group conv holds a dense weight and a g-group conv reads its block diagonal (aw_nas
+GroupMaskHandler). A stage runs its first block (w_in -> w, stride, projection shortcut), then d - 1 blocks at
+positions p = 0..d-2, each position routed to one block of the stage's Bank:
+  vanilla: one own block per position (fixed router), P = max depth - 1 (23 ResNet, 15 ResNeXt-A);
+  CLOSE:   K shared blocks (17 / 13) and the position -> block table of ``sharing.split_table``, the same for the
+           3 stages; each curriculum level splits one group of positions, WIT from the split block (whole state
+           dict, BN buffers included, unless ``wit_buffers`` is false). One block per position in training and
+           evaluation: CLOSE costs what vanilla costs.
+Widths scale by ``channels_init / 16`` (the stem width; 16 = the reference) for mini runs; choices are kept.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import sharing
+from ..curriculum import Curriculum, Events
+from . import base
+
+
+def scaled(w, scale):
+    """A width at ``scale`` (at least 1)."""
+    return max(1, int(round(w * scale)))
+
+
+def bottleneck_width(w, bot_mul, groups):
+    """w_b = round(w * bot_mul), kept a multiple of the group count (exact at the reference widths)."""
+    wb = int(round(w * bot_mul))
+    return max(groups, groups * int(round(wb / groups)))
+
+
+class SlicedConv(nn.Conv2d):
+    """Conv at maximum width; forward(x, c_out) uses weight[:c_out, :c_in] (c_in = x's channels)."""
+
+    def __init__(self, c_in, c_out, k, stride=1, bias=False, groups=1):
+        super().__init__(c_in, c_out, k, stride, k // 2, bias=bias, groups=groups)
+
+    def forward(self, x, c_out=None):
+        c_out = c_out or self.out_channels
+        w = self.weight[:c_out, :x.shape[1] // self.groups]
+        b = self.bias[:c_out] if self.bias is not None else None
+        return F.conv2d(x, w, b, self.stride, self.padding, groups=self.groups)
+
+
+class GroupConv(SlicedConv):
+    """The reference's searchable group conv: a dense [C, C, 3, 3] weight; g groups over c channels use rows
+    0..c-1, row o reading columns base(o) + 0..c/g-1, base(o) = (o // (C/g)) * (C/g) (its group at max width)."""
+
+    def forward(self, x, groups=1):
+        c, C = x.shape[1], self.out_channels
+        if groups == 1:
+            return super().forward(x, c)
+        gs = C // groups
+        rows = torch.arange(c, device=x.device)
+        cols = (rows // gs * gs)[:, None] + torch.arange(c // groups, device=x.device)        # [c, c/g]
+        w = self.weight[:c].gather(1, cols[:, :, None, None].expand(-1, -1, *self.weight.shape[2:]))
+        return F.conv2d(x, w, None, self.stride, self.padding, groups=groups)
+
+
+class SlicedBN(nn.BatchNorm2d):
+    """BatchNorm at maximum width, normalising the first C channels of its input (running stats sliced in place)."""
+
+    def forward(self, x):
+        c = x.shape[1]
+        factor = 0.0
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        batch = self.training or self.running_mean is None
+        track = not self.training or self.track_running_stats
+        cut = lambda t: t[:c] if t is not None else None                  # noqa: E731
+        return F.batch_norm(x, cut(self.running_mean) if track else None, cut(self.running_var) if track else None,
+                            cut(self.weight), cut(self.bias), batch, factor, self.eps)
+
+
+class ConvBN(nn.Module):
+    """Sliced conv + BN."""
+
+    def __init__(self, c_in, c_out, k, stride=1, affine=False, groups=1, searchable_groups=False):
+        super().__init__()
+        conv = GroupConv if searchable_groups else SlicedConv
+        self.conv, self.bn = conv(c_in, c_out, k, stride, groups=groups), SlicedBN(c_out, affine=affine)
+
+    def forward(self, x, c=None):
+        return self.bn(self.conv(x, c))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: relu(proj(x) + bn(conv3x3(relu(bn(conv3x3_s(x)))))); projection when asked."""
+
+    def __init__(self, w_in, w_out, stride, proj, affine=False, **_):
+        super().__init__()
+        self.a = ConvBN(w_in, w_out, 3, stride, affine)
+        self.b = ConvBN(w_out, w_out, 3, 1, affine)
+        self.proj = ConvBN(w_in, w_out, 1, stride, affine) if proj else None
+
+    def forward(self, x, w, wb=None, g=1):
+        h = self.b(F.relu(self.a(x, w)), w)
+        return F.relu((self.proj(x, w) if self.proj is not None else x) + h)
+
+
+class BottleneckBlock(nn.Module):
+    """ResNeXt bottleneck: 1x1 (w_in -> w_b), 3x3 group conv g (stride), 1x1 (w_b -> w); residual, ReLU."""
+
+    def __init__(self, w_in, w_out, stride, proj, affine=False, wb=None, groups=None):
+        super().__init__()
+        wb = wb or w_out
+        self.a = ConvBN(w_in, wb, 1, 1, affine)
+        self.b = ConvBN(wb, wb, 3, stride, affine, groups=groups or 1, searchable_groups=groups is None)
+        self.c = ConvBN(wb, w_out, 1, 1, affine)
+        self.proj = ConvBN(w_in, w_out, 1, stride, affine) if proj else None
+        self.fixed_groups = groups is not None
+
+    def forward(self, x, w, wb=None, g=1):
+        h = F.relu(self.a(x, wb))
+        h = F.relu(self.b.bn(self.b.conv(h) if self.fixed_groups else self.b.conv(h, g)))
+        h = self.c(h, w)
+        return F.relu((self.proj(x, w) if self.proj is not None else x) + h)
+
+
+BLOCKS = {"res_basic_block": BasicBlock, "res_bottleneck_block": BottleneckBlock}
+
+
+def init_weights(m):
+    """ResNet-style init (the reference's _init_weights): conv N(0, sqrt(2 / (k*k*out))), BN 1/0, linear N(0, .01)."""
+    if isinstance(m, nn.Conv2d):
+        nn.init.normal_(m.weight, 0.0, (2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)) ** 0.5)
+    elif isinstance(m, nn.BatchNorm2d) and m.affine:
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Linear):
+        nn.init.normal_(m.weight, 0.0, 0.01)
+        nn.init.zeros_(m.bias)
+
+
+class Stem(nn.Sequential):
+    """res_stem_cifar: conv3x3 -> BN (affine) -> ReLU."""
+
+    def __init__(self, c_in, w):
+        super().__init__(nn.Conv2d(c_in, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+
+
+class Standalone(nn.Module):
+    """One NDS configuration trained on its own (pycls AnyNet: affine BN, projection only where shape changes)."""
+
+    def __init__(self, design, arch, in_channels, num_classes, scale=1.0):
+        super().__init__()
+        self.stem, w_in, stages = Stem(in_channels, scaled(16, scale)), scaled(16, scale), []
+        self.widths = []
+        for s, stride in enumerate((1, 2, 2)):
+            d, w, b, g = design.stage(arch, s)
+            w = scaled(w, scale)
+            wb = bottleneck_width(w, b, g)
+            blocks = []
+            for i in range(d):
+                st = stride if i == 0 else 1
+                blocks.append(BLOCKS[design.block](w_in, w, st, proj=w_in != w or st != 1, affine=True, wb=wb,
+                                                   groups=g))
+                w_in = w
+            stages.append(nn.ModuleList(blocks))
+            self.widths.append((w, wb, g))
+        self.stages = nn.ModuleList(stages)
+        self.fc = nn.Linear(w_in, num_classes)
+        self.apply(init_weights)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for blocks, (w, wb, g) in zip(self.stages, self.widths):
+            for blk in blocks:
+                x = blk(x, w, wb, g)
+        return self.fc(x.mean((2, 3)))
+
+
+class Supernet(nn.Module, base.Supernet):
+    """NDS supernet: per stage an unshared first block and a Bank (vanilla: one block per position; CLOSE: K
+    blocks routed by the split table)."""
+
+    def __init__(self, design, cfg, in_channels, num_classes):
+        super().__init__()
+        if cfg.gate_forward is not None:
+            raise ValueError(f"config gate_forward={cfg.gate_forward!r} does not apply to {cfg.space} (no GATE: one "
+                             "block per position); set gate_forward: null")
+        if cfg.router != "node" or cfg.wit_from != "prev":
+            raise ValueError(f"config router={cfg.router!r} / wit_from={cfg.wit_from!r}: {cfg.space} routes by the "
+                             "split table and inherits from the split block; leave router: node, wit_from: prev")
+        self.design, self.scale = design, cfg.channels_init / 16
+        self.positions = design.max_depth - 1
+        close = cfg.supernet == "close"
+        K = cfg.num_blocks if close else self.positions
+        if close and not 1 <= K <= self.positions:
+            raise ValueError(f"config num_blocks={K} must be in 1..{self.positions} for {cfg.space} "
+                             f"({self.positions} block positions per stage)")
+        self.close, self.num_blocks, self.wit_buffers = close, K, cfg.wit_buffers
+        W = scaled(256, self.scale)                                  # max width (and max bottleneck width)
+        block = BLOCKS[design.block]
+        self.stem, w_in = Stem(in_channels, scaled(16, self.scale)), scaled(16, self.scale)
+        self.first, self.banks = nn.ModuleList(), nn.ModuleList()
+        for stride in (1, 2, 2):
+            self.first.append(block(w_in, W, stride, proj=True, wb=W))
+            self.banks.append(sharing.Bank(lambda: nn.ModuleDict({"block": block(W, W, 1, proj=False, wb=W)}), K))
+            w_in = W
+        self.fc = SlicedConv(W, num_classes, 1, bias=True)            # the reference's 1x1-conv FC
+        self.apply(init_weights)
+        self.cell_types = tuple(f"stage{s}" for s in (1, 2, 3))
+        if close:
+            self.router = sharing.TableRouter(self.positions, K, cfg.cl_criteria)
+            curriculum = Curriculum(cfg.cl_schedule)
+        else:
+            self.router, curriculum = sharing.OwnRouter(self.positions), Curriculum(fixed=K)
+        self._protocol(curriculum, in_channels, num_classes)
+
+    def widths(self, arch):
+        """[(depth, w, w_b, groups)] of the 3 stages at this net's scale."""
+        out = []
+        for s in range(3):
+            d, w, b, g = self.design.stage(arch, s)
+            w = scaled(w, self.scale)
+            out.append((d, w, bottleneck_width(w, b, g), g))
+        return out
+
+    def table(self):
+        """The position -> block list at the current level."""
+        return self.route_one(self.active_level()).argmax(1).tolist()
+
+    def route_one(self, level):
+        return self.router(None, level).to(self.level.device)
+
+    def route(self, arch, sample=True, generator=None):
+        """{stage: one-hot [positions, level]}: the same table for the three stages."""
+        self.design.check(arch)
+        r = self.route_one(self.active_level())
+        return {c: r for c in self.cell_types}
+
+    def route_probs(self, arch):
+        return self.route(arch, sample=False)
+
+    def forward(self, x, arch, routing=None):
+        arch = self.design.check(arch)
+        routing = routing or self.route(arch)
+        x = self.stem(x)
+        for s, (d, w, wb, g) in enumerate(self.widths(arch)):
+            x = self.first[s](x, w, wb, g)
+            sel = routing[self.cell_types[s]][:d - 1].argmax(1).tolist()
+            for k in sel:
+                x = self.banks[s].blocks[k]["block"](x, w, wb, g)
+        return self.fc(x.mean((2, 3), keepdim=True), self.num_classes_out).flatten(1)
+
+    @property
+    def num_classes_out(self):
+        return self.net_args["num_classes"]
+
+    def splits(self, level):
+        """The (parent, child, m, r) splits that lead to ``level``."""
+        return sharing.split_table(self.positions, level, self.router.criteria, self.num_blocks)[1]
+
+    def epoch_start(self, epoch, generator=None):
+        """The curriculum events due at ``epoch``: each level change splits one group of positions (WIT)."""
+        if not self.close:
+            return super().epoch_start(epoch, generator)
+        log, reset = [], []
+        for new, _ in self.curriculum.due(int(self.level), epoch, generator):
+            reset += self.grow(new, None)
+            line = f"epoch {epoch}: curriculum level {new}"
+            if new > 1:
+                parent, child, m, r = self.splits(new)[-1]
+                line += f" (WIT from block {parent}: positions {m + 1}-{r} move to block {child})"
+            log.append(line)
+        return Events(log, reset)
+
+    def grow(self, new_level, parent=None):
+        """Level ``new_level``: split one group (table) and WIT block parent -> child in every stage's bank."""
+        assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
+        self.level.fill_(new_level)
+        if new_level > 1:
+            parent, child, _, _ = self.splits(new_level)[-1]
+            for bank in self.banks:
+                bank.wit(child, parent, buffers=self.wit_buffers)
+        return []
+
+
+class NDSSpace(base.Space):
+    """An NDS design space (``nds_arch.Design``) with slots, drawing and supernets."""
+    enumerations = ("all",)
+
+    def __init__(self, name, design, params_prefix):
+        self.name, self.design, self.params_prefix = name, design, params_prefix
+
+    def parse(self, text):
+        return self.design.parse(text)
+
+    def to_str(self, arch):
+        return self.design.to_str(self.design.coerce(arch))
+
+    def coerce(self, x):
+        return self.design.coerce(x)
+
+    def canonical(self, arch):
+        """Every configuration is its own class."""
+        return self.design.coerce(arch)
+
+    def sample(self, generator):
+        return self.design.sample(generator)
+
+    def mutate(self, arch, generator):
+        return self.design.mutate(self.coerce(arch), generator)
+
+    def enumerate(self, kind):
+        """'all': every configuration, as a lazy sequence (len 108^3 ResNet, 225^3 ResNeXt-A)."""
+        from .nds_arch import Configs
+        if kind != "all":
+            return super().enumerate(kind)
+        return Configs(self.design)
+
+    def params_file(self, kind):
+        """params/nds/<space>-<kind>.yaml (relative to params/)."""
+        return f"nds/{self.params_prefix}-{kind}.yaml"
+
+    def slots(self, arch):
+        """One row per stage and block position: live when the stage is deep enough to use it."""
+        import pandas as pd
+        arch, rows = self.coerce(arch), []
+        P = self.design.max_depth - 1
+        for s in range(3):
+            d, w, b, g = self.design.stage(arch, s)
+            op = f"w{w}" if self.design.block == "res_basic_block" else f"w{w} b{b:g} g{g}"
+            for p in range(P):
+                live = p < d - 1
+                rows.append({"cell": f"stage{s + 1}", "slot": p, "label": f"s{s + 1}.p{p + 1}",
+                             "op": op if live else "none", "live": live, "param": live})
+        return pd.DataFrame(rows)
+
+    def draw(self, arch, table, ax=None, title=None):
+        """The three stages as rows of positions, coloured by block (see nds_draw)."""
+        from .nds_draw import draw_stages
+        return draw_stages(table, title, ax)
+
+    def notable(self):
+        """The smallest and the largest configurations, and a mid-size one."""
+        c = self.design.choices
+        small = tuple(ch[0] for ch in c)
+        big = tuple(ch[-1] for ch in c)
+        mid = tuple(ch[len(ch) // 2] for ch in c)
+        return {"smallest": self.to_str(small), "middle": self.to_str(mid), "largest": self.to_str(big)}
+
+    def supernet(self, cfg, in_channels, num_classes):
+        return Supernet(self.design, cfg, in_channels, num_classes)
+
+    def standalone(self, arch, recipe, in_channels, num_classes):
+        """Stand-alone net of one configuration; widths scaled by recipe.C / 16 (C: the stem width)."""
+        return Standalone(self.design, self.coerce(arch), in_channels, num_classes, scale=recipe.C / 16)
+
+    def official_truth(self, path):
+        """NDS sweep JSON, the aw_nas GT pickle (or its YAML arch list next to it)."""
+        from ..groundtruth.nds import official_loader
+        return official_loader(self, path)
