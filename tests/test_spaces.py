@@ -1,6 +1,6 @@
 """Conformance of every registered search space to the space and supernet protocols (closekit/spaces/base.py).
 
-Each space runs through the same checks on its own smoke params (params/<space>/smoke.yaml) with synthetic data:
+Each space runs through the same checks on its own smoke params (params/ + ``space.params_file("smoke")``) with synthetic data:
 strings, canonical forms, sampling, mutation, slots vs routing, vanilla and CLOSE supernets at every level, the
 curriculum applied once, exact resume across a curriculum event, deterministic scoring, stand-alone training.
 """
@@ -24,7 +24,7 @@ def smoke(name, **kw):
     """The space's smoke config on synthetic data, scored on a few sampled archs, no ground truth."""
     over = dict(dataset="synthetic", image_size=8, train_limit=None, device="cpu", truth=None, archs="sample:4",
                 eval_max_batches=1, eval_batch_size=64, batch_size=64, save_every=1)
-    return RunConfig.from_yaml(ROOT / "params" / name / "smoke.yaml", **{**over, **kw})
+    return RunConfig.from_yaml(ROOT / "params" / spaces.get(name).params_file("smoke"), **{**over, **kw})
 
 
 @pytest.fixture(params=NAMES)

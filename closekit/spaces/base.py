@@ -22,6 +22,7 @@ Space (subclass ``Space``):
   supernet(cfg, in_channels, num_classes) -> Supernet
   standalone(arch, recipe, in_channels, num_classes) -> nn.Module   (the mini benchmark's networks)
   official_truth(path) -> loader | None   the loader of an official ground-truth file of this space
+  params_file(kind) -> str          its params file of a kind (smoke, mini-close, ...) relative to params/
 
 Supernet (subclass ``Supernet`` next to an nn.Module; set it up with ``_protocol``):
   forward(x, arch, routing=None)    logits; routing None: ``route(arch)``
@@ -100,6 +101,10 @@ class Space(abc.ABC):
 
     def official_truth(self, path):
         return None
+
+    def params_file(self, kind):
+        """``<name>/<kind>.yaml`` under params/ (a space may keep its files elsewhere)."""
+        return f"{self.name}/{kind}.yaml"
 
     def draw(self, arch, table, ax=None, title=None):
         raise NotImplementedError(f"space {self.name} has no drawing")
