@@ -231,7 +231,7 @@ class Supernet(nn.Module, base.Supernet):
 
     def route(self, arch, sample=True, generator=None):
         """{stage: one-hot [positions, level]}: the same table for the three stages."""
-        self.design.check(arch)
+        self.design.coerce(arch)
         r = self.route_one(self.active_level())
         return {c: r for c in self.cell_types}
 
@@ -239,7 +239,7 @@ class Supernet(nn.Module, base.Supernet):
         return self.route(arch, sample=False)
 
     def forward(self, x, arch, routing=None):
-        arch = self.design.check(arch)
+        arch = self.design.coerce(arch)
         routing = routing or self.route(arch)
         x = self.stem(x)
         for s, (d, w, wb, g) in enumerate(self.widths(arch)):
