@@ -1,0 +1,169 @@
+"""Official NDS ground truth (CLOSE §4.3: ResNet and ResNeXt-A ranked against the NDS stand-alone accuracies).
+
+Formats, dispatched by ``official_loader`` (the spaces' ``official_truth``):
+* NDS sweep JSON (``ResNet.json``, ``ResNeXt-A.json``, ``ResNet_rng1.json`` ...; facebookresearch/nds data.zip): a
+  list of records, or a dict of lists (``{'top': [...], 'mid': [...]}``). Each record's ``net`` dict is the config;
+  accuracy = 100 - ``min_test_top1`` (best epoch; the reference, ``metric=min_test_top1``) or 100 - the last
+  ``test_ep_top1`` (``metric=last``). A glob (``ResNet_rng*.json``) averages several seed files per configuration,
+  as the reference's 3-seed assets do; a configuration missing from one file is an error. Repeated records of one
+  configuration inside a file are averaged too.
+* The reference's asset pair (aw_nas ``dump_archyaml_and_gtpkl.py``): a pickle holding the 4-list ``[genotypes,
+  params, flops, accs]`` (accuracies in %), read by an unpickler that refuses every class (only lists, strings,
+  ints and floats can load: a pickle asking for anything else fails in one line and runs nothing); the YAML arch
+  list (``*_archs_*.yaml``) loads through its ``*_gt_*.pkl`` and must list the same genotypes in order.
+* a CSV ``arch, acc`` goes through ``closekit.groundtruth.load`` itself (any of the space's arch formats).
+Accuracies are fractions in [0, 1]; columns arch, acc, params, flops (+ n_seeds); ``attrs['version']`` e.g.
+``nds-resnet-min_test_top1-3seed``.
+"""
+import glob
+import json
+import pickle
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+METRICS = ("min_test_top1", "last")
+
+
+def _short(space):
+    return space.name.removeprefix("nds-")
+
+
+def _records(path):
+    """The records of one sweep file (a list, or the lists of a dict)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"ground truth {path} is not valid JSON (line {e.lineno}): {e.msg}") from None
+    if isinstance(data, dict):
+        data = [r for v in data.values() if isinstance(v, list) for r in v]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ValueError(f"ground truth {path} must hold a JSON list of NDS records (or a dict of such lists)")
+    return data
+
+
+def _error(rec, metric, where):
+    if metric == "min_test_top1":
+        v = rec.get("min_test_top1")
+    else:
+        ep = rec.get("test_ep_top1")
+        v = ep[-1] if isinstance(ep, list) and ep else None
+    if not isinstance(v, (int, float)):
+        key = "min_test_top1" if metric == "min_test_top1" else "test_ep_top1 (a non-empty list)"
+        raise ValueError(f"ground truth {where} lacks {key}; NDS records carry it (use metric=min_test_top1|last)")
+    return float(v)
+
+
+def _one_file(path, space, metric):
+    """DataFrame arch, acc, params, flops of one sweep file, repeated configurations averaged."""
+    rows = []
+    for i, rec in enumerate(_records(path)):
+        if "net" not in rec:
+            raise ValueError(f"ground truth {path} record {i} has no 'net' dict; is it an NDS sweep file?")
+        try:
+            arch = space.to_str(space.design.from_net(rec["net"]))
+        except ValueError as e:
+            raise ValueError(f"ground truth {path} record {i} does not belong to space {space.name}: {e}") from None
+        rows.append({"arch": arch, "acc": (100.0 - _error(rec, metric, f"{path} record {i}")) / 100.0,
+                     "params": rec.get("params"), "flops": rec.get("flops")})
+    if not rows:
+        raise ValueError(f"ground truth {path} holds no records")
+    df = pd.DataFrame(rows)
+    return df.groupby("arch", sort=False).agg(acc=("acc", "mean"), params=("params", "first"),
+                                              flops=("flops", "first")).reset_index()
+
+
+def load_nds_json(path, *, metric="min_test_top1", space=None):
+    """NDS sweep file(s) -> ground truth; a glob pattern averages the seed files per configuration."""
+    if metric not in METRICS:
+        raise ValueError(f"NDS metric={metric!r} is not one of {', '.join(METRICS)}")
+    files = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)]
+    if not files or not all(Path(f).is_file() for f in files):
+        raise FileNotFoundError(f"ground truth {path} not found; give an NDS sweep JSON (or a glob of seed files)")
+    tables = [_one_file(f, space, metric) for f in files]
+    first = tables[0].set_index("arch")
+    for f, t in zip(files[1:], tables[1:]):
+        missing = first.index.difference(t["arch"])
+        extra = pd.Index(t["arch"]).difference(first.index)
+        if len(missing) or len(extra):
+            bad, where = (missing[0], f) if len(missing) else (extra[0], files[0])
+            raise ValueError(f"ground truth seed files differ: {bad} is missing from {where}; average files of "
+                             "the same configurations")
+    accs = pd.concat([t.set_index("arch")["acc"] for t in tables], axis=1).loc[first.index]
+    out = first.copy()
+    out["acc"], out["n_seeds"] = accs.mean(axis=1), len(files)
+    out = out.reset_index()
+    out.attrs["version"] = f"nds-{_short(space)}-{metric}-{len(files)}seed"
+    return out
+
+
+class _NoClasses(pickle.Unpickler):
+    """Loads only what pickle builds without a class: lists, strings, numbers (and tuples, dicts)."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"asks for {module}.{name}")
+
+
+def _load_pickle(path):
+    try:
+        with open(path, "rb") as f:
+            data = _NoClasses(f).load()
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"ground truth pickle {path} refused: it {e}; only lists, strings, ints and floats "
+                         "are allowed (the aw_nas [genotypes, params, flops, accs] 4-list)") from None
+    ok = isinstance(data, list) and len(data) == 4 and all(isinstance(x, list) for x in data) \
+        and len({len(x) for x in data}) == 1
+    if not ok or not all(isinstance(g, str) for g in data[0]) or \
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for x in data[1:] for v in x):
+        raise ValueError(f"ground truth pickle {path} is not the aw_nas 4-list [genotypes (str), params, flops, "
+                         "accs (%)] of equal lengths")
+    return data
+
+
+def load_awnas_pickle(path, *, archs=None, space=None):
+    """The aw_nas GT pickle (``*_gt_*.pkl``); ``archs``: its YAML arch list, checked to match in order."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ground truth {path} not found; give the aw_nas *_gt_*.pkl")
+    genos, params, flops, accs = _load_pickle(path)
+    if archs is not None:
+        listed = yaml.safe_load(Path(archs).read_text())
+        if listed != genos:
+            n = next((i for i, (a, b) in enumerate(zip(listed or [], genos)) if a != b), min(len(listed or []),
+                                                                                          len(genos)))
+            raise ValueError(f"arch list {archs} and pickle {path} differ at entry {n}; use the pair dumped together")
+    rows = []
+    for i, (g, p, fl, a) in enumerate(zip(genos, params, flops, accs)):
+        try:
+            arch = space.to_str(space.parse(g))
+        except ValueError as e:
+            raise ValueError(f"ground truth {path} entry {i} does not belong to space {space.name}: {e}") from None
+        rows.append({"arch": arch, "acc": float(a) / 100.0, "params": p, "flops": fl})
+    df = pd.DataFrame(rows)
+    if df["arch"].duplicated().any():
+        raise ValueError(f"ground truth {path} lists {df.loc[df['arch'].duplicated(), 'arch'].iloc[0]} twice")
+    df.attrs["version"] = f"nds-{_short(space)}-awnas-{path.stem}"
+    return df
+
+
+def load_awnas_yaml(path, *, space=None):
+    """The aw_nas YAML arch list: loads its sibling pickle (``_archs_`` -> ``_gt_``, .yaml -> .pkl)."""
+    path = Path(path)
+    pkl = path.with_name(path.stem.replace("_archs_", "_gt_") + ".pkl")
+    if "_archs_" not in path.stem or not pkl.is_file():
+        raise FileNotFoundError(f"ground truth {path}: no pickle {pkl.name} next to it; an aw_nas arch list loads "
+                                "with its *_gt_*.pkl (or give the pickle)")
+    return load_awnas_pickle(pkl, archs=path, space=space)
+
+
+def official_loader(space, path):
+    """The loader of an NDS file (by suffix), or None."""
+    p = str(path)
+    if p.endswith(".json"):
+        return load_nds_json
+    if p.endswith(".pkl"):
+        return load_awnas_pickle
+    if p.endswith((".yaml", ".yml")) and not Path(p).is_dir():
+        return load_awnas_yaml
+    return None
