@@ -171,3 +171,22 @@ def test_close_runs_one_block_per_position_like_vanilla():
             h.remove()
     # stem + per block 3 convs (+1 projection in each first block) + FC
     assert calls["vanilla"] == calls["close"] == 1 + 3 * (16 + 4 + 2) + 3 + 1
+
+
+@pytest.mark.parametrize("name", ["nds-resnet", "nds-resnexta"])
+def test_analytic_complexity_counts_the_standalone_params_and_its_convs(name):
+    space, g = spaces.get(name), torch.Generator().manual_seed(0)
+    for _ in range(5):
+        a = space.sample(g)
+        for C in (16, 4):
+            net = space.standalone(a, Recipe(space=name, C=C), 3, 10)
+            params, flops = space.complexity(a, 3, 10, image_size=8, scale=C / 16)
+            assert params == nparams(net)
+            macs = [0]
+            def hook(m, inp, out):
+                macs[0] += m.weight.numel() * out.shape[2] * out.shape[3]
+            hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+            net.eval()(torch.randn(1, 3, 8, 8))
+            for h in hooks:
+                h.remove()
+            assert flops == macs[0] + 10 * net.fc.in_features + 10

@@ -175,6 +175,37 @@ class Standalone(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
+    """(params, flops) of the stand-alone net, counted as pycls does: conv k*k*c_in/g*c_out (+ h*w for flops),
+    BN 2c params, FC c*classes + classes; flops are multiply-adds."""
+    params = flops = 0
+    h = image_size
+
+    def conv(c_in, c_out, k, stride=1, g=1):
+        nonlocal params, flops, h
+        h = (h + 2 * (k // 2) - k) // stride + 1
+        params += k * k * c_in // g * c_out + 2 * c_out          # + its BN
+        flops += k * k * c_in // g * c_out * h * h
+
+    w_in = scaled(16, scale)
+    conv(in_channels, w_in, 3)
+    for s, stride in enumerate((1, 2, 2)):
+        d, w, b, g = design.stage(arch, s)
+        w = scaled(w, scale)
+        wb = bottleneck_width(w, b, g)
+        for i in range(d):
+            st, h0 = (stride if i == 0 else 1), h
+            if w_in != w or st != 1:                           # projection shortcut
+                conv(w_in, w, 1, st)
+                h = h0
+            if design.block == "res_basic_block":
+                conv(w_in, w, 3, st), conv(w, w, 3)
+            else:
+                conv(w_in, wb, 1), conv(wb, wb, 3, st, g), conv(wb, w, 1)
+            w_in = w
+    return params + w_in * num_classes + num_classes, flops + w_in * num_classes + num_classes
+
+
 class Supernet(nn.Module, base.Supernet):
     """NDS supernet: per stage an unshared first block and a Bank (vanilla: one block per position; CLOSE: K
     blocks routed by the split table)."""
@@ -352,6 +383,10 @@ class NDSSpace(base.Space):
     def standalone(self, arch, recipe, in_channels, num_classes):
         """Stand-alone net of one configuration; widths scaled by recipe.C / 16 (C: the stem width)."""
         return Standalone(self.design, self.coerce(arch), in_channels, num_classes, scale=recipe.C / 16)
+
+    def complexity(self, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
+        """(params, flops) of the stand-alone net of ``arch`` (pycls counting; reference scale by default)."""
+        return complexity(self.design, self.coerce(arch), in_channels, num_classes, image_size, scale)
 
     def official_truth(self, path):
         """NDS sweep JSON, the aw_nas GT pickle (or its YAML arch list next to it)."""
