@@ -15,7 +15,12 @@ the same code path; that configuration is measured once and shown in every row.
 Scales: paper = CIFAR-sized 32x32x3 input, C=16, N=5, batch 256, 10 classes; small = 16x16x1, C=8, N=1.
 Target: others_no_grad at 5 blocks <= 2.5x vanilla (the reference's `all` is about 5x).
 
+NDS row (``--nds``): the NDS ResNet / ResNeXt-A CLOSE supernet (first level after epoch 1 and the final level) over
+the vanilla one, widths x 1/8, 12x12x1 input, batch 128, the same sampled configurations; one block runs per
+position in both, so the target is ~1.0x.
+
 Run:  python bench/step_time.py                  # both scales, CPU-sized defaults (under ~10 min on 2 cores)
+      python bench/step_time.py --nds --threads 1 # the NDS rows only
       python bench/step_time.py --quick          # smoke run: small scale, few steps
       python bench/step_time.py --device cuda --scale paper --steps 20 --rounds 5 --json out.json
 """
@@ -87,6 +92,35 @@ def bench_scale(space, scale, device, steps, rounds, warmup):
             "ms": {f"{k[0]}/{k[1] or '-'}/L{k[2]}": [1e3 * t for t in v] for k, v in times.items()}}
 
 
+NDS = {"nds-resnet": (17, (1,) * 9 + (2, 2, 3, 3, 4, 4, 5, 5)), "nds-resnexta": (13, (1,) * 9 + (2, 3, 4, 5))}
+
+
+def bench_nds(name, device, steps, rounds, warmup, C=2, size=12, batch=128):
+    """Median step time of CLOSE at level 9 and at the final level over vanilla's, same archs (interleaved)."""
+    K, sched = NDS[name]
+    space = get(name)
+    g = torch.Generator().manual_seed(SEED)
+    x, y = torch.randn(batch, 1, size, size, generator=g).to(device), torch.randint(CLASSES, (batch,), generator=g)
+    trainers = {}
+    for key, sn, epoch in (("vanilla", "vanilla", 1), ("close L9", "close", 1), (f"close L{K}", "close", 5)):
+        cfg = RunConfig(space=name, supernet=sn, channels_init=C, num_blocks=K, cl_schedule=sched, batch_size=batch,
+                        weight_decay=5e-5, grad_clip=None, device=device, seed=SEED)
+        net = space.supernet(cfg, in_channels=1, num_classes=CLASSES)
+        for e in range(1, epoch + 1):
+            net.epoch_start(e)
+        trainers[key] = Trainer(net.to(device).train(), None, cfg, space=space, log=lambda *_: None)
+    for t in trainers.values():
+        if warmup:
+            run_steps(t, x, y.to(device), warmup, device)
+    times = {k: [] for k in trainers}
+    for _ in range(rounds):
+        for k, t in trainers.items():
+            times[k].append(run_steps(t, x, y.to(device), steps, device) / steps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"vanilla_ms": 1e3 * med["vanilla"], "ratios": {k: med[k] / med["vanilla"] for k in med if k != "vanilla"},
+            "ms": {k: [1e3 * t for t in v] for k, v in times.items()}, "steps": steps, "rounds": rounds}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scale", choices=("paper", "small", "both"), default=None,
@@ -98,11 +132,25 @@ def main(argv=None):
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="smoke run: %d steps x %d rounds, %d warm-up" % QUICK)
     p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    p.add_argument("--nds", action="store_true", help="only the NDS rows (CLOSE split table vs vanilla)")
     a = p.parse_args(argv)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     if a.threads:
         torch.set_num_threads(a.threads)
     scales = {"both": ["small", "paper"], None: ["small"] if a.quick else ["small", "paper"]}.get(a.scale, [a.scale])
+    if a.nds:
+        steps, rounds, warmup = a.steps or 5, a.rounds or 3, a.warmup if a.warmup is not None else 1
+        out = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "nds": {}}
+        print(f"NDS CLOSE step time / vanilla step time  device={device}  threads={torch.get_num_threads()}  "
+              f"batch 128, 12x12x1, widths x 1/8; {steps} steps x {rounds} rounds (median)")
+        for name in NDS:
+            res = out["nds"][name] = bench_nds(name, device, steps, rounds, warmup)
+            print(f"  {name:<13} vanilla {res['vanilla_ms']:.0f} ms/step   " +
+                  "   ".join(f"{k}: {r:.2f}x" for k, r in res["ratios"].items()))
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(out, f, indent=1)
+        return
     space = get("nb201")
     dev_name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
     print(f"CLOSENet step time / vanilla step time   device={device} ({dev_name})  torch={torch.__version__}  "

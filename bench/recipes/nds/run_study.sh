@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Mini NDS ResNet recipe study (issue 12): the same 40 sampled configurations (sample:40, sample seed 0), seeds 0
+# and 1, one recipe per directory, ONE worker with 1 torch thread, recipes one after the other. Resumable: rerun to
+# continue; finished (arch, seed) rows are kept.
+# Usage: bench/recipes/nds/run_study.sh [DIR...]   (default: both recipes)
+set -e
+cd "$(dirname "$0")/../../.."
+declare -A SET=(
+  [n0-12px-c2-e4-3k]=""                              # params/truth/mini-nds-resnet.yaml as it is
+  [n1-12px-c4-e4-1500]="C=4 train_limit=1500"        # twice the widths on half the images (about the same cost)
+)
+for d in ${@:-n0-12px-c2-e4-3k n1-12px-c4-e4-1500}; do
+  closekit truth build --recipe params/truth/mini-nds-resnet.yaml --archs sample:40 --seeds 0 1 --workers 1 \
+    --no-progress --out "bench/recipes/nds/$d" ${SET[$d]:+--set ${SET[$d]}}
+done
