@@ -39,6 +39,14 @@ VARIANTS = {
     # control: the most sharing, one op set for all six edges of a cell throughout (CLOSE's level 1, kept)
     "close num_blocks=1": ("params/nb201/mini-close.yaml", {"num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
 }
+for _s in ("resnet", "resnexta"):                 # NDS (issue 12): vanilla vs CLOSE at equal epochs, and two switches
+    VARIANTS.update({f"nds-{_s} vanilla": (f"params/nds/{_s}-mini-vanilla.yaml", {}),
+                     f"nds-{_s} close": (f"params/nds/{_s}-mini-close.yaml", {}),
+                     f"nds-{_s} close cl_criteria=max": (f"params/nds/{_s}-mini-close.yaml", {"cl_criteria": "max"}),
+                     f"nds-{_s} close wit_buffers=false": (f"params/nds/{_s}-mini-close.yaml", {"wit_buffers": False})})
+SPACE_RUNS = {f"nds-{_s}": ((f"nds-{_s} vanilla", f"nds-{_s} close"),
+                            (f"nds-{_s} close cl_criteria=max", f"nds-{_s} close wit_buffers=false"))
+              for _s in ("resnet", "resnexta")}
 MAIN = ("vanilla", "close", "vanilla + SRT at 13", "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1")
 ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true", "vanilla keep_zero_grads=true",
              "close keep_zero_grads=true")
@@ -116,7 +124,9 @@ def table(rows, ceiling):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--truth", default="mini-nb201", help="a minibench ground truth: shipped name or directory")
+    p.add_argument("--space", default="nb201", choices=("nb201", *SPACE_RUNS), help="the space's variants")
+    p.add_argument("--truth", default=None, help="a minibench ground truth: shipped name or directory (default: "
+                   "mini-nb201; NDS: required until mini-nds-* ship, e.g. a `closekit truth build` directory)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds of vanilla and CLOSE")
     p.add_argument("--ablation-seeds", nargs="*", type=int, default=[0], help="seeds of the ablation variants")
     p.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
@@ -126,7 +136,11 @@ def main(argv=None):
     from closekit import groundtruth
     from closekit.cli import _overrides
     from closekit.spaces import get
-    jobs = [(v, s) for v in MAIN for s in args.seeds] + [(v, s) for v in ABLATIONS for s in args.ablation_seeds]
+    main_runs, ablations = SPACE_RUNS.get(args.space, (MAIN, ABLATIONS))
+    if args.truth is None and args.space != "nb201":
+        p.error(f"--truth is required for {args.space} (no shipped mini ground truth yet)")
+    args.truth = args.truth or "mini-nb201"
+    jobs = [(v, s) for v in main_runs for s in args.seeds] + [(v, s) for v in ablations for s in args.ablation_seeds]
     extra = {"truth": args.truth, "archs": "truth", **_overrides(args.set)}
     with mp.get_context("spawn").Pool(args.workers) as pool:
         done = pool.map(run_one, [(v, s, args.out, extra) for v, s in jobs], chunksize=1)
@@ -137,7 +151,7 @@ def main(argv=None):
             rows.append({"variant": f"{b['variant']}, scored eval_routing=gumbel", "seed": b["seed"], **b["gumbel"],
                          "train_seconds": b["train_seconds"]})
     pd.DataFrame(rows).to_csv(Path(args.out) / "ranking.csv", index=False)
-    truth = groundtruth.load(args.truth, get("nb201"))
+    truth = groundtruth.load(args.truth, get(args.space))
     print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs; ranked on n = {rows[0]['n']}); "
           f"code {done[0]['code_version']}")
     text = table(rows, truth.attrs["noise_ceiling"])

@@ -139,3 +139,13 @@ def test_csv_arch_acc_in_any_arch_format(tmp_path):
     assert gt["arch"].tolist() == ["d1_2_3-w16_24_32", "d12_12_16-w24_32_40"] and gt.attrs["version"] == "nds"
     with pytest.raises(ValueError, match="line 2 does not belong to space nds-resnexta"):
         groundtruth.load(str(tmp_path / "nds.csv"), RESNEXTA)
+
+
+def test_size_baseline_ranks_by_params_or_flops():
+    from closekit.groundtruth.nds import size_baseline
+    archs = ["d1_1_1-w16_16_16", "d2_2_2-w32_32_32", "d4_4_4-w64_64_64", "d8_8_8-w128_128_128"]
+    truth = pd.DataFrame({"arch": archs, "acc": [.5, .6, .7, .8]})
+    assert size_baseline(truth, RESNET)["kendall"] == pytest.approx(1.0)             # complexity() at 32x32
+    assert size_baseline(truth, RESNET, by="flops")["kendall"] == pytest.approx(1.0)
+    truth["params"] = [4, 3, 2, 1]                                                    # the truth's own column wins
+    assert size_baseline(truth, RESNET)["kendall"] == pytest.approx(-1.0)
