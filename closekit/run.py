@@ -26,11 +26,17 @@ PACKAGE = Path(__file__).resolve().parent
 SHELL = ("batch.py", "cli.py", "plots.py", "progress.py", "record.py", "widgets.py")   # cannot change a result
 
 
+def _family(module):
+    """A space module's file-name family: its name up to the first '_' (nb201; nds for spaces/nds_resnet.py)."""
+    return module.rsplit(".", 1)[1].split("_")[0]
+
+
 def _owner(rel):
-    """The space-module prefix owning a file under spaces/ or groundtruth/ (e.g. nb201 for spaces/nb201_arch.py)."""
+    """The space family owning a file under spaces/ or groundtruth/ (e.g. nb201 for spaces/nb201_arch.py, nds for
+    spaces/nds.py and spaces/nds_resnexta.py)."""
     if rel.startswith(("spaces/", "groundtruth/")):
         stem = rel.split("/", 1)[1][:-3]
-        for prefix in {m.rsplit(".", 1)[1] for m in spaces.SPACES.values()}:
+        for prefix in {_family(m) for m in spaces.SPACES.values()}:
             if stem == prefix or stem.startswith(prefix + "_"):
                 return prefix
     return None
@@ -39,8 +45,8 @@ def _owner(rel):
 @functools.lru_cache(maxsize=None)
 def code_version(space):
     """sha256 (16 hex) of the package source that computes a result of ``space``: every closekit .py file but the
-    shell's and the other spaces' own modules (spaces/<other>*.py, groundtruth/<other>*.py)."""
-    own = spaces.SPACES[space].rsplit(".", 1)[1]
+    shell's and the other space families' own modules (spaces/<other>*.py, groundtruth/<other>*.py)."""
+    own = _family(spaces.SPACES[space])
     h = hashlib.sha256()
     for p in sorted(PACKAGE.rglob("*.py")):
         rel = p.relative_to(PACKAGE).as_posix()

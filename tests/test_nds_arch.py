@@ -109,3 +109,15 @@ def test_slots_mark_the_positions_each_stage_uses():
     assert s.groupby("cell")["live"].sum().tolist() == [0, 15, 3]
     assert s.loc[s["live"], "op"].unique().tolist() == ["w128 b0.5 g1", "w16 b1 g4"]
     assert (s["param"] == s["live"]).all() and s["label"].iloc[16] == "s2.p2"
+
+
+def test_nds_files_form_one_code_family_outside_nb201s_code_version():
+    import sys
+    from pathlib import Path
+    import closekit  # noqa: F401
+    run = sys.modules["closekit.run"]
+    pkg = Path(run.PACKAGE)
+    nds_files = [p.relative_to(pkg).as_posix() for p in pkg.rglob("nds*.py")]
+    assert len(nds_files) >= 6 and all(run._owner(f) == "nds" for f in nds_files)
+    assert run._owner("spaces/nb201_arch.py") == "nb201" and run._owner("spaces/base.py") is None
+    assert run.code_version("nds-resnet") == run.code_version("nds-resnexta") != run.code_version("nb201")
