@@ -6,10 +6,11 @@
 set -e
 cd "$(dirname "$0")/../../.."
 declare -A SET=(
-  [n0-12px-c2-e4-3k]=""                              # params/truth/mini-nds-resnet.yaml as it is
-  [n1-12px-c4-e4-1500]="C=4 train_limit=1500"        # twice the widths on half the images (about the same cost)
+  [n0-12px-c2-e4-3k]="train_limit=3000"             # the first try, stopped after 4 configs: 96 steps are too few
+  [n1-12px-c2-e4-6k]=""                              # params/truth/mini-nds-resnet.yaml as it is
+  [n2-12px-c4-e4-6k]="C=4"                           # twice the widths (about 2x the cost)
 )
-for d in ${@:-n0-12px-c2-e4-3k n1-12px-c4-e4-1500}; do
+for d in ${@:-n1-12px-c2-e4-6k n2-12px-c4-e4-6k}; do
   closekit truth build --recipe params/truth/mini-nds-resnet.yaml --archs sample:40 --seeds 0 1 --workers 1 \
     --no-progress --out "bench/recipes/nds/$d" ${SET[$d]:+--set ${SET[$d]}}
 done
