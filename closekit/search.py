@@ -68,7 +68,9 @@ class Domain:
         s = self.space.slots(arch).set_index("label")["op"]
         return [s.get(label) for label in self.labels]
 
-    def __len__(self):
+    @property
+    def size(self):
+        """The number of architectures (inf for the whole space)."""
         return math.inf if self.keys is None else len(self.keys)
 
     def sample(self, gen):
@@ -110,7 +112,7 @@ def _result(strategy, seed, scorer, settings):
 def random_search(space, score_fn, budget, seed=0, domain=None, max_tries=None):
     """Score ``budget`` distinct random architectures; choose the best-scored."""
     dom = domain if isinstance(domain, Domain) else Domain(space, domain)
-    scorer, gen = Scorer(space, score_fn, min(budget, len(dom))), torch.Generator().manual_seed(seed)
+    scorer, gen = Scorer(space, score_fn, min(budget, dom.size)), torch.Generator().manual_seed(seed)
     if dom.keys is not None:                                          # a finite domain: a random order of it
         for i in torch.randperm(len(dom.keys), generator=gen)[:scorer.budget].tolist():
             scorer(dom.keys[i])
@@ -129,7 +131,7 @@ def evolution(space, score_fn, budget, seed=0, domain=None, population=20, sampl
         raise ValueError(f"evolution needs population >= 1 and 1 <= sample <= population, got population="
                          f"{population}, sample={sample}")
     dom = domain if isinstance(domain, Domain) else Domain(space, domain)
-    scorer, gen = Scorer(space, score_fn, min(budget, len(dom))), torch.Generator().manual_seed(seed)
+    scorer, gen = Scorer(space, score_fn, min(budget, dom.size)), torch.Generator().manual_seed(seed)
     pop = []                                                          # (arch, score), oldest first
     for _ in range(100 * population + 100):
         if len(pop) >= min(population, scorer.budget):
@@ -148,11 +150,13 @@ def evolution(space, score_fn, budget, seed=0, domain=None, population=20, sampl
     return _result("evolution", seed, scorer, {"budget": budget, "population": population, "sample": sample})
 
 
-def search(space, score_fn, strategy="evolution", budget=100, seed=0, domain=None, **kw):
-    """Run one strategy by name (``STRATEGIES``)."""
+def search(space, score_fn, strategy="evolution", budget=100, seed=0, domain=None, population=20, sample=5):
+    """Run one strategy by name (``STRATEGIES``); ``population`` and ``sample`` apply to evolution."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown search strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    return (random_search if strategy == "random" else evolution)(space, score_fn, budget, seed, domain, **kw)
+    if strategy == "random":
+        return random_search(space, score_fn, budget, seed, domain)
+    return evolution(space, score_fn, budget, seed, domain, population, sample)
 
 
 def best_so_far(history):
@@ -221,21 +225,28 @@ def supernet_scores(net, space, data, cfg):
     return lambda archs: evaluate_cfg(net, space, archs, data, cfg, progress=False)["acc"].tolist()
 
 
+def run_context(run_dir, device="cpu"):
+    """What searches of one run share: (space, cached score_fn, ground truth or None, cfg)."""
+    space, net, data, cfg, gt = load_run(run_dir, device)
+    return space, _cached(supernet_scores(net, space, data, cfg)), gt, cfg
+
+
 def search_run(run_dir, strategy="evolution", budget=100, seed=0, domain="auto", population=20, sample=5,
-               device="cpu", save=True, baseline=True):
+               device="cpu", save=True, baseline=True, ctx=None):
     """Search on the one-shot scores of the run in ``run_dir``; (SearchResult, report dict).
 
     ``domain``: "auto" (the truth's archs when the run has a ground truth, else the space), "space", "truth".
-    ``baseline``: score every truth arch once for the random-picks-by-score expectation (cached, shared)."""
-    space, net, data, cfg, gt = load_run(run_dir, device)
+    ``baseline``: score every truth arch once for the random-picks-by-score expectation. ``ctx``: a
+    ``run_context`` to share loaded weights and cached scores between searches."""
     if domain not in ("auto", "space", "truth"):
         raise ValueError(f"domain {domain!r} is not one of auto, space, truth")
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}")
+    space, score, gt, _ = ctx or run_context(run_dir, device)
     if domain == "truth" and gt is None:
         raise ValueError(f"domain truth: the run {run_dir} has no ground truth (truth: null in its config)")
     archs = list(gt["arch"]) if gt is not None and domain != "space" else None
-    score = _cached(supernet_scores(net, space, data, cfg))
-    res = search(space, score, strategy, budget, seed, archs,
-                 **({"population": population, "sample": sample} if strategy == "evolution" else {}))
+    res = search(space, score, strategy, budget, seed, archs, population, sample)
     report = {"strategy": strategy, "seed": seed, "domain": "truth" if archs else "space", **res.settings,
               "chosen": res.chosen, "chosen_score": float(res.history["score"].max())}
     if gt is not None:
@@ -278,8 +289,6 @@ def add_arguments(p):
 
 def cli_run(args):
     """Run ``closekit search``; print the report as JSON."""
-    if args.budget < 1:
-        raise ValueError(f"--budget must be >= 1, got {args.budget}")
     _, report = search_run(args.run_dir, args.strategy, args.budget, args.seed, args.domain, args.population,
                            args.sample, args.device, baseline=not args.no_baseline)
     print(json.dumps(report, indent=1, default=float))
