@@ -10,9 +10,11 @@ kernels, a status.json per job so reruns skip finished jobs, and an input-free H
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -72,20 +74,111 @@ def params_hash(params):
     return hashlib.sha1(json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
-def make_jobs(notebook, params_files_or_dicts, out_dir):
-    """Job dicts (id, src, params, hash, dir), every params set checked against the notebook's parameters."""
+def _split_values(text):
+    """``1,2`` -> ["1", "2"]; commas inside [], {} or quotes do not split (``[1,2],[3]`` -> two values)."""
+    out, cur, depth, quote = [], "", 0, None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    return out + [cur]
+
+
+TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": list, "dict": dict}
+
+
+def _typed(key, text, type_name):
+    """A grid value as the notebook parameter ``key`` of papermill type ``type_name`` takes it (YAML otherwise)."""
+    t = (type_name or "None").strip()
+    optional = t.startswith("Optional[") and t.endswith("]")
+    base = t[9:-1] if optional else t
+    if base == "str" and text.strip() not in ("None", "null", "~", ""):
+        v = yaml.safe_load(text) if text.strip()[:1] in "'\"" else text.strip()
+        return str(v)
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"--grid {key}: value {text!r} is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                         f"quote it") from None
+    if v is None or text.strip() == "None":
+        if optional or base not in TYPES:
+            return None
+        raise ValueError(f"--grid {key}: None is not a {base} (the notebook declares {key}: {t})")
+    want = TYPES.get(base)
+    if want is None:
+        return v
+    if isinstance(v, bool) and base != "bool" or not isinstance(v, want):
+        raise ValueError(f"--grid {key}: value {text!r} is not a {base} (the notebook declares {key}: {t})")
+    return float(v) if base == "float" else v
+
+
+def parse_grid(pairs, notebook):
+    """``["seed=0,1,2", "lr=0.1,0.05"]`` -> [(key, [typed values])], keys and values checked against the notebook's
+    parameters (papermill's inferred types) before anything runs."""
+    import papermill
+    known, grid = papermill.inspect_notebook(str(notebook)), []
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--grid expects key=v1,v2,..., got {pair!r}")
+        key, text = (x.strip() for x in pair.split("=", 1))
+        if key not in known:
+            raise ValueError(f"--grid {key}: unknown parameter {key!r} for {Path(notebook).name}; "
+                             f"known: {', '.join(known)}")
+        if key in dict(grid):
+            raise ValueError(f"--grid {key}: given twice; list all its values once, e.g. {key}=0,1,2")
+        values = [_typed(key, v, known[key].get("inferred_type_name")) for v in _split_values(text)]
+        if len({json.dumps(v, sort_keys=True) for v in values}) < len(values):
+            raise ValueError(f"--grid {key}: repeated value in {text!r}")
+        grid.append((key, values))
+    return grid
+
+
+def _slug(v):
+    """A value as a file-name-safe token: 0.001, true, 1-2-3 (a list), none."""
+    text = json.dumps(v, sort_keys=True, separators=("-", "-")).strip('"').lower()
+    return re.sub(r"[^a-z0-9.+_]+", "-", text).strip("-") or "empty"
+
+
+def expand_grid(items, grid, name="job"):
+    """(name, params) per (name, params) item and grid point: the Cartesian product, grid values over the item's;
+    names say what varies (``mini-close_seed-1_gate_lr_scale-10``). No items: one of defaults called ``name``."""
+    items = [(str(n), dict(p)) for n, p in items] or [(name, {})]
+    if not grid:
+        return items
+    keys = [k for k, _ in grid]
+    return [(name + "".join(f"_{k}-{_slug(v)}" for k, v in zip(keys, point)), {**params, **dict(zip(keys, point))})
+            for name, params in items for point in itertools.product(*(vals for _, vals in grid))]
+
+
+def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None):
+    """Job dicts (id, src, params, hash, dir), every params set checked against the notebook's parameters;
+    ``grid``: [(key, values)] (``parse_grid``) expanded over every params set."""
     import papermill
     known, jobs = papermill.inspect_notebook(str(notebook)), {}
-    for item in params_files_or_dicts:
-        name, params = load_params(item)
-        src = str(item) if isinstance(item, (str, os.PathLike)) else name
+    items = list(params_files_or_dicts)
+    srcs = [str(i) if isinstance(i, (str, os.PathLike)) else load_params(i)[0] for i in items]
+    loaded = [load_params(i) for i in items]
+    for src, (name, params) in zip(srcs, loaded):
         unknown = ", ".join(repr(k) for k in params if k not in known)
         if unknown:
             raise ValueError(f"{src}: unknown parameter(s) {unknown} for {Path(notebook).name}; "
                              f"known: {', '.join(known)}")
-        h = params_hash(params)
-        jid = f"{name}-{h[:8]}"
-        jobs[jid] = dict(id=jid, src=src, params=params, hash=h, dir=Path(out_dir) / jid)
+    per_item = [expand_grid([li], grid) for li in loaded] if loaded else [expand_grid([], grid, Path(notebook).stem)]
+    for src, points in zip(srcs or ["grid"], per_item):
+        for name, params in points:
+            h = params_hash(params)
+            jid = f"{name}-{h[:8]}"
+            jobs[jid] = dict(id=jid, src=src, params=params, hash=h, dir=Path(out_dir) / jid)
     return list(jobs.values())
 
 
@@ -204,15 +297,30 @@ def _html(out):
     return None, ([x for x in r.stderr.splitlines() if x.strip()] or [f"nbconvert exited {r.returncode}"])[-1]
 
 
+def _old_status(d):
+    """A job directory's status.json ({} when missing or unreadable)."""
+    try:
+        return json.loads((Path(d) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def finished(job, notebook):
+    """True when the job's status.json says ok for the same params and the same notebook bytes."""
+    old, nb = _old_status(job["dir"]), Path(notebook).resolve()
+    return old.get("state") == "ok" and old.get("params_hash") == job["hash"] and \
+        old.get("notebook_sha256") == hashlib.sha256(nb.read_bytes()).hexdigest()
+
+
 def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", html=True, log=print, threads=None,
-            rerun=False, progress_every=30.0):
+            rerun=False, progress_every=30.0, extra=None):
     """Run one job in its directory (skip it when status.json says ok for the same params and notebook, unless
     ``rerun``); its summary row. ``threads``: OMP_NUM_THREADS of the job (CPU slots share the cores) unless the
     caller's environment sets it. ``progress_every``: seconds between two progress lines of one phase (0: every
-    change)."""
+    change). ``extra``: more keys for status.json (the SLURM engine's task id and host)."""
     d, nb = job["dir"], Path(notebook).resolve()
     nb_sha = hashlib.sha256(nb.read_bytes()).hexdigest()
-    old = json.loads((d / "status.json").read_text()) if (d / "status.json").exists() else {}
+    old = _old_status(d)
     if old.get("state") == "ok" and old.get("params_hash") == job["hash"] and not rerun:
         if old.get("notebook_sha256") == nb_sha:
             return dict(job=job["id"], state="skipped", seconds=old.get("seconds"), attempts=0, error=None)
@@ -228,7 +336,8 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
            "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"),
            "--stderr-file", str(d / "stderr.log")]
     status = dict(job=job["id"], state="running", params_hash=job["hash"], params=job["params"], notebook=str(nb),
-                  notebook_sha256=nb_sha, params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0)
+                  notebook_sha256=nb_sha, params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0,
+                  **(extra or {}))
     atomic_json(d / "status.json", status)
     log(f"{job['id']}: start (CUDA_VISIBLE_DEVICES={slot!r})")
     t0 = time.time()
@@ -258,18 +367,34 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
     return dict(job=job["id"], state=state, seconds=status["seconds"], attempts=attempt, error=error)
 
 
-def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=1, timeout=None, retries=1,
-              kernel="python3", html=True, log=print, rerun=False, progress_every=30.0):
-    """Run ``notebook`` once per params file/dict under ``out_dir`` (``rerun``: finished jobs too); the summary
-    DataFrame (one row per job). ``progress_every``: seconds between two progress lines of a job's phase."""
-    import pandas as pd
-    jobs = make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve())  # ValueError before anything runs
+def check_kernel(kernel, log=print):
+    """Refuse a missing kernel spec; note one that runs another python."""
     exe = kernel_python(kernel)
     if exe is None:
         raise ValueError(f"no Jupyter kernel spec {kernel!r}; install one: "
                          f"{sys.executable} -m ipykernel install --sys-prefix --name {kernel}")
     if os.path.abspath(exe) != os.path.abspath(sys.executable):
         log(f"note: kernel {kernel!r} runs {exe}, not {sys.executable}")
+
+
+def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=1, timeout=None, retries=1,
+              kernel="python3", html=True, log=print, rerun=False, progress_every=30.0, grid=None, engine="local",
+              slurm=None):
+    """Run ``notebook`` once per params file/dict (times every ``grid`` point: [(key, values)] or ["key=v1,v2"])
+    under ``out_dir`` (``rerun``: finished jobs too); the summary DataFrame (one row per job). ``progress_every``:
+    seconds between two progress lines of a job's phase. ``engine``: local (GPU ids / CPU slots of this machine)
+    or slurm (one job array through submitit; ``slurm``: the options of ``closekit.slurm.run_array``)."""
+    if grid and isinstance(grid[0], str):
+        grid = parse_grid(grid, notebook)
+    jobs = make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve(), grid)  # ValueError before any run
+    check_kernel(kernel, log)
+    if engine not in ("local", "slurm"):
+        raise ValueError(f"engine {engine!r} is not one of local, slurm")
+    if engine == "slurm":
+        from . import slurm as slurmlib
+        rows = slurmlib.run_array(jobs, notebook, out_dir, timeout=timeout, retries=retries, kernel=kernel, html=html,
+                                  log=log, rerun=rerun, progress_every=progress_every, **(slurm or {}))
+        return _summary(rows, out_dir, log)
     if isinstance(gpus, str):
         gpus = [g for g in gpus.split(",") if g.strip()]
     slots = [str(g).strip() for g in gpus] if gpus is not None else [""] * int(cpu_slots)
@@ -297,6 +422,12 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
             kill_tree(p, grace=1.0)
         raise
     ex.shutdown()
+    return _summary(rows, out_dir, log)
+
+
+def _summary(rows, out_dir, log):
+    """The summary DataFrame of job rows, also written to out_dir/summary.csv and logged."""
+    import pandas as pd
     summary = pd.DataFrame(rows, columns=["job", "state", "seconds", "attempts", "error"])
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     summary.to_csv(Path(out_dir) / "summary.csv", index=False)
@@ -304,12 +435,36 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     return summary
 
 
+def batch_status(out_dir):
+    """Every job of a batch directory from its status.json (not from the scheduler): a DataFrame of job, state,
+    attempts, seconds, gpu, progress, error, slurm_job_id."""
+    import pandas as pd
+    rows = []
+    for st_path in sorted(Path(out_dir).glob("*/status.json")):
+        try:
+            st = json.loads(st_path.read_text())
+        except (OSError, ValueError):
+            st = {"state": "unreadable"}
+        p = st.get("progress")
+        rows.append(dict(job=st_path.parent.name, state=st.get("state"), attempts=st.get("attempts"),
+                         seconds=st.get("seconds"), gpu=st.get("cuda_visible_devices"),
+                         progress=_progress_line(p) if p else None, error=st.get("error"),
+                         slurm_job_id=st.get("slurm_job_id")))
+    if not rows and not Path(out_dir).is_dir():
+        raise FileNotFoundError(f"batch directory {out_dir} not found")
+    return pd.DataFrame(rows, columns=["job", "state", "attempts", "seconds", "gpu", "progress", "error",
+                                       "slurm_job_id"])
+
+
 def add_arguments(p):
     """The ``closekit batch`` arguments."""
-    p.add_argument("notebook", help="notebook with a cell tagged 'parameters'")
-    p.add_argument("params", nargs="+", help="params YAML files, one job each")
-    p.add_argument("--out", required=True, help="batch directory (rerun to resume: jobs finished with the same "
-                   "params and notebook are skipped)")
+    p.add_argument("notebook", nargs="?", help="notebook with a cell tagged 'parameters'")
+    p.add_argument("params", nargs="*", help="params YAML files, one job each (times every --grid point)")
+    p.add_argument("--out", help="batch directory (rerun to resume: jobs finished with the same params and "
+                   "notebook are skipped)")
+    p.add_argument("--status", metavar="DIR", help="show every job's state in batch directory DIR and exit")
+    p.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="Cartesian product over every params file, "
+                   "e.g. --grid seed=0,1,2 gate_lr_scale=1,10 (values typed like the notebook's parameters)")
     p.add_argument("--rerun", action="store_true", help="run finished jobs again (e.g. the ground truth changed)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
@@ -320,22 +475,48 @@ def add_arguments(p):
     p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
     p.add_argument("--progress-every", type=float, default=30.0, metavar="S", help="seconds between two progress "
                    "lines of a job's phase; a new phase is shown at once (default 30; 0: every change)")
+    s = p.add_argument_group("SLURM engine (pip install closekit[slurm])")
+    s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
+                   "array, each task runs one job on the cluster; --out must be on the shared filesystem")
+    s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
+    s.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per array task (default 1; 0: CPU only)")
+    s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
+    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", default=[], help="more submitit SlurmExecutor "
+                   "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
 
 
 def cli_run(args):
     """Run ``closekit batch`` from parsed arguments; exit code 0 when every job is ok or skipped."""
     try:
+        if args.status:
+            table = batch_status(args.status)
+            print(table.to_string(index=False) if len(table) else f"no jobs in {args.status}")
+            return 0
+        if not args.notebook or not args.out or not (args.params or args.grid):
+            raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
+        slurm = None
+        if args.engine == "slurm":
+            if not args.partition:
+                raise ValueError("--engine slurm needs --partition NAME (sinfo lists them)")
+            from .slurm import parse_options
+            slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
+                         options=parse_options(args.slurm))
         summary = run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
                             timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
-                            rerun=args.rerun, progress_every=args.progress_every)
+                            rerun=args.rerun, progress_every=args.progress_every, grid=args.grid,
+                            engine=args.engine, slurm=slurm)
     except (ValueError, FileNotFoundError) as e:
         print(f"closekit batch: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("closekit batch: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0 if summary["state"].isin(["ok", "skipped"]).all() else 1
 
 
 def main(argv=None):
-    """``closekit batch NOTEBOOK PARAMS.yaml... --out DIR [--gpus 0,1 | --cpu-slots N] [--timeout S]``."""
+    """``closekit batch NOTEBOOK PARAMS.yaml... --out DIR [--grid K=V1,V2...] [--gpus 0,1 | --cpu-slots N |
+    --engine slurm --partition P] [--timeout S]``; ``closekit batch --status DIR``."""
     p = argparse.ArgumentParser(prog="closekit batch", description=__doc__.split("\n")[0])
     add_arguments(p)
     return cli_run(p.parse_args(argv))
