@@ -353,11 +353,14 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
         with open(d / "papermill.log", "w" if attempt == 1 else "a") as logf:
             rc = _spawn(cmd, env, logf, timeout, watch)
         watch(final=True)
-        state = {0: "ok", None: "timed_out", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed")
+        state = "timed_out" if rc is None else \
+            {0: "ok", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed" if rc > 0 else "interrupted")  # < 0: a signal
         if state != "dead_kernel":
             break
     error = None if state == "ok" else \
-        f"wall-clock timeout after {timeout:g} s" if state == "timed_out" else _error_line(out, d / "papermill.log", rc)
+        f"wall-clock timeout after {timeout:g} s" if state == "timed_out" else \
+        f"papermill killed by signal {-rc} (the runner or the scheduler stopped it)" if state == "interrupted" else \
+        _error_line(out, d / "papermill.log", rc)
     status.update(state=state, end=_now(), seconds=round(time.time() - t0, 2), attempts=attempt, returncode=rc,
                   error=error, stderr_tail=_tail(d / "stderr.log"), log_tail=_tail(d / "papermill.log"))
     if html and state == "ok":

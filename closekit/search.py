@@ -225,19 +225,27 @@ def supernet_scores(net, space, data, cfg):
     return lambda archs: evaluate_cfg(net, space, archs, data, cfg, progress=False)["acc"].tolist()
 
 
-def run_context(run_dir, device="cpu"):
-    """What searches of one run share: (space, cached score_fn, ground truth or None, cfg)."""
+def run_context(run_dir, device="cpu", saved=True):
+    """What searches of one run share: (space, cached score_fn, ground truth or None, cfg). ``saved``: the run's
+    scores.csv (written by closekit.run with the same scoring keys as its config.yaml) seeds the cache."""
     space, net, data, cfg, gt = load_run(run_dir, device)
-    return space, _cached(supernet_scores(net, space, data, cfg)), gt, cfg
+    fn = _cached(supernet_scores(net, space, data, cfg))
+    path = Path(run_dir) / "scores.csv"
+    if saved and path.is_file():
+        s = pd.read_csv(path)
+        fn.memo.update(zip((space.canonical_str(a) for a in s["arch"]), s["acc"].astype(float)))
+    return space, fn, gt, cfg
 
 
 def search_run(run_dir, strategy="evolution", budget=100, seed=0, domain="auto", population=20, sample=5,
-               device="cpu", save=True, baseline=True, ctx=None):
+               device="cpu", save=True, baseline=True, ctx=None, out=None):
     """Search on the one-shot scores of the run in ``run_dir``; (SearchResult, report dict).
 
-    ``domain``: "auto" (the truth's archs when the run has a ground truth, else the space), "space", "truth".
+    The run's scores.csv seeds the score cache (``run_context``); a scored arch costs budget whether its score was
+    computed now or saved. ``domain``: "auto" (the truth's archs when the run has a ground truth, else the space), "space", "truth".
     ``baseline``: score every truth arch once for the random-picks-by-score expectation. ``ctx``: a
-    ``run_context`` to share loaded weights and cached scores between searches."""
+    ``run_context`` to share loaded weights and cached scores between searches. ``out``: where the history and
+    report go (default run_dir/search)."""
     if domain not in ("auto", "space", "truth"):
         raise ValueError(f"domain {domain!r} is not one of auto, space, truth")
     if budget < 1:
@@ -253,8 +261,8 @@ def search_run(run_dir, strategy="evolution", budget=100, seed=0, domain="auto",
         dscores = dict(zip(gt["arch"], score(list(gt["arch"])))) if baseline else None
         report.update(truth_report(res, gt, dscores))
     if save:
-        out = Path(run_dir) / "search"
-        out.mkdir(exist_ok=True)
+        out = Path(out or Path(run_dir) / "search")
+        out.mkdir(parents=True, exist_ok=True)
         stem = f"{strategy}-b{budget}-s{seed}"
         res.history.to_csv(out / f"{stem}.csv", index=False)
         (out / f"{stem}.json").write_text(json.dumps(report, indent=1, default=float))
@@ -270,6 +278,7 @@ def _cached(score_fn):
         if new:
             memo.update(zip(new, score_fn(new)))
         return [memo[a] for a in archs]
+    fn.memo = memo
     return fn
 
 
@@ -284,13 +293,14 @@ def add_arguments(p):
     p.add_argument("--domain", default="auto", choices=("auto", "space", "truth"),
                    help="auto: the ground truth's archs when the run has one, else the whole space")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="folder of the history CSV and report JSON (default RUN_DIR/search)")
     p.add_argument("--no-baseline", action="store_true", help="skip scoring every truth arch for the random baseline")
 
 
 def cli_run(args):
     """Run ``closekit search``; print the report as JSON."""
     _, report = search_run(args.run_dir, args.strategy, args.budget, args.seed, args.domain, args.population,
-                           args.sample, args.device, baseline=not args.no_baseline)
+                           args.sample, args.device, baseline=not args.no_baseline, out=args.out)
     print(json.dumps(report, indent=1, default=float))
     return 0
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import time
@@ -24,7 +25,8 @@ from .checkpoint import atomic_json
 
 POLL = 2.0          # seconds between two looks at the array
 LOST_AFTER = 3      # polls a task may be missing from squeue without a result before it counts as lost
-TERMINAL = ("ok", "failed", "timed_out", "dead_kernel", "lost", "cancelled")
+CANCEL_WAIT = 60.0  # seconds Ctrl-C waits for the cancelled tasks to leave the queue (SLURM's KillWait)
+TERMINAL = ("ok", "failed", "timed_out", "dead_kernel", "lost", "cancelled")     # not "interrupted": resumable
 
 
 def parse_options(pairs):
@@ -115,6 +117,13 @@ def cancel(array_id, log=print):
     log(f"scancel {array_id}: " + ("done" if r.returncode == 0 else r.stderr.strip()))
 
 
+def _exception_line(e):
+    """``Name: message`` of the last exception in a task's traceback text (submitit's FailedJobError)."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    named = [x for x in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", x)]
+    return (named or lines or ["the SLURM task raised"])[-1]
+
+
 def _row(job, state=None, error=None):
     st = _status(job)
     return dict(job=job["id"], state=state or st.get("state", "lost"), seconds=st.get("seconds"),
@@ -158,9 +167,9 @@ def run_array(jobs, notebook, out_dir, *, partition, gpus_per_job=1, max_paralle
                     with contextlib.suppress(Exception):
                         rows[jid] = s.result()
                     if jid not in rows:      # the task itself raised (not the notebook: run_job catches that)
-                        err = str(s.exception()).strip().splitlines()[-1:] or ["task raised"]
-                        _mark(j, "failed", error=err[0])
-                        rows[jid] = _row(j, "failed", err[0])
+                        err = _exception_line(s.exception())
+                        _mark(j, "failed", error=err)
+                        rows[jid] = _row(j, "failed", err)
                 elif queue_ids is not None and s.job_id not in queue_ids:
                     missing[jid] = missing.get(jid, 0) + 1
                     if missing[jid] < LOST_AFTER:
@@ -179,8 +188,13 @@ def run_array(jobs, notebook, out_dir, *, partition, gpus_per_job=1, max_paralle
                 time.sleep(poll)
     except KeyboardInterrupt:
         cancel(array_id, log)
+        with contextlib.suppress(KeyboardInterrupt):     # let the tasks write their last state first (a 2nd ^C: no)
+            deadline = time.monotonic() + CANCEL_WAIT
+            while squeue(array_id) and time.monotonic() < deadline:
+                time.sleep(0.5)
         for jid, (j, _) in pending.items():
             if _status(j).get("state") not in TERMINAL:
-                _mark(j, "cancelled", error="cancelled (Ctrl-C of closekit batch)")
+                _mark(j, "cancelled", error=f"cancelled by Ctrl-C of closekit batch (scancel {array_id}); "
+                                            "rerun the command to resume")
         raise
     return [rows[j["id"]] for j in jobs]

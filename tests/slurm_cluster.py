@@ -1,12 +1,15 @@
 """A real one-node SLURM cluster for tests, from Debian's packages (slurmctld, slurmd, slurm-client, munge): munged,
 slurmctld and slurmd run in the foreground from a scratch directory (every path, key and socket under it; nothing
 system-wide is written), the node reached on 127.0.0.1 only, with ``gpus`` fake GPUs (character devices made with
-``mknod c 1 3``, listed in gres.conf) so array tasks get CUDA_VISIBLE_DEVICES as on a GPU node.
+``mknod c 1 3``, listed in gres.conf) so array tasks get CUDA_VISIBLE_DEVICES as on a GPU node. The daemons
+listen on 127.0.0.1 only when the host name resolves to a loopback address (else on all interfaces, as SLURM does
+by default; every connection still goes to 127.0.0.1); stopping cancels every job first.
 
 Needs root (slurmd runs jobs as their user and mknod needs CAP_MKNOD) and the packages (.ci/run installs them).
 When either is missing the cluster fails loudly; set CLOSEKIT_SKIP_SLURM=1 to skip the SLURM tests instead on a
 machine where they cannot run.
 """
+import contextlib
 import os
 import shutil
 import socket
@@ -46,6 +49,7 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 MpiDefault=none
 KillWait=5
+{comm}SlurmctldAddr=127.0.0.1
 GresTypes=gpu
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=4000 Gres=gpu:{gpus} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
@@ -113,7 +117,11 @@ class Cluster:
             devs.append(dev)
         gres = f"AutoDetect=off\nNodeName={self.host} Name=gpu File={d}/fakegpu[0-{self.gpus - 1}]\n"
         (d / "gres.conf").write_text(gres)
-        self.conf.write_text(SLURM_CONF.format(host=self.host, dir=d, cpus=self.cpus, gpus=self.gpus,
+        # the daemons bind the address their host name resolves to: loopback only when that is a loopback address
+        # (every connection goes to 127.0.0.1 either way)
+        loopback = socket.gethostbyname(self.host).startswith("127.")
+        comm = "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny\n" if loopback else ""
+        self.conf.write_text(SLURM_CONF.format(host=self.host, dir=d, cpus=self.cpus, gpus=self.gpus, comm=comm,
                                                ctld_port=_free_port(), d_port=_free_port()))
         self._start("slurmctld", "-D", "-i", "-f", str(self.conf))
         self._start("slurmd", "-D", "-f", str(self.conf))
@@ -132,8 +140,17 @@ class Cluster:
         """A SLURM client command against this cluster; its CompletedProcess."""
         return subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
-    def stop(self):
-        """Stop the daemons by their pids (slurmd and slurmctld first, munged last)."""
+    def stop(self, wait=20):
+        """Cancel every job and wait for the queue to empty, stop the daemons by their pids (slurmd, slurmctld, then
+        munged), then end the step daemons (slurmstepd) this cluster left: a stopped slurmd leaves them running."""
+        import psutil
+        if self.procs and self.procs[-1].poll() is None:
+            ids = self.run("squeue", "-h", "-o", "%A").stdout.split()
+            if ids:
+                self.run("scancel", *ids)
+                deadline = time.monotonic() + wait
+                while self.run("squeue", "-h").stdout.strip() and time.monotonic() < deadline:
+                    time.sleep(0.3)
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.terminate()
@@ -143,6 +160,17 @@ class Cluster:
                     p.kill()
                     p.wait()
         self.procs.clear()
+        left = []
+        for p in psutil.process_iter(["name"]):
+            try:
+                if p.info["name"] == "slurmstepd" and p.environ().get("SLURM_CONF") == str(self.conf):
+                    left += [p] + p.children(recursive=True)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        for p in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(left, timeout=5)
 
 
 def cluster_fixture(tmp_path_factory, gpus=2, cpus=2):

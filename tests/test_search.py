@@ -157,6 +157,8 @@ def test_search_run_cli_and_files(tiny_run, capsys):
     again = closekit.evaluate(net, space, [report["chosen"]], data, batch_size=cfg.eval_batch_size,
                               max_batches=cfg.eval_max_batches, progress=False)
     assert again["acc"].iloc[0] == report["chosen_score"] == hist["score"].max()
+    saved = pd.read_csv(tiny_run["run"] / "scores.csv")                  # the run's own scores seed the cache
+    assert search.run_context(tiny_run["run"])[1].memo == dict(zip(saved["arch"], saved["acc"]))
     assert cli.main(["search", str(tiny_run["run"]), "--budget", "0"]) == 2
     assert "budget must be >= 1" in capsys.readouterr().err
 
