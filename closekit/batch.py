@@ -2,19 +2,22 @@
 (or CPU slot) at a time, a wall-clock timeout that kills papermill and its kernel, bounded retries of dead
 kernels, a status.json per job so reruns skip finished jobs, and an input-free HTML report per ok job. A job's
 ``closekit.progress.report(...)`` calls land in its progress.json, which the batch polls into its log and status.json.
+``--grid`` multiplies the params files (closekit.grid); ``--engine slurm`` runs the same job function as one SLURM
+array (closekit.slurm); ``--status DIR`` reads every job's status.json. Ctrl-C or SIGTERM of the runner ends every
+job's process tree and marks it interrupted (a rerun resumes it); a lock on the job directory keeps two runners off
+one job.
 
-    out_dir/<params stem>-<sha1[:8]>/  params.yaml  <notebook>.ipynb  <notebook>.html  results.json
-                                       status.json  stdout.log  stderr.log (cell streams)  papermill.log
-                                       progress.json (the last closekit.progress.report of the job)
+    out_dir/<params stem>[_<key>-<value>...]-<sha1[:8]>/  params.yaml  <notebook>.ipynb  <notebook>.html
+                                       results.json  status.json  stdout.log  stderr.log (cell streams)  papermill.log
+                                       progress.json (the last closekit.progress.report of the job)  .lock
 """
 import argparse
 import contextlib
+import fcntl
 import hashlib
-import itertools
 import json
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -27,13 +30,15 @@ from pathlib import Path
 import yaml
 
 from . import progress
+from .grid import expand_grid, parse_grid  # noqa: F401  (closekit batch --grid)
 from .checkpoint import atomic_json
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 RETRY_DELAY = 5.0  # seconds before a dead kernel's job is retried
 DEAD_KERNEL = 138  # papermill's exit code when the kernel died (OOM, segfault)
 POLL = 1.0  # seconds between two reads of a running job's progress.json
-_live, _live_lock = set(), threading.Lock()  # running papermill processes, killed on Ctrl-C
+_live, _live_lock = set(), threading.Lock()  # running papermill processes, killed on Ctrl-C / SIGTERM
+_stopping = threading.Event()  # set while a stopped runner ends its jobs: no new papermill starts
 
 
 def kernel_python(kernel="python3"):
@@ -72,92 +77,6 @@ def load_params(item):
 def params_hash(params):
     """sha1 of the canonical JSON of ``params``."""
     return hashlib.sha1(json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-
-
-def _split_values(text):
-    """``1,2`` -> ["1", "2"]; commas inside [], {} or quotes do not split (``[1,2],[3]`` -> two values)."""
-    out, cur, depth, quote = [], "", 0, None
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-            continue
-        cur += ch
-    return out + [cur]
-
-
-TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": list, "dict": dict}
-
-
-def _typed(key, text, type_name):
-    """A grid value as the notebook parameter ``key`` of papermill type ``type_name`` takes it (YAML otherwise)."""
-    t = (type_name or "None").strip()
-    optional = t.startswith("Optional[") and t.endswith("]")
-    base = t[9:-1] if optional else t
-    if base == "str" and text.strip() not in ("None", "null", "~", ""):
-        v = yaml.safe_load(text) if text.strip()[:1] in "'\"" else text.strip()
-        return str(v)
-    try:
-        v = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ValueError(f"--grid {key}: value {text!r} is not valid YAML ({getattr(e, 'problem', None) or e}); "
-                         f"quote it") from None
-    if v is None or text.strip() == "None":
-        if optional or base not in TYPES:
-            return None
-        raise ValueError(f"--grid {key}: None is not a {base} (the notebook declares {key}: {t})")
-    want = TYPES.get(base)
-    if want is None:
-        return v
-    if isinstance(v, bool) and base != "bool" or not isinstance(v, want):
-        raise ValueError(f"--grid {key}: value {text!r} is not a {base} (the notebook declares {key}: {t})")
-    return float(v) if base == "float" else v
-
-
-def parse_grid(pairs, notebook):
-    """``["seed=0,1,2", "lr=0.1,0.05"]`` -> [(key, [typed values])], keys and values checked against the notebook's
-    parameters (papermill's inferred types) before anything runs."""
-    import papermill
-    known, grid = papermill.inspect_notebook(str(notebook)), []
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ValueError(f"--grid expects key=v1,v2,..., got {pair!r}")
-        key, text = (x.strip() for x in pair.split("=", 1))
-        if key not in known:
-            raise ValueError(f"--grid {key}: unknown parameter {key!r} for {Path(notebook).name}; "
-                             f"known: {', '.join(known)}")
-        if key in dict(grid):
-            raise ValueError(f"--grid {key}: given twice; list all its values once, e.g. {key}=0,1,2")
-        values = [_typed(key, v, known[key].get("inferred_type_name")) for v in _split_values(text)]
-        if len({json.dumps(v, sort_keys=True) for v in values}) < len(values):
-            raise ValueError(f"--grid {key}: repeated value in {text!r}")
-        grid.append((key, values))
-    return grid
-
-
-def _slug(v):
-    """A value as a file-name-safe token: 0.001, true, 1-2-3 (a list), none."""
-    text = json.dumps(v, sort_keys=True, separators=("-", "-")).strip('"').lower()
-    return re.sub(r"[^a-z0-9.+_]+", "-", text).strip("-") or "empty"
-
-
-def expand_grid(items, grid, name="job"):
-    """(name, params) per (name, params) item and grid point: the Cartesian product, grid values over the item's;
-    names say what varies (``mini-close_seed-1_gate_lr_scale-10``). No items: one of defaults called ``name``."""
-    items = [(str(n), dict(p)) for n, p in items] or [(name, {})]
-    if not grid:
-        return items
-    keys = [k for k, _ in grid]
-    return [(name + "".join(f"_{k}-{_slug(v)}" for k, v in zip(keys, point)), {**params, **dict(zip(keys, point))})
-            for name, params in items for point in itertools.product(*(vals for _, vals in grid))]
 
 
 def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None):
@@ -226,9 +145,11 @@ def kill_tree(proc, grace=GRACE):
 def _spawn(cmd, env, logf, timeout, on_poll=None):
     """Run ``cmd`` in its own session, calling ``on_poll()`` every POLL s; its exit code, or None when it ran past
     ``timeout`` and was killed."""
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True)
     with _live_lock:
+        if _stopping.is_set():
+            return -signal.SIGTERM
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         _live.add(proc)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
@@ -326,6 +247,23 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
             return dict(job=job["id"], state="skipped", seconds=old.get("seconds"), attempts=0, error=None)
         log(f"{job['id']}: the notebook changed since its ok run: running it again")
     d.mkdir(parents=True, exist_ok=True)
+    lock = open(d / ".lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        error = f"another closekit batch is running this job (it holds {d / '.lock'})"
+        log(f"{job['id']}: locked: {error}")
+        return dict(job=job["id"], state="locked", seconds=None, attempts=0, error=error)
+    try:
+        return _run_locked(job, d, nb, nb_sha, slot, timeout, retries, kernel, html, log, threads, progress_every,
+                           extra)
+    finally:
+        lock.close()
+
+
+def _run_locked(job, d, nb, nb_sha, slot, timeout, retries, kernel, html, log, threads, progress_every, extra):
+    """run_job's work, holding the job directory's lock."""
     (d / "params.yaml").write_text(yaml.safe_dump(job["params"], sort_keys=False))
     out = d / f"{nb.stem}.ipynb"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": slot, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
@@ -355,11 +293,13 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
         watch(final=True)
         state = "timed_out" if rc is None else \
             {0: "ok", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed" if rc > 0 else "interrupted")  # < 0: a signal
+        if _stopping.is_set():
+            state = "interrupted"
         if state != "dead_kernel":
             break
     error = None if state == "ok" else \
         f"wall-clock timeout after {timeout:g} s" if state == "timed_out" else \
-        f"papermill killed by signal {-rc} (the runner or the scheduler stopped it)" if state == "interrupted" else \
+        "interrupted: the runner or the scheduler stopped the job; a rerun resumes it" if state == "interrupted" else \
         _error_line(out, d / "papermill.log", rc)
     status.update(state=state, end=_now(), seconds=round(time.time() - t0, 2), attempts=attempt, returncode=rc,
                   error=error, stderr_tail=_tail(d / "stderr.log"), log_tail=_tail(d / "papermill.log"))
@@ -393,11 +333,19 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     check_kernel(kernel, log)
     if engine not in ("local", "slurm"):
         raise ValueError(f"engine {engine!r} is not one of local, slurm")
-    if engine == "slurm":
-        from . import slurm as slurmlib
-        rows = slurmlib.run_array(jobs, notebook, out_dir, timeout=timeout, retries=retries, kernel=kernel, html=html,
-                                  log=log, rerun=rerun, progress_every=progress_every, **(slurm or {}))
-        return _summary(rows, out_dir, log)
+    with sigterm_as_interrupt():
+        if engine == "slurm":
+            from . import slurm as slurmlib
+            rows = slurmlib.run_array(jobs, notebook, out_dir, timeout=timeout, retries=retries, kernel=kernel,
+                                      html=html, log=log, rerun=rerun, progress_every=progress_every, **(slurm or {}))
+        else:
+            rows = _run_local(jobs, notebook, gpus, cpu_slots, timeout, retries, kernel, html, log, rerun,
+                              progress_every)
+    return _summary(rows, out_dir, log)
+
+
+def _run_local(jobs, notebook, gpus, cpu_slots, timeout, retries, kernel, html, log, rerun, progress_every):
+    """The local engine: one job per GPU id / CPU slot at a time; the job rows in order."""
     if isinstance(gpus, str):
         gpus = [g for g in gpus.split(",") if g.strip()]
     slots = [str(g).strip() for g in gpus] if gpus is not None else [""] * int(cpu_slots)
@@ -417,15 +365,34 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     ex = ThreadPoolExecutor(len(slots), thread_name_prefix="closekit-batch")
     try:
         rows = [f.result() for f in [ex.submit(work, j) for j in jobs]]
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:        # Ctrl-C or SIGTERM: end every job's process tree, let run_job mark it
+        _stopping.set()
         ex.shutdown(wait=False, cancel_futures=True)
         with _live_lock:
             running = list(_live)
         for p in running:
             kill_tree(p, grace=1.0)
+        ex.shutdown(wait=True)       # each stopped job writes state interrupted into its status.json
+        _stopping.clear()
         raise
     ex.shutdown()
-    return _summary(rows, out_dir, log)
+    return rows
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt in the main thread while inside (``kill <runner>`` stops jobs as Ctrl-C)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _summary(rows, out_dir, log):
