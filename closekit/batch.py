@@ -466,6 +466,8 @@ def cli_run(args):
             raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
         slurm = None
         if args.engine == "slurm":
+            if args.gpus:
+                raise ValueError("--gpus picks this machine's GPUs; with --engine slurm use --gpus-per-job N")
             if not args.partition:
                 raise ValueError("--engine slurm needs --partition NAME (sinfo lists them)")
             from .slurm import parse_options

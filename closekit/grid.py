@@ -33,6 +33,10 @@ def _split_values(text):
 TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": list, "dict": dict}
 
 
+def _an(word):
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
 def _typed(key, text, type_name):
     """A grid value as the notebook parameter ``key`` of papermill type ``type_name`` takes it (YAML otherwise)."""
     t = (type_name or "None").strip()
@@ -49,12 +53,12 @@ def _typed(key, text, type_name):
     if v is None or text.strip() == "None":
         if optional or base not in TYPES:
             return None
-        raise ValueError(f"--grid {key}: None is not a {base} (the notebook declares {key}: {t})")
+        raise ValueError(f"--grid {key}: None is not {_an(base)} (the notebook declares {key}: {t})")
     want = TYPES.get(base)
     if want is None:
         return v
     if isinstance(v, bool) and base != "bool" or not isinstance(v, want):
-        raise ValueError(f"--grid {key}: value {text!r} is not a {base} (the notebook declares {key}: {t})")
+        raise ValueError(f"--grid {key}: value {text!r} is not {_an(base)} (the notebook declares {key}: {t})")
     return float(v) if base == "float" else v
 
 

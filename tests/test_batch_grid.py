@@ -27,10 +27,10 @@ def test_values_are_typed_like_the_notebook_parameters():
 
 @pytest.mark.parametrize("pair, message", [
     ("sed=0,1", r"--grid sed: unknown parameter 'sed' for nb201\.ipynb; known: space, "),
-    ("seed=0,x", r"--grid seed: value 'x' is not a int \(the notebook declares seed: int\)"),
-    ("seed=1.5", r"value '1.5' is not a int"),
+    ("seed=0,x", r"--grid seed: value 'x' is not an int \(the notebook declares seed: int\)"),
+    ("seed=1.5", r"value '1.5' is not an int"),
     ("lr=true", r"--grid lr: value 'true' is not a float"),
-    ("epochs=None", r"--grid epochs: None is not a int"),
+    ("epochs=None", r"--grid epochs: None is not an int"),
     ("cl_schedule=5", r"value '5' is not a list"),
     ("seed", r"--grid expects key=v1,v2,\.\.\., got 'seed'"),
     ("seed=1,1", r"--grid seed: repeated value in '1,1'"),

@@ -162,3 +162,19 @@ def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
         time.sleep(0.5)
     assert all(_gone(pid) for pid in pids) and not cluster.run("squeue", "-h").stdout.strip()
     assert {_status(d)["state"] for d in out.glob("sleep*")} == {"cancelled"}
+
+
+def test_sbatch_options(tmp_path):
+    """What the executor asks sbatch for (text only; the cluster tests check behaviour)."""
+    from closekit import slurm
+    ex = slurm.executor(tmp_path, "gpu", gpus_per_job=2, max_parallel=3, time_min=slurm.time_limit(600, 1),
+                        options=slurm.parse_options(["cpus_per_task=8", "mem=32G", "reservation=lab"]))
+    text = ex._make_submission_file_text("python -m x", "uid")
+    for flag in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=8", "--mem=32G", "--reservation=lab",
+                 "--time=26", "--job-name=closekit-batch"):
+        assert f"#SBATCH {flag}\n" in text, (flag, text)
+    assert ex.parameters["array_parallelism"] == 3                   # the array's %K
+    assert slurm.time_limit(None, 1) == 24 * 60 and slurm.time_limit(60, 0) == 6
+    with pytest.raises(ValueError, match="--slurm expects KEY=VALUE, got 'mem'"):
+        slurm.parse_options(["mem"])
+    assert "--gpus-per-node" not in slurm.executor(tmp_path, "cpu", gpus_per_job=0)._make_submission_file_text("x", "u")
