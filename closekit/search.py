@@ -1,5 +1,5 @@
-"""Search on one-shot scores (CLOSE §6: the supernet "is able to discover superior architectures when combined
-with various search strategies"): random search and regularized evolution (Real et al., AAAI 2019) over any
+"""Search on one-shot scores (CLOSE, abstract: the supernet "is able to discover superior architectures when
+combined with various search strategies"): random search and regularized evolution (Real et al., AAAI 2019) over any
 registered space, through the space protocol only (``sample``, ``mutate``, ``canonical_str``, ``slots``).
 
 Scores are cached by canonical string (no architecture is scored twice) and the budget is the number of
