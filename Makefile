@@ -31,7 +31,14 @@ demo: $(VENV)/.installed
 		--cwd runs/gate-explorer -p run_dir "$$(ls -td $(CURDIR)/runs/demo/mini-close-* | head -1)" --no-progress-bar
 	$(VENV)/bin/jupyter nbconvert --to html --no-input runs/gate-explorer/gate_explorer.ipynb
 
-.PHONY: install test demo truth
+.PHONY: install test demo truth slurm-deps
+
+# What tests/test_slurm.py needs to start its one-node SLURM cluster (Debian/Ubuntu, as root; a no-op when present).
+SLURM_PKGS ?= slurmctld slurmd slurm-client munge
+slurm-deps:
+	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null && \
+		command -v munged >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq $(SLURM_PKGS) >/dev/null; }
 
 # The shipped mini NB201 ground truth (closekit/assets/mini_nb201): 300 sampled representatives x TRUTH_SEEDS with
 # params/truth/mini-nb201.yaml. Resumable: rerun to continue; finished (arch, seed) rows are kept.

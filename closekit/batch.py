@@ -2,13 +2,18 @@
 (or CPU slot) at a time, a wall-clock timeout that kills papermill and its kernel, bounded retries of dead
 kernels, a status.json per job so reruns skip finished jobs, and an input-free HTML report per ok job. A job's
 ``closekit.progress.report(...)`` calls land in its progress.json, which the batch polls into its log and status.json.
+``--grid`` multiplies the params files (closekit.grid); ``--engine slurm`` runs the same job function as one SLURM
+array (closekit.slurm); ``--status DIR`` reads every job's status.json. Ctrl-C or SIGTERM of the runner ends every
+job's process tree and marks it interrupted (a rerun resumes it); a lock on the job directory keeps two runners off
+one job.
 
-    out_dir/<params stem>-<sha1[:8]>/  params.yaml  <notebook>.ipynb  <notebook>.html  results.json
-                                       status.json  stdout.log  stderr.log (cell streams)  papermill.log
-                                       progress.json (the last closekit.progress.report of the job)
+    out_dir/<params stem>[_<key>-<value>...]-<sha1[:8]>/  params.yaml  <notebook>.ipynb  <notebook>.html
+                                       results.json  status.json  stdout.log  stderr.log (cell streams)  papermill.log
+                                       progress.json (the last closekit.progress.report of the job)  .lock
 """
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -25,13 +30,15 @@ from pathlib import Path
 import yaml
 
 from . import progress
+from .grid import expand_grid, parse_grid  # noqa: F401  (closekit batch --grid)
 from .checkpoint import atomic_json
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 RETRY_DELAY = 5.0  # seconds before a dead kernel's job is retried
 DEAD_KERNEL = 138  # papermill's exit code when the kernel died (OOM, segfault)
 POLL = 1.0  # seconds between two reads of a running job's progress.json
-_live, _live_lock = set(), threading.Lock()  # running papermill processes, killed on Ctrl-C
+_live, _live_lock = set(), threading.Lock()  # running papermill processes, killed on Ctrl-C / SIGTERM
+_stopping = threading.Event()  # set while a stopped runner ends its jobs: no new papermill starts
 
 
 def kernel_python(kernel="python3"):
@@ -72,20 +79,25 @@ def params_hash(params):
     return hashlib.sha1(json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
-def make_jobs(notebook, params_files_or_dicts, out_dir):
-    """Job dicts (id, src, params, hash, dir), every params set checked against the notebook's parameters."""
+def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None):
+    """Job dicts (id, src, params, hash, dir), every params set checked against the notebook's parameters;
+    ``grid``: [(key, values)] (``parse_grid``) expanded over every params set."""
     import papermill
     known, jobs = papermill.inspect_notebook(str(notebook)), {}
-    for item in params_files_or_dicts:
-        name, params = load_params(item)
-        src = str(item) if isinstance(item, (str, os.PathLike)) else name
+    items = list(params_files_or_dicts)
+    srcs = [str(i) if isinstance(i, (str, os.PathLike)) else load_params(i)[0] for i in items]
+    loaded = [load_params(i) for i in items]
+    for src, (name, params) in zip(srcs, loaded):
         unknown = ", ".join(repr(k) for k in params if k not in known)
         if unknown:
             raise ValueError(f"{src}: unknown parameter(s) {unknown} for {Path(notebook).name}; "
                              f"known: {', '.join(known)}")
-        h = params_hash(params)
-        jid = f"{name}-{h[:8]}"
-        jobs[jid] = dict(id=jid, src=src, params=params, hash=h, dir=Path(out_dir) / jid)
+    per_item = [expand_grid([li], grid) for li in loaded] if loaded else [expand_grid([], grid, Path(notebook).stem)]
+    for src, points in zip(srcs or ["grid"], per_item):
+        for name, params in points:
+            h = params_hash(params)
+            jid = f"{name}-{h[:8]}"
+            jobs[jid] = dict(id=jid, src=src, params=params, hash=h, dir=Path(out_dir) / jid)
     return list(jobs.values())
 
 
@@ -133,9 +145,11 @@ def kill_tree(proc, grace=GRACE):
 def _spawn(cmd, env, logf, timeout, on_poll=None):
     """Run ``cmd`` in its own session, calling ``on_poll()`` every POLL s; its exit code, or None when it ran past
     ``timeout`` and was killed."""
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                            start_new_session=True)
     with _live_lock:
+        if _stopping.is_set():
+            return -signal.SIGTERM
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         _live.add(proc)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
@@ -204,20 +218,52 @@ def _html(out):
     return None, ([x for x in r.stderr.splitlines() if x.strip()] or [f"nbconvert exited {r.returncode}"])[-1]
 
 
+def _old_status(d):
+    """A job directory's status.json ({} when missing or unreadable)."""
+    try:
+        return json.loads((Path(d) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def finished(job, notebook):
+    """True when the job's status.json says ok for the same params and the same notebook bytes."""
+    old, nb = _old_status(job["dir"]), Path(notebook).resolve()
+    return old.get("state") == "ok" and old.get("params_hash") == job["hash"] and \
+        old.get("notebook_sha256") == hashlib.sha256(nb.read_bytes()).hexdigest()
+
+
 def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", html=True, log=print, threads=None,
-            rerun=False, progress_every=30.0):
+            rerun=False, progress_every=30.0, extra=None):
     """Run one job in its directory (skip it when status.json says ok for the same params and notebook, unless
     ``rerun``); its summary row. ``threads``: OMP_NUM_THREADS of the job (CPU slots share the cores) unless the
     caller's environment sets it. ``progress_every``: seconds between two progress lines of one phase (0: every
-    change)."""
+    change). ``extra``: more keys for status.json (the SLURM engine's task id and host)."""
     d, nb = job["dir"], Path(notebook).resolve()
     nb_sha = hashlib.sha256(nb.read_bytes()).hexdigest()
-    old = json.loads((d / "status.json").read_text()) if (d / "status.json").exists() else {}
+    old = _old_status(d)
     if old.get("state") == "ok" and old.get("params_hash") == job["hash"] and not rerun:
         if old.get("notebook_sha256") == nb_sha:
             return dict(job=job["id"], state="skipped", seconds=old.get("seconds"), attempts=0, error=None)
         log(f"{job['id']}: the notebook changed since its ok run: running it again")
     d.mkdir(parents=True, exist_ok=True)
+    lock = open(d / ".lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        error = f"another closekit batch is running this job (it holds {d / '.lock'})"
+        log(f"{job['id']}: locked: {error}")
+        return dict(job=job["id"], state="locked", seconds=None, attempts=0, error=error)
+    try:
+        return _run_locked(job, d, nb, nb_sha, slot, timeout, retries, kernel, html, log, threads, progress_every,
+                           extra)
+    finally:
+        lock.close()
+
+
+def _run_locked(job, d, nb, nb_sha, slot, timeout, retries, kernel, html, log, threads, progress_every, extra):
+    """run_job's work, holding the job directory's lock."""
     (d / "params.yaml").write_text(yaml.safe_dump(job["params"], sort_keys=False))
     out = d / f"{nb.stem}.ipynb"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": slot, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
@@ -228,7 +274,8 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
            "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"),
            "--stderr-file", str(d / "stderr.log")]
     status = dict(job=job["id"], state="running", params_hash=job["hash"], params=job["params"], notebook=str(nb),
-                  notebook_sha256=nb_sha, params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0)
+                  notebook_sha256=nb_sha, params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0,
+                  **(extra or {}))
     atomic_json(d / "status.json", status)
     log(f"{job['id']}: start (CUDA_VISIBLE_DEVICES={slot!r})")
     t0 = time.time()
@@ -244,11 +291,16 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
         with open(d / "papermill.log", "w" if attempt == 1 else "a") as logf:
             rc = _spawn(cmd, env, logf, timeout, watch)
         watch(final=True)
-        state = {0: "ok", None: "timed_out", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed")
+        state = "timed_out" if rc is None else \
+            {0: "ok", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed" if rc > 0 else "interrupted")  # < 0: a signal
+        if _stopping.is_set():
+            state = "interrupted"
         if state != "dead_kernel":
             break
     error = None if state == "ok" else \
-        f"wall-clock timeout after {timeout:g} s" if state == "timed_out" else _error_line(out, d / "papermill.log", rc)
+        f"wall-clock timeout after {timeout:g} s" if state == "timed_out" else \
+        "interrupted: the runner or the scheduler stopped the job; a rerun resumes it" if state == "interrupted" else \
+        _error_line(out, d / "papermill.log", rc)
     status.update(state=state, end=_now(), seconds=round(time.time() - t0, 2), attempts=attempt, returncode=rc,
                   error=error, stderr_tail=_tail(d / "stderr.log"), log_tail=_tail(d / "papermill.log"))
     if html and state == "ok":
@@ -258,18 +310,42 @@ def run_job(job, notebook, slot="", timeout=None, retries=1, kernel="python3", h
     return dict(job=job["id"], state=state, seconds=status["seconds"], attempts=attempt, error=error)
 
 
-def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=1, timeout=None, retries=1,
-              kernel="python3", html=True, log=print, rerun=False, progress_every=30.0):
-    """Run ``notebook`` once per params file/dict under ``out_dir`` (``rerun``: finished jobs too); the summary
-    DataFrame (one row per job). ``progress_every``: seconds between two progress lines of a job's phase."""
-    import pandas as pd
-    jobs = make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve())  # ValueError before anything runs
+def check_kernel(kernel, log=print):
+    """Refuse a missing kernel spec; note one that runs another python."""
     exe = kernel_python(kernel)
     if exe is None:
         raise ValueError(f"no Jupyter kernel spec {kernel!r}; install one: "
                          f"{sys.executable} -m ipykernel install --sys-prefix --name {kernel}")
     if os.path.abspath(exe) != os.path.abspath(sys.executable):
         log(f"note: kernel {kernel!r} runs {exe}, not {sys.executable}")
+
+
+def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=1, timeout=None, retries=1,
+              kernel="python3", html=True, log=print, rerun=False, progress_every=30.0, grid=None, engine="local",
+              slurm=None):
+    """Run ``notebook`` once per params file/dict (times every ``grid`` point: [(key, values)] or ["key=v1,v2"])
+    under ``out_dir`` (``rerun``: finished jobs too); the summary DataFrame (one row per job). ``progress_every``:
+    seconds between two progress lines of a job's phase. ``engine``: local (GPU ids / CPU slots of this machine)
+    or slurm (one job array through submitit; ``slurm``: the options of ``closekit.slurm.run_array``)."""
+    if grid and isinstance(grid[0], str):
+        grid = parse_grid(grid, notebook)
+    jobs = make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve(), grid)  # ValueError before any run
+    check_kernel(kernel, log)
+    if engine not in ("local", "slurm"):
+        raise ValueError(f"engine {engine!r} is not one of local, slurm")
+    with sigterm_as_interrupt():
+        if engine == "slurm":
+            from . import slurm as slurmlib
+            rows = slurmlib.run_array(jobs, notebook, out_dir, timeout=timeout, retries=retries, kernel=kernel,
+                                      html=html, log=log, rerun=rerun, progress_every=progress_every, **(slurm or {}))
+        else:
+            rows = _run_local(jobs, notebook, gpus, cpu_slots, timeout, retries, kernel, html, log, rerun,
+                              progress_every)
+    return _summary(rows, out_dir, log)
+
+
+def _run_local(jobs, notebook, gpus, cpu_slots, timeout, retries, kernel, html, log, rerun, progress_every):
+    """The local engine: one job per GPU id / CPU slot at a time; the job rows in order."""
     if isinstance(gpus, str):
         gpus = [g for g in gpus.split(",") if g.strip()]
     slots = [str(g).strip() for g in gpus] if gpus is not None else [""] * int(cpu_slots)
@@ -289,14 +365,39 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     ex = ThreadPoolExecutor(len(slots), thread_name_prefix="closekit-batch")
     try:
         rows = [f.result() for f in [ex.submit(work, j) for j in jobs]]
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:        # Ctrl-C or SIGTERM: end every job's process tree, let run_job mark it
+        _stopping.set()
         ex.shutdown(wait=False, cancel_futures=True)
         with _live_lock:
             running = list(_live)
         for p in running:
             kill_tree(p, grace=1.0)
+        ex.shutdown(wait=True)       # each stopped job writes state interrupted into its status.json
+        _stopping.clear()
         raise
     ex.shutdown()
+    return rows
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt in the main thread while inside (``kill <runner>`` stops jobs as Ctrl-C)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _summary(rows, out_dir, log):
+    """The summary DataFrame of job rows, also written to out_dir/summary.csv and logged."""
+    import pandas as pd
     summary = pd.DataFrame(rows, columns=["job", "state", "seconds", "attempts", "error"])
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     summary.to_csv(Path(out_dir) / "summary.csv", index=False)
@@ -304,12 +405,36 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     return summary
 
 
+def batch_status(out_dir):
+    """Every job of a batch directory from its status.json (not from the scheduler): a DataFrame of job, state,
+    attempts, seconds, gpu, progress, error, slurm_job_id."""
+    import pandas as pd
+    rows = []
+    for st_path in sorted(Path(out_dir).glob("*/status.json")):
+        try:
+            st = json.loads(st_path.read_text())
+        except (OSError, ValueError):
+            st = {"state": "unreadable"}
+        p = st.get("progress")
+        rows.append(dict(job=st_path.parent.name, state=st.get("state"), attempts=st.get("attempts"),
+                         seconds=st.get("seconds"), gpu=st.get("cuda_visible_devices"),
+                         progress=_progress_line(p) if p else None, error=st.get("error"),
+                         slurm_job_id=st.get("slurm_job_id")))
+    if not rows and not Path(out_dir).is_dir():
+        raise FileNotFoundError(f"batch directory {out_dir} not found")
+    return pd.DataFrame(rows, columns=["job", "state", "attempts", "seconds", "gpu", "progress", "error",
+                                       "slurm_job_id"])
+
+
 def add_arguments(p):
     """The ``closekit batch`` arguments."""
-    p.add_argument("notebook", help="notebook with a cell tagged 'parameters'")
-    p.add_argument("params", nargs="+", help="params YAML files, one job each")
-    p.add_argument("--out", required=True, help="batch directory (rerun to resume: jobs finished with the same "
-                   "params and notebook are skipped)")
+    p.add_argument("notebook", nargs="?", help="notebook with a cell tagged 'parameters'")
+    p.add_argument("params", nargs="*", help="params YAML files, one job each (times every --grid point)")
+    p.add_argument("--out", help="batch directory (rerun to resume: jobs finished with the same params and "
+                   "notebook are skipped)")
+    p.add_argument("--status", metavar="DIR", help="show every job's state in batch directory DIR and exit")
+    p.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="Cartesian product over every params file, "
+                   "e.g. --grid seed=0,1,2 gate_lr_scale=1,10 (values typed like the notebook's parameters)")
     p.add_argument("--rerun", action="store_true", help="run finished jobs again (e.g. the ground truth changed)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
@@ -320,22 +445,50 @@ def add_arguments(p):
     p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
     p.add_argument("--progress-every", type=float, default=30.0, metavar="S", help="seconds between two progress "
                    "lines of a job's phase; a new phase is shown at once (default 30; 0: every change)")
+    s = p.add_argument_group("SLURM engine (pip install closekit[slurm])")
+    s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
+                   "array, each task runs one job on the cluster; --out must be on the shared filesystem")
+    s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
+    s.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per array task (default 1; 0: CPU only)")
+    s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
+    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", default=[], help="more submitit SlurmExecutor "
+                   "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
 
 
 def cli_run(args):
     """Run ``closekit batch`` from parsed arguments; exit code 0 when every job is ok or skipped."""
     try:
+        if args.status:
+            table = batch_status(args.status)
+            print(table.to_string(index=False) if len(table) else f"no jobs in {args.status}")
+            return 0
+        if not args.notebook or not args.out or not (args.params or args.grid):
+            raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
+        slurm = None
+        if args.engine == "slurm":
+            if args.gpus:
+                raise ValueError("--gpus picks this machine's GPUs; with --engine slurm use --gpus-per-job N")
+            if not args.partition:
+                raise ValueError("--engine slurm needs --partition NAME (sinfo lists them)")
+            from .slurm import parse_options
+            slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
+                         options=parse_options(args.slurm))
         summary = run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
                             timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
-                            rerun=args.rerun, progress_every=args.progress_every)
+                            rerun=args.rerun, progress_every=args.progress_every, grid=args.grid,
+                            engine=args.engine, slurm=slurm)
     except (ValueError, FileNotFoundError) as e:
         print(f"closekit batch: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("closekit batch: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0 if summary["state"].isin(["ok", "skipped"]).all() else 1
 
 
 def main(argv=None):
-    """``closekit batch NOTEBOOK PARAMS.yaml... --out DIR [--gpus 0,1 | --cpu-slots N] [--timeout S]``."""
+    """``closekit batch NOTEBOOK PARAMS.yaml... --out DIR [--grid K=V1,V2...] [--gpus 0,1 | --cpu-slots N |
+    --engine slurm --partition P] [--timeout S]``; ``closekit batch --status DIR``."""
     p = argparse.ArgumentParser(prog="closekit batch", description=__doc__.split("\n")[0])
     add_arguments(p)
     return cli_run(p.parse_args(argv))

@@ -3,7 +3,8 @@
 ``closekit train PARAMS.yaml``: train the configured supernet, score the configured architectures, compare
 them with the ground truth when one is configured; the run directory gets config.yaml, checkpoint.pt,
 history.csv, scores.csv, metrics.json.  ``closekit truth build``: a resumable mini benchmark (stand-alone
-training).  ``closekit batch``: papermill jobs over GPUs / CPU slots.
+training).  ``closekit batch``: papermill jobs over GPUs / CPU slots / a SLURM cluster.  ``closekit search RUN_DIR``:
+random search or regularized evolution on a trained run's one-shot scores.
 """
 import argparse
 import json
@@ -12,6 +13,7 @@ import sys
 import yaml
 
 from . import batch as batchlib
+from . import search as searchlib
 from .config import RunConfig
 from .run import run
 
@@ -60,6 +62,8 @@ def main(argv=None):
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     bt = sub.add_parser("batch", help="run a notebook once per params file with papermill (GPU / CPU job queue)")
     batchlib.add_arguments(bt)
+    se = sub.add_parser("search", help="random search / regularized evolution on a trained run's one-shot scores")
+    searchlib.add_arguments(se)
     args = p.parse_args(argv)
     if args.cmd == "batch":
         return batchlib.cli_run(args)
@@ -70,6 +74,8 @@ def main(argv=None):
             print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
                               "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
             return 0
+        if args.cmd == "search":
+            return searchlib.cli_run(args)
         cfg = RunConfig.from_yaml(args.params, **_overrides(args.set))
         result = run(cfg, args.out, resume=not args.no_resume)
     except ERRORS as e:

@@ -12,6 +12,7 @@ from closekit import batch, progress
 from closekit.record import read_results
 
 JOB_NB = Path(__file__).parent / "notebooks" / "job.ipynb"
+HUNG_TIMEOUT = 25  # s: papermill + kernel start took 14-18 s on a loaded 2-core machine; the hung cell must be reached
 
 
 def _params(tmp, **jobs):
@@ -34,7 +35,7 @@ def _gone(pid):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Run the batches once: ok + failing + dead kernel + progress on two CPU slots, then a hung job with a short
-    timeout."""
+    timeout (long enough for its kernel to reach the hung cell)."""
     kernel = batch.ensure_kernel()
     tmp = tmp_path_factory.mktemp("batch")
     p = _params(tmp, ok="mode: ok\nvalue: 2.5\n", fail="mode: fail\nvalue: 4\n", die="mode: die\n",
@@ -44,7 +45,7 @@ def runs(tmp_path_factory):
     try:
         main = batch.run_batch(JOB_NB, [p["ok"], p["fail"], p["die"], p["progress"]], out, cpu_slots=2,
                                timeout=120, kernel=kernel, log=logs.append, progress_every=0)
-        hung = batch.run_batch(JOB_NB, [p["sleep"]], out, timeout=10, kernel=kernel, log=logs.append)
+        hung = batch.run_batch(JOB_NB, [p["sleep"]], out, timeout=HUNG_TIMEOUT, kernel=kernel, log=logs.append)
     finally:
         batch.RETRY_DELAY = old_delay
     jobs = {d.name.split("-")[0]: d for d in out.iterdir() if d.is_dir()}
@@ -87,7 +88,7 @@ def test_dead_kernel_is_retried_once(runs):
 def test_timeout_kills_papermill_kernel_and_its_children(runs):
     d = runs["jobs"]["sleep"]
     st = _status(d)
-    assert st["state"] == "timed_out" and st["seconds"] < 10 + batch.GRACE + 3
+    assert st["state"] == "timed_out" and st["seconds"] < HUNG_TIMEOUT + batch.GRACE + 3
     assert runs["hung"]["state"].tolist() == ["timed_out"]
     kernel_pid, child_pid = map(int, (d / "pids.txt").read_text().split())
     assert _gone(kernel_pid) and _gone(child_pid)  # the kernel runs in its own session: killed explicitly
