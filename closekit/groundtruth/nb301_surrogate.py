@@ -1,4 +1,4 @@
-"""NAS-Bench-301 surrogate ground truth (CLOSE §5.1, NB301): the official ensemble mean, run in its own venv.
+"""NAS-Bench-301 surrogate ground truth (CLOSE §5, NB301 ranking): the official ensemble mean, in its own venv.
 
 The CLOSE reference ranks NB301 architectures against ``nasbench301`` (PyPI 0.3): ``load_ensemble(dir)`` and
 ``predict(config=genotype, representation="genotype", with_noise=False)``, the deterministic mean over the
@@ -133,7 +133,7 @@ def read_version(csv_path):
     """The version tag from a CSV written by this module's script (its first line)."""
     with open(csv_path) as f:
         first = f.readline()
-    m = re.match(r"# version: (\S+)", first)
+    m = re.match(r"# version: ([^;\s]+)", first)
     if not m:
         raise ValueError(f"{csv_path} has no '# version: ...' first line; write it with nb301_surrogate.predict")
     return m.group(1)
@@ -148,6 +148,7 @@ def run(ensemble_dir, archs_path, out_csv):
         raise ValueError(f"no {MEMBER_FILE} under {ensemble_dir}; unpack nasbench301.download_models('1.0') and "
                          "give e.g. nb_models_1.0/xgb_v1.0")
     model = json.loads((found[0] / "model_config.json").read_text())["model"]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")          # one-row predicts: 15x faster than a thread pool
     import nasbench301                                     # heavy: only here, inside the surrogate venv
     from nasbench301.representations import Genotype
     from importlib.metadata import version
