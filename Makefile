@@ -43,6 +43,8 @@ truth: $(VENV)/.installed
 # The NAS-Bench-301 surrogate (official `nasbench301` 0.3) in its own venv: its pinned stack (ConfigSpace 0.6.1,
 # numpy<2, torch + torch_geometric + compiled torch-scatter/torch-cluster) cannot share the kit's. Then score
 # DARTS genotypes with closekit.groundtruth.nb301_surrogate.predict (or the script it runs inside this venv).
+# Measured here (2 shared cores, local torch mirror): ~3-13 min for the wheels, 79 min compiling torch-scatter +
+# torch-cluster (pip caches the built wheels: a rebuild takes 30 s); 6.0 GB, 3.2 GB of it torch's CUDA libraries.
 # NB301_TORCH: the torch build installed first (any 2.x; a CPU-only build saves ~4 GB where its index is reachable).
 NB301_VENV ?= .venv-nb301
 NB301_TORCH ?= torch==2.14.1
