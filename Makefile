@@ -46,3 +46,28 @@ TRUTH_SEEDS ?= 0 1 2
 truth: $(VENV)/.installed
 	$(VENV)/bin/closekit truth build --recipe params/truth/mini-nb201.yaml --archs sample:300 --seeds $(TRUTH_SEEDS) \
 		--workers 2 --out closekit/assets/mini_nb201 --no-progress
+
+# The NAS-Bench-301 surrogate (official `nasbench301` 0.3) in its own venv: its pinned stack (ConfigSpace 0.6.1,
+# numpy<2, torch + torch_geometric + compiled torch-scatter/torch-cluster) cannot share the kit's. Then score
+# DARTS genotypes with closekit.groundtruth.nb301_surrogate.predict (or the script it runs inside this venv).
+# Measured here (2 shared cores, local torch mirror): ~3-13 min for the wheels, 79 min compiling torch-scatter +
+# torch-cluster (pip caches the built wheels: a rebuild takes 30 s); 6.0 GB, 3.2 GB of it torch's CUDA libraries.
+# NB301_TORCH: the torch build installed first (any 2.x; a CPU-only build saves ~4 GB where its index is reachable).
+NB301_VENV ?= .venv-nb301
+NB301_TORCH ?= torch==2.14.1
+$(NB301_VENV)/.installed: requirements/nb301-surrogate.txt requirements/nb301-surrogate-src.txt
+	$(PY) -m venv $(NB301_VENV)
+	$(NB301_VENV)/bin/pip install -q $(NB301_TORCH)
+	$(NB301_VENV)/bin/pip install -q -r requirements/nb301-surrogate.txt
+	FORCE_ONLY_CPU=1 $(NB301_VENV)/bin/pip install -q --no-build-isolation -r requirements/nb301-surrogate-src.txt
+	$(NB301_VENV)/bin/python -c "import nasbench301, xgboost; print('nasbench301 ok, xgboost', xgboost.__version__)"
+	touch $@
+
+nb301-surrogate: $(NB301_VENV)/.installed
+
+# The opt-in test of the real load_ensemble + predict path (a tiny xgb ensemble built at test time).
+test-nb301-surrogate: $(VENV)/.installed $(NB301_VENV)/.installed
+	CLOSEKIT_NB301_SURROGATE=1 CLOSEKIT_NB301_VENV=$(abspath $(NB301_VENV)) $(VENV)/bin/python -m pytest \
+		tests/test_nb301_surrogate.py
+
+.PHONY: nb301-surrogate test-nb301-surrogate
