@@ -3,7 +3,7 @@ import importlib
 
 from .base import Space, Supernet  # noqa: F401  (the protocols, for space authors)
 
-SPACES = {"nb201": "closekit.spaces.nb201"}  # name -> module holding SPACE
+SPACES = {"nb201": "closekit.spaces.nb201", "nb301": "closekit.spaces.nb301"}  # name -> module holding SPACE
 
 
 def get(name):
