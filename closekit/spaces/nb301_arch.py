@@ -133,17 +133,17 @@ def parse(s):
         if k.arg is None:
             raise ValueError(f"{_BAD}'**' is not allowed in {s[:60]!r}")
         kw[k.arg] = _value(k.value, call)
-    if set(kw) >= {"normal", "reduce"}:                                    # DARTS
-        known, cells = {"normal", "normal_concat", "reduce", "reduce_concat"}, (kw["normal"], kw["reduce"])
-    elif set(kw) >= {"normal_0", "reduce_1"}:                              # aw_nas
-        known = {"normal_0", "normal_0_concat", "reduce_1", "reduce_1_concat"}
-        cells = tuple(_from_triples(kw[f"{c}"], c) for c in ("normal_0", "reduce_1"))
-    else:
-        raise ValueError(f"{_BAD}keys {', '.join(kw)} are neither DARTS (normal, reduce) nor aw_nas "
-                         "(normal_0, reduce_1)")
+    awnas = any(k.startswith(("normal_0", "reduce_1")) for k in kw)
+    cells = ("normal_0", "reduce_1") if awnas else ("normal", "reduce")
+    known = {*cells, *(f"{c}_concat" for c in cells)}
     extra = sorted(set(kw) - known)
     if extra:
-        raise ValueError(f"{_BAD}unknown key {extra[0]!r} (expected {', '.join(sorted(known))})")
+        raise ValueError(f"{_BAD}unknown key {extra[0]!r} (a {'aw_nas' if awnas else 'DARTS'} genotype has "
+                         f"{', '.join(sorted(known))})")
+    missing = [c for c in cells if c not in kw]
+    if missing:
+        raise ValueError(f"{_BAD}genotype lacks {missing[0]!r}")
+    cells = tuple(_from_triples(kw[c], c) for c in cells) if awnas else (kw["normal"], kw["reduce"])
     for key in known:
         if key.endswith("concat") and key in kw and list(kw[key]) != CONCAT:
             raise ValueError(f"{_BAD}{key}={list(kw[key])} must be {CONCAT} (NB301 concatenates nodes 2..5)")
