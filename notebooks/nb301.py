@@ -35,29 +35,29 @@
 
 # %% tags=["parameters"]
 # data
-space: str = "nb201"  # search space (closekit.spaces registry)
+space: str = "nb301"  # search space (closekit.spaces registry)
 dataset: str = "embedded"  # embedded | fashion-mnist | cifar10 | synthetic
 data_dir: "Optional[str]" = None  # dataset files (None: the dataset's default place)
 download: bool = False  # torchvision download for cifar10
 image_size: "Optional[int]" = 12  # input resolution (None: native)
 channels: "Optional[int]" = None  # input channels (None: native; 3 repeats a grey channel)
 train_portion: float = 0.8  # first part of the training set trains the supernet, the rest scores (< 1)
-train_limit: "Optional[int]" = None  # keep only the first n training images (None: all)
+train_limit: "Optional[int]" = 3000  # keep only the first n training images (None: all)
 augment: bool = True  # random crop + flip on training batches
 # supernet
-supernet: str = "close"  # vanilla (one block per edge, fixed router) | close (GLOW bank + GATE)
-channels_init: int = 8  # C: cell channels of the first stage (then 2C, 4C)
-cells_per_stage: int = 2  # N: cells per stage
+supernet: str = "close"  # vanilla (one block per possible edge, 14 per cell, fixed router) | close (GLOW bank + GATE)
+channels_init: int = 8  # C: cell channels before the first reduction (then 2C, 4C)
+cells_per_stage: int = 1  # N: 3N+2 DARTS cells, reductions at N and 2N+1
 dropout: float = 0.1  # dropout before the classifier
 # CLOSE sharing (ignored by vanilla)
 num_blocks: int = 5  # GLOW blocks per cell
 cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each GLOW block becomes active (sorted, starts at 1)
 router: str = "node"  # node (node-level GATE) | arch (arch-level GATE) | random (one-hot ablation)
 gumbel_temperature: float = 5.0  # GATE Gumbel-softmax temperature
-gates_op_dim: int = 48  # GATES op embedding size
-gates_node_dim: int = 48  # GATES node embedding size
-gates_hidden: int = 96  # GATES hidden size
-gates_gcn_dims: list = [128, 128, 128, 128, 128]  # GATES graph-convolution layer sizes
+gates_op_dim: int = 32  # GATES op embedding size
+gates_node_dim: int = 32  # GATES node embedding size
+gates_hidden: int = 32  # GATES hidden size
+gates_gcn_dims: list = [64, 64, 64, 64]  # GATES graph-convolution layer sizes
 mlp_hidden: list = [200, 200, 200]  # GATE MLP hidden sizes
 mlp_dropout: float = 0.1  # GATE MLP dropout
 mlp_growth: str = "inherit"  # inherit (new row gets the parent row added) | only_last | full (re-init)
@@ -70,7 +70,7 @@ gate_lr_scale: float = 1.0  # GATE learning rate: lr times this (reference: 1)
 gate_weight_decay: "Optional[float]" = None  # GATE weight decay (None: weight_decay, as the reference)
 # optimisation
 epochs: int = 30  # supernet training epochs
-batch_size: int = 256  # training batch size
+batch_size: int = 128  # training batch size
 lr: float = 0.05  # SGD learning rate (also after each SRT restart)
 momentum: float = 0.9  # SGD momentum
 weight_decay: float = 0.0005  # SGD weight decay
@@ -83,7 +83,7 @@ device: str = "auto"  # auto | cpu | cuda | cuda:N
 deterministic: bool = False  # deterministic GPU kernels (bitwise-exact resume on cuda, slower)
 save_every: int = 5  # checkpoint period in epochs (the last epoch is always saved)
 # scoring
-archs: str = "truth"  # architectures to score: all | valid | sample:N | truth | a text file of arch strings
+archs: str = "sample:100"  # architectures to score: all | valid | sample:N | truth | a text file of arch strings
 arch_seed: int = 0  # seed of sample:N
 eval_routing: str = "argmax"  # argmax (deterministic) | gumbel (reference: sampled, seeded)
 eval_seed: int = 123  # seed of gumbel routing at evaluation
@@ -94,8 +94,8 @@ eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (N
 eval_every: int = 0  # probe-score eval_every_archs architectures every n epochs (0: never)
 eval_every_archs: int = 50  # probe architectures (a seeded sample, arch_seed, of the scored ones); also block usage
 # ground truth and output
-truth: "Optional[str]" = "mini-nb201"  # ground truth: shipped name, CSV (arch, acc), minibench dir or official file
-out_dir: str = "runs/nb201-mini-close"  # run directory: checkpoint (resumed when present), results.json
+truth: "Optional[str]" = None  # ground truth: shipped name, CSV (arch, acc), minibench dir or official file
+out_dir: str = "runs/nb301-mini-close"  # run directory: checkpoint (resumed when present), results.json
 
 # %% [markdown]
 # ## The run
@@ -170,6 +170,26 @@ if cfg.supernet == "close":
     plt.close(fig)
 else:
     print("vanilla supernet: slot i always uses block i")
+
+# %% [markdown]
+# Both cells of three scored genotypes (best, median and worst one-shot accuracy), each connection coloured by the
+# GLOW block scoring routes it to (its label: op, block, and the block's probability under training's Gumbel
+# sample); grey nodes are the cell inputs c-2 and c-1. Vanilla: connection (from, to) always uses its own block.
+
+# %%
+from closekit import routing
+
+ranked = scores.sort_values(["acc", "loss"], ascending=[False, True])["arch"].tolist()
+shown = [ranked[0], ranked[len(ranked) // 2], ranked[-1]][:len(ranked)]
+r = routing.route(result.net, result.space, shown, routing=cfg.eval_routing, seed=cfg.eval_seed)
+fig, axes = plt.subplots(1, len(shown), figsize=(7 * len(shown), 5.4), squeeze=False)
+for i, (ax, name) in enumerate(zip(axes[0], ("best", "median", "worst"))):
+    acc = scores.set_index("arch")["acc"][shown[i]]
+    result.space.draw(shown[i], routing.arch_table(r, result.space, i), ax=ax,
+                      title=f"{name} one-shot accuracy {acc:.3f}")
+fig.tight_layout()
+display(fig)
+plt.close(fig)
 
 # %% [markdown]
 # ## Details
