@@ -294,10 +294,10 @@ DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_co
             "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
             "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
             "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+_SEP3 = ", ".join(["('sep_conv_3x3', 0)", "('sep_conv_3x3', 1)"] * 4)
 NOTABLE = {"DARTS-V2": DARTS_V2,
-           "all sep_conv_3x3 from the inputs": "Genotype(normal=[" + ", ".join(["('sep_conv_3x3', 0)",
-                                                "('sep_conv_3x3', 1)"] * 4) + "], normal_concat=[2, 3, 4, 5], "
-           "reduce=[" + ", ".join(["('sep_conv_3x3', 0)", "('sep_conv_3x3', 1)"] * 4) + "], reduce_concat=[2, 3, 4, 5])"}
+           "all sep_conv_3x3 from the inputs": f"Genotype(normal=[{_SEP3}], normal_concat=[2, 3, 4, 5], "
+                                               f"reduce=[{_SEP3}], reduce_concat=[2, 3, 4, 5])"}
 
 
 class NB301(base.Space):
@@ -313,8 +313,9 @@ class NB301(base.Space):
         rows = []
         for c, cell in zip(CELLS, coerce(arch)):
             for i, (op, src) in enumerate(cell):
+                fr = c == "reduce" and op == "skip_connect" and src < 2          # FactorizedReduce
                 rows.append({"cell": c, "slot": i, "label": f"{c[0]}{node_of(i)}.in{i % 2}", "op": SHORT[op],
-                             "live": True, "param": op in CONVS or (c == "reduce" and op == "skip_connect" and src < 2)})
+                             "live": True, "param": op in CONVS or fr})
         return pd.DataFrame(rows)
 
     def choices(self, arch):

@@ -1,6 +1,8 @@
 """Drawing of an NB301 genotype: the normal and the reduce cell, each connection coloured by its GLOW block
 (CLOSE Fig. 4 style; the space's ``draw``). Imported only when a drawing is asked for.
 """
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -48,7 +50,7 @@ def draw_cells(arch, table, title=None, ax=None):
     handles = [plt.Line2D([], [], color=colours[k], lw=3, label=f"block {k}") for k in range(len(colours))][:14]
     ax.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=7, frameon=False,
               bbox_to_anchor=(0.5, -0.1))
-    ax.set(xlim=(-0.9, 5.3), ylim=(-3.0, 3.0), title=title or "")
+    ax.set(xlim=(-0.9, 5.3), ylim=(-3.0, 3.0), title=textwrap.fill(title or "", 100))
     ax.title.set_fontsize(9)
     ax.axis("off")
     if fig is not None:
