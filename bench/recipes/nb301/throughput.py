@@ -17,12 +17,11 @@ import torch.nn.functional as F
 from closekit import data as datalib
 from closekit.groundtruth.minibench import Recipe
 from closekit.spaces import get
+from closekit.spaces.nb301 import Standalone
 
 
-def step_time(net, x, y, steps, channels_last=False, compile_=False):
-    """Median seconds of one training step (after 2 warm-up steps)."""
-    if channels_last:
-        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+def step_time(net, x, y, steps, compile_=False):
+    """Median seconds of one training step (after 2 warm-up steps; with compile_, the first includes compiling)."""
     fwd = torch.compile(net) if compile_ else net
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     times = []
@@ -68,11 +67,12 @@ def main():
     base = None
     for name, kw, threads in (("baseline, 1 thread", {}, 1), ("channels_last", {"channels_last": True}, 1),
                               ("torch.compile", {"compile_": True}, 1), ("2 threads", {}, 2)):
+        cl = kw.pop("channels_last", False)
         torch.set_num_threads(threads)
         ts = []
         for a in archs:
             torch.manual_seed(0)
-            net = space.standalone(a, Recipe(space="nb301", C=8, N=1), d.in_channels, d.num_classes).train()
+            net = Standalone(a, 8, 1, d.in_channels, d.num_classes, channels_last=cl).train()
             try:
                 ts.append(step_time(net, x, y, args.steps, **kw))
             except Exception as e:                          # e.g. no C compiler for inductor
