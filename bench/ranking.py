@@ -12,6 +12,8 @@ code only compares and prints, and a run of other code or another config is neve
 
     python bench/ranking.py                       # MAIN variants x seeds 0 1 2; ablations seed 0
     python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
+    python bench/ranking.py --space nb301 --truth DIR   # NB301: vanilla vs CLOSE (params/nb301/mini-*.yaml) on a
+                                                        # mini NB301 ground truth (`closekit truth build` dir)
 """
 import argparse
 import json
@@ -39,26 +41,33 @@ VARIANTS = {
     # control: the most sharing, one op set for all six edges of a cell throughout (CLOSE's level 1, kept)
     "close num_blocks=1": ("params/nb201/mini-close.yaml", {"num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
 }
-for _s in ("resnet", "resnexta"):                 # NDS (issue 12): vanilla vs CLOSE at equal epochs, and two switches
-    VARIANTS.update({f"nds-{_s} vanilla": (f"params/nds/{_s}-mini-vanilla.yaml", {}),
-                     f"nds-{_s} close": (f"params/nds/{_s}-mini-close.yaml", {}),
-                     f"nds-{_s} close cl_criteria=max": (f"params/nds/{_s}-mini-close.yaml", {"cl_criteria": "max"}),
-                     f"nds-{_s} close wit_buffers=false": (f"params/nds/{_s}-mini-close.yaml", {"wit_buffers": False})})
-SPACE_RUNS = {f"nds-{_s}": ((f"nds-{_s} vanilla", f"nds-{_s} close"),
-                            (f"nds-{_s} close cl_criteria=max", f"nds-{_s} close wit_buffers=false"))
-              for _s in ("resnet", "resnexta")}
 MAIN = ("vanilla", "close", "vanilla + SRT at 13", "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1")
 ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true", "vanilla keep_zero_grads=true",
              "close keep_zero_grads=true")
+# NB301 (issue 11): vanilla vs CLOSE at equal epochs on the mini NB301 ground truth (not shipped yet: pass --truth)
+NB301_VARIANTS = {"vanilla": ("params/nb301/mini-vanilla.yaml", {}), "close": ("params/nb301/mini-close.yaml", {})}
+
+
+def nds_variants(s):
+    """NDS (issue 12): vanilla vs CLOSE at equal epochs, and the two split-table switches."""
+    return {"vanilla": (f"params/nds/{s}-mini-vanilla.yaml", {}), "close": (f"params/nds/{s}-mini-close.yaml", {}),
+            "close cl_criteria=max": (f"params/nds/{s}-mini-close.yaml", {"cl_criteria": "max"}),
+            "close wit_buffers=false": (f"params/nds/{s}-mini-close.yaml", {"wit_buffers": False})}
+
+
+BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, "mini-nb201"),        # variants, main, ablations, default truth
+            "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), None),
+            **{f"nds-{s}": (nds_variants(s), ("vanilla", "close"), ("close cl_criteria=max", "close wit_buffers=false"),
+                            None) for s in ("resnet", "resnexta")}}
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio", "arch_dependence")
 
 
-def job_dir(out, variant, seed, extra):
+def job_dir(out, variant, seed, extra, space="nb201"):
     """The run directory of one (variant, seed): keyed by the resolved config and the code version."""
     from closekit.config import RunConfig
     from closekit.run import code_version, config_hash
-    params, over = VARIANTS[variant]
+    params, over = BY_SPACE[space][0][variant]
     cfg = RunConfig.from_yaml(ROOT / params, seed=seed, **{**over, **extra})
     slug = f"{variant.replace(' ', '_').replace('=', '-')}-seed{seed}"
     return cfg, Path(out) / f"{slug}-{config_hash(cfg)[:8]}-{code_version(cfg.space)[:8]}"
@@ -72,8 +81,8 @@ def run_one(job):
     from closekit.metrics import compare
     from closekit.routing import arch_dependence, entropy, route_cfg
     from closekit.run import provenance
-    variant, seed, out, extra = job
-    cfg, d = job_dir(out, variant, seed, extra)
+    variant, seed, out, extra, space = job
+    cfg, d = job_dir(out, variant, seed, extra, space)
     if (d / "bench.json").is_file():
         return json.loads((d / "bench.json").read_text())
     torch.set_num_threads(1)
@@ -124,9 +133,9 @@ def table(rows, ceiling):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--space", default="nb201", choices=("nb201", *SPACE_RUNS), help="the space's variants")
-    p.add_argument("--truth", default=None, help="a minibench ground truth: shipped name or directory (default: "
-                   "mini-nb201; NDS: required until mini-nds-* ship, e.g. a `closekit truth build` directory)")
+    p.add_argument("--space", default="nb201", choices=tuple(BY_SPACE), help="search space (default nb201)")
+    p.add_argument("--truth", help="a minibench ground truth: shipped name or directory (default: mini-nb201 for "
+                                   "nb201; NB301 has no shipped one yet)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds of vanilla and CLOSE")
     p.add_argument("--ablation-seeds", nargs="*", type=int, default=[0], help="seeds of the ablation variants")
     p.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
@@ -136,14 +145,15 @@ def main(argv=None):
     from closekit import groundtruth
     from closekit.cli import _overrides
     from closekit.spaces import get
-    main_runs, ablations = SPACE_RUNS.get(args.space, (MAIN, ABLATIONS))
-    if args.truth is None and args.space != "nb201":
-        p.error(f"--truth is required for {args.space} (no shipped mini ground truth yet)")
-    args.truth = args.truth or "mini-nb201"
-    jobs = [(v, s) for v in main_runs for s in args.seeds] + [(v, s) for v in ablations for s in args.ablation_seeds]
+    _, main_variants, ablations, default_truth = BY_SPACE[args.space]
+    args.truth = args.truth or default_truth
+    if args.truth is None:
+        p.error(f"--truth is required for {args.space} (a `closekit truth build` directory)")
+    jobs = [(v, s) for v in main_variants for s in args.seeds] + [(v, s) for v in ablations
+                                                                  for s in args.ablation_seeds]
     extra = {"truth": args.truth, "archs": "truth", **_overrides(args.set)}
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        done = pool.map(run_one, [(v, s, args.out, extra) for v, s in jobs], chunksize=1)
+        done = pool.map(run_one, [(v, s, args.out, extra, args.space) for v, s in jobs], chunksize=1)
     rows = []
     for b in done:
         rows.append({k: v for k, v in b.items() if k != "gumbel"})

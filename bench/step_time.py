@@ -13,6 +13,8 @@ At L=1 the GATE is skipped (routing is trivially block 0; default aw_nas_compat=
 the same code path; that configuration is measured once and shown in every row.
 
 Scales: paper = CIFAR-sized 32x32x3 input, C=16, N=5, batch 256, 10 classes; small = 16x16x1, C=8, N=1.
+``--space nb301``: the DARTS macro, paper = 32x32x3, C=16, N=2 (8 cells), small = 16x16x1, C=8, N=1 (5 cells),
+with the reference's NB301 GATE dims (32/32/32, GCN 4 x 64).
 Target: others_no_grad at 5 blocks <= 2.5x vanilla (the reference's `all` is about 5x).
 
 NDS row (``--nds``): the NDS ResNet / ResNeXt-A CLOSE supernet (first level after epoch 1 and the final level) over
@@ -23,6 +25,7 @@ Run:  python bench/step_time.py                  # both scales, CPU-sized defaul
       python bench/step_time.py --nds --threads 1 # the NDS rows only
       python bench/step_time.py --quick          # smoke run: small scale, few steps
       python bench/step_time.py --device cuda --scale paper --steps 20 --rounds 5 --json out.json
+      python bench/step_time.py --space nb301 --scale small   # the NB301 row
 """
 import argparse
 import json
@@ -39,6 +42,9 @@ SCALES = {  # name: (image size, in channels, C, N)
     "paper": (32, 3, 16, 5),
     "small": (16, 1, 8, 1),
 }
+SPACE_SCALES = {"nb201": SCALES, "nb301": {"paper": (32, 3, 16, 2), "small": (16, 1, 8, 1)}}
+SPACE_CFG = {"nb201": {}, "nb301": dict(space="nb301", gates_op_dim=32, gates_node_dim=32, gates_hidden=32,
+                                        gates_gcn_dims=(64, 64, 64, 64))}
 # defaults per (device kind, scale): steps per round, rounds, warmup steps; CPU paper scale is heavy (seconds/step)
 DEFAULTS = {("cpu", "paper"): (1, 3, 1), ("cpu", "small"): (5, 5, 2),
             ("cuda", "paper"): (10, 5, 3), ("cuda", "small"): (20, 5, 3)}
@@ -48,9 +54,9 @@ BATCH, CLASSES, SEED = 256, 10, 0
 
 def build(space, scale, supernet, mode, level, device):
     """A trainer of the supernet at curriculum level ``level`` (epoch_start of the schedule's epochs)."""
-    size, cin, C, N = SCALES[scale]
+    size, cin, C, N = SPACE_SCALES[space.name][scale]
     cfg = RunConfig(supernet=supernet, channels_init=C, cells_per_stage=N, num_blocks=5, cl_schedule=(1, 2, 3, 4, 5),
-                    gate_forward=mode, batch_size=BATCH, device=device, seed=SEED)
+                    gate_forward=mode, batch_size=BATCH, device=device, seed=SEED, **SPACE_CFG[space.name])
     net = space.supernet(cfg, in_channels=cin, num_classes=CLASSES)
     net.epoch_start(level)
     net.to(device).train()
@@ -72,7 +78,7 @@ def run_steps(trainer, x, y, n, device):
 
 
 def bench_scale(space, scale, device, steps, rounds, warmup):
-    size, cin, C, N = SCALES[scale]
+    size, cin, C, N = SPACE_SCALES[space.name][scale]
     g = torch.Generator().manual_seed(SEED)
     x = torch.randn(BATCH, cin, size, size, generator=g).to(device)
     y = torch.randint(CLASSES, (BATCH,), generator=g).to(device)
@@ -133,6 +139,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="smoke run: %d steps x %d rounds, %d warm-up" % QUICK)
     p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     p.add_argument("--nds", action="store_true", help="only the NDS rows (CLOSE split table vs vanilla)")
+    p.add_argument("--space", default="nb201", choices=tuple(SPACE_SCALES), help="search space (default nb201)")
     a = p.parse_args(argv)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     if a.threads:
@@ -151,17 +158,18 @@ def main(argv=None):
             with open(a.json, "w") as f:
                 json.dump(out, f, indent=1)
         return
-    space = get("nb201")
+    space = get(a.space)
     dev_name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
     print(f"CLOSENet step time / vanilla step time   device={device} ({dev_name})  torch={torch.__version__}  "
           f"threads={torch.get_num_threads()}  batch={BATCH}")
-    out = {"device": device, "device_name": dev_name, "torch": torch.__version__,
+    out = {"space": a.space, "device": device, "device_name": dev_name, "torch": torch.__version__,
            "threads": torch.get_num_threads(), "scales": {}}
     for scale in scales:
         d = QUICK if a.quick else DEFAULTS[("cuda" if device.startswith("cuda") else "cpu", scale)]
         steps, rounds, warmup = (v if v is not None else dv for v, dv in zip((a.steps, a.rounds, a.warmup), d))
-        size, cin, C, N = SCALES[scale]
-        print(f"\n[{scale}] input {size}x{size}x{cin}, C={C}, N={N}, {CLASSES} classes; "
+        size, cin, C, N = SPACE_SCALES[a.space][scale]
+        name = scale if a.space == "nb201" else f"{a.space} {scale}"
+        print(f"\n[{name}] input {size}x{size}x{cin}, C={C}, N={N}, {CLASSES} classes; "
               f"{steps} steps x {rounds} rounds (median), {warmup} warm-up")
         t0 = time.perf_counter()
         res = bench_scale(space, scale, device, steps, rounds, warmup)

@@ -122,3 +122,92 @@ class Gate(nn.Module):
         w, b = last.weight.detach().clone(), last.bias.detach().clone()
         last.weight, last.bias = nn.Parameter(w), nn.Parameter(b)
         self.grow(new_level, "inherit", parent)
+
+
+class FlowEncoder(nn.Module):
+    """GATES encoder of several cell graphs (NB301: normal and reduce, aw_nas GCNFlowArchEmbedder): each cell has
+    ``num_init`` input nodes and ``num_steps`` step nodes with two chosen inputs each; GCN weights and op
+    embeddings are shared by the cells, the initial node features are per cell type.
+
+    Input: graph [C, 2, E] long, graph[c, 0] = source node of each chosen connection, graph[c, 1] = its op id
+    (0-based), connections in step-node order (two per node). Output: node embeddings [C, V, D].
+    Layer: s = y W; the message of a connection is sigmoid(P opemb + q) * s_from; a step node sums its two
+    messages (what the reference computes for one architecture); the input nodes keep s as residual
+    (residual_only = num_init); ReLU between layers. Op ids are shifted by one behind a fixed zero row.
+    """
+
+    def __init__(self, num_ops, num_cells=2, num_init=2, num_steps=4, op_dim=32, node_dim=32, hidden=32,
+                 gcn_dims=(64,) * 4):
+        super().__init__()
+        self.num_init, self.num_steps = num_init, num_steps
+        self.init_nodes = nn.Parameter(torch.randn(num_cells, num_init, node_dim))   # per cell type, normal init
+        self.step_node = nn.Parameter(torch.zeros(num_cells, 1, node_dim))           # per cell type, trainable
+        self.op_emb = nn.Parameter(torch.randn(num_ops, op_dim))
+        self.register_buffer("none_emb", torch.zeros(1, op_dim))                     # fixed zero row (id 0)
+        self.register_buffer("to_idx", torch.arange(num_init, num_init + num_steps).repeat_interleave(2),
+                             persistent=False)
+        self.x_hidden = nn.Linear(node_dim, hidden)
+        dims = (hidden,) + tuple(gcn_dims)
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(i, o).uniform_(-1 / math.sqrt(o), 1 / math.sqrt(o)))
+            for i, o in zip(dims[:-1], dims[1:]))
+        self.attn = nn.ModuleList(nn.Linear(op_dim, o) for o in dims[1:])
+        self.node_dim_out = dims[-1]
+        self.out_dim = num_cells * dims[-1]            # pooled embedding: step-node mean per cell, concatenated
+
+    def forward(self, graph):
+        src, ops = graph[:, 0], graph[:, 1]                                     # [C, E]
+        c = graph.shape[0]
+        x = torch.cat([self.init_nodes, self.step_node.expand(-1, self.num_steps, -1)], 1)[:c]   # [C, V, node_dim]
+        y = self.x_hidden(x)
+        emb = torch.cat([self.none_emb, self.op_emb])[ops + 1]                  # [C, E, op_dim]
+        for layer, (w, attn) in enumerate(zip(self.weights, self.attn)):
+            s = y @ w                                                           # [C, V, out]
+            msg = torch.sigmoid(attn(emb)) * s.gather(1, src[..., None].expand(-1, -1, s.shape[-1]))
+            agg = torch.zeros_like(s).index_add(1, self.to_idx, msg)            # sum of messages into each node
+            y = torch.cat([agg[:, :self.num_init] + s[:, :self.num_init], agg[:, self.num_init:]], 1)
+            if layer < len(self.weights) - 1:
+                y = F.relu(y)
+        return y
+
+    def pooled(self, z):
+        """[C, V, D] -> [C * D]: mean over the step nodes, cells concatenated (the arch-level embedding)."""
+        return z[:, self.num_init:].mean(1).reshape(-1)
+
+
+class CellGate(Gate):
+    """GATE over the chosen connections of several cell types (NB301, CLOSE §3.3): the FlowEncoder of the cell
+    graphs; node-level: MLP([z_from; z_to]) per chosen connection, one MLP shared by the cell types; arch-level:
+    MLP(pooled embedding) -> [positions, K], the same gate for every cell type. Routing [C, E, level]."""
+
+    def __init__(self, num_ops, num_blocks, *, num_cells=2, num_init=2, num_steps=4, level="node", op_dim=32,
+                 node_dim=32, hidden=32, gcn_dims=(64,) * 4, mlp_hidden=(200, 200, 200), mlp_dropout=0.1,
+                 temperature=5.0):
+        nn.Module.__init__(self)
+        positions = 2 * num_steps
+        self.edges, self.level_kind, self.num_blocks = tuple(range(positions)), level, num_blocks
+        self.temperature = temperature
+        self.encoder = FlowEncoder(num_ops, num_cells, num_init, num_steps, op_dim, node_dim, hidden, gcn_dims)
+        self.register_buffer("to_idx", self.encoder.to_idx.clone(), persistent=False)
+        d = self.encoder.node_dim_out
+        self.mlp_args = (2 * d if level == "node" else self.encoder.out_dim, mlp_hidden,
+                         num_blocks if level == "node" else positions * num_blocks, mlp_dropout)
+        self.mlp = mlp(*self.mlp_args)
+
+    def logits(self, graph):
+        """graph [C, 2, E] -> logits [C, E, K] (arch-level: [1, E, K], shared by the cell types)."""
+        z = self.encoder(graph)                                                  # [C, V, D]
+        if self.level_kind == "node":
+            src = graph[:, 0]
+            z_from = z.gather(1, src[..., None].expand(-1, -1, z.shape[-1]))
+            return self.mlp(torch.cat([z_from, z[:, self.to_idx]], -1))
+        return self.mlp(self.encoder.pooled(z)).view(1, len(self.edges), self.num_blocks)
+
+    def forward(self, graph, level, *, sample=True, generator=None):
+        """Routing [C, E, level]: Gumbel straight-through sample, or a deterministic argmax one-hot."""
+        logits = self.logits(graph)[..., :level]
+        if sample:
+            out = gumbel_straight_through(logits, self.temperature, generator)
+        else:
+            out = F.one_hot(logits.argmax(-1), level).to(logits.dtype)
+        return out.expand(graph.shape[0], -1, -1)

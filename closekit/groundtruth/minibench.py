@@ -18,6 +18,7 @@ either present once and whole, or absent and trained again. Rows are never rewri
 """
 from __future__ import annotations
 
+import csv
 import fcntl
 import hashlib
 import io
@@ -43,6 +44,7 @@ from ..config import YamlConfig
 from ..spaces import get as get_space
 
 COLS = ("arch", "seed", "acc", "loss", "params", "seconds")
+ADDED = ("drop_path",)                   # Recipe fields newer than the first shipped ground truth
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Recipe(YamlConfig):
     nesterov: bool = True
     weight_decay: float = 5e-4
     augment: bool = True               # random crop + flip
+    drop_path: float = 0.0             # drop-path probability of the stand-alone cells (spaces that have it: NB301)
     device: str = "cpu"                # cuda with workers > 1: one worker per GPU
     threads: int = 1                   # torch threads per worker
 
@@ -77,6 +80,8 @@ class Recipe(YamlConfig):
         for name in ("C", "N", "epochs", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"recipe {name}={getattr(self, name)} must be >= 1")
+        if not 0 <= self.drop_path < 1:
+            raise ValueError(f"recipe drop_path={self.drop_path} must be in [0, 1)")
         if not 0 < self.train_portion <= 1:
             raise ValueError(f"recipe train_portion={self.train_portion} must be in (0, 1]")
 
@@ -87,6 +92,9 @@ class Recipe(YamlConfig):
         skip = ("space", "dataset", "image_size", "C", "N", "epochs", "device", "threads")
         rest, base = self.to_dict(), Recipe().to_dict()
         rest.pop("space")                          # named in the prefix; kept out of the hash (older tags hold)
+        for k in ADDED:                            # fields added later: in the hash only when set (older tags hold)
+            if rest[k] == base[k]:
+                rest.pop(k)
         if any(rest[k] != base[k] for k in rest if k not in skip):
             v += "-" + hashlib.sha1(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
         return v
@@ -152,6 +160,14 @@ def read_results(path, repair=False):
     if tuple(df.columns) != COLS:
         raise ValueError(f"{path} has columns {', '.join(df.columns)}, expected {', '.join(COLS)}")
     return df.drop_duplicates(["arch", "seed"]).reset_index(drop=True)
+
+
+def csv_line(fields):
+    """One CSV line; fields holding commas or quotes (e.g. DARTS genotype strings) are quoted, others written as
+    they are (so NB201 rows are byte-identical to the plain comma join)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(list(fields))
+    return buf.getvalue()
 
 
 def _append(path, line):
@@ -324,7 +340,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
         save_meta()                      # before any row: results.csv never exists without its recipe
         with tqdm(total=len(jobs), desc="truth build", disable=not progress) as bar:
             for row in _run(jobs, recipe, workers):
-                _append(path, ",".join(str(row[c]) for c in COLS) + "\n")
+                _append(path, csv_line(str(row[c]) for c in COLS))
                 save_meta()
                 bar.set_postfix_str(f"{row['arch'][:24]}.. s{row['seed']} acc {row['acc']:.4f}", refresh=False)
                 bar.update()

@@ -3,8 +3,8 @@ import importlib
 
 from .base import Space, Supernet  # noqa: F401  (the protocols, for space authors)
 
-SPACES = {"nb201": "closekit.spaces.nb201", "nds-resnet": "closekit.spaces.nds_resnet",
-          "nds-resnexta": "closekit.spaces.nds_resnexta"}  # name -> module holding SPACE
+SPACES = {"nb201": "closekit.spaces.nb201", "nb301": "closekit.spaces.nb301",      # name -> module holding SPACE
+          "nds-resnet": "closekit.spaces.nds_resnet", "nds-resnexta": "closekit.spaces.nds_resnexta"}
 
 
 def get(name):

@@ -1,0 +1,92 @@
+"""NAS-Bench-301 ground-truth files (CLOSE §4.2 ranking protocol; reference/benchmarks-and-metrics.md §2.3-2.4).
+
+* Training-data records of the NB301 dataset: ``results_*.json`` files (one file or a directory searched
+  recursively), each with the architecture in ``optimized_hyperparamater_config`` (sic; a ConfigSpace dict),
+  ``info[0]['val_accuracy']`` and ``test_accuracy`` in percent. ``load_records`` gives one row per canonical
+  architecture: acc (val or test accuracy / 100, ``metric``), the other one, and n_records (repeated evaluations of
+  one architecture are averaged).
+* The reference's YAML arch list (``nb301_archs.yaml``: a YAML list of aw_nas genotype strings, or a mapping with
+  an ``archs`` list): ``read_arch_list`` gives the canonical strings in file order, duplicates collapsed (the
+  reference keys its results by genotype string, so a repeated entry counts once).
+* A CSV table (``arch, acc``; arch in any of the three formats) loads through ``closekit.groundtruth.load``'s
+  generic reader, which canonicalises with the space. The NB301 surrogate runs in its own environment and writes
+  such a table (``make nb301-surrogate``).
+"""
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+KEY = "optimized_hyperparamater_config"
+
+
+def official(path):
+    """The loader of an official NB301 file (a results_*.json or a directory holding some), else None."""
+    p = Path(path)
+    if (p.suffix == ".json" and p.name.startswith("results")) or (p.is_dir() and next(p.rglob("results*.json"),
+                                                                                        None) is not None):
+        return load_records
+    return None
+
+
+def _record(path, space):
+    """(canonical arch, val acc, test acc) of one results_*.json; one-line ValueError naming the file."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"NB301 record {path} is not readable JSON ({e})") from None
+    if not isinstance(d, dict) or KEY not in d:
+        raise ValueError(f"NB301 record {path} has no {KEY!r} (an NB301 training-data results_*.json has the "
+                         "architecture there); is it a file of another benchmark?")
+    try:
+        arch = space.canonical_str(d[KEY])
+        val, test = float(d["info"][0]["val_accuracy"]), d.get("test_accuracy")
+    except ValueError as e:
+        raise ValueError(f"NB301 record {path}: {e}") from None
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(f"NB301 record {path} lacks info[0]['val_accuracy']") from None
+    return arch, val / 100, None if test is None else float(test) / 100
+
+
+def load_records(path, *, space, metric="val"):
+    """NB301 training-data records -> DataFrame arch, acc (``metric`` val | test, as a fraction), val_acc, test_acc,
+    n_records; attrs version ``nb301-data-<metric>``."""
+    if metric not in ("val", "test"):
+        raise ValueError(f"NB301 records metric={metric!r} is not one of val, test")
+    p = Path(path)
+    files = sorted(p.rglob("results*.json")) if p.is_dir() else [p]
+    if not files or not files[0].is_file():
+        raise FileNotFoundError(f"NB301 records {path}: no results_*.json found")
+    rows = [_record(f, space) for f in files]
+    df = pd.DataFrame(rows, columns=["arch", "val_acc", "test_acc"])
+    if metric == "test" and df["test_acc"].isna().any():
+        bad = files[int(df["test_acc"].isna().to_numpy().argmax())]
+        raise ValueError(f"NB301 record {bad} has no test_accuracy; use metric=val")
+    df = df.groupby("arch", sort=True).agg(val_acc=("val_acc", "mean"), test_acc=("test_acc", "mean"),
+                                           n_records=("val_acc", "size")).reset_index()
+    df.insert(1, "acc", df[f"{metric}_acc"])
+    df.attrs["version"] = f"nb301-data-{metric}"
+    return df
+
+
+def read_arch_list(path, space=None):
+    """The canonical strings of a YAML arch list (a list, or a mapping with key ``archs``), duplicates collapsed,
+    first occurrence order kept."""
+    if space is None:
+        from ..spaces import get
+        space = get("nb301")
+    try:
+        d = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"arch list {path} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+    archs = d.get("archs") if isinstance(d, dict) else d
+    if not isinstance(archs, list):
+        raise ValueError(f"arch list {path} must be a YAML list of genotype strings (or a mapping with key archs)")
+    out = {}
+    for i, s in enumerate(archs):
+        try:
+            out.setdefault(space.canonical_str(s), None)
+        except ValueError as e:
+            raise ValueError(f"arch list {path} entry {i}: {e}") from None
+    return list(out)

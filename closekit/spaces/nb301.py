@@ -1,0 +1,354 @@
+"""NAS-Bench-301 supernets (CLOSE §4.2, §3): the DARTS macro network with vanilla or CLOSENet cells, and the
+stand-alone DARTS network of one genotype (the mini benchmark's networks).
+
+Macro (aw_nas SharedNet): stem conv3x3 (in -> 3C) + BN; 3N+2 cells (N = cells_per_stage; N=2 gives the reference's
+8 layers) with reduction cells at layers N and 2N+1 doubling the channels; each cell preprocesses its two inputs
+(ReLU-Conv1x1-BN, or FactorizedReduce after a reduction), runs nodes 2..5 and concatenates them (4C out); global
+pooling, dropout, linear head, no auxiliary head. Cell BN is non-affine in the supernets; pools carry a BN.
+
+Sharing: a cell holds a Bank of op-sets (all 7 primitives each). Vanilla: 14 blocks per cell, one per possible edge
+(from, to), routed by the fixed own-block router (in reduction cells the 8 edges out of the two input nodes have
+stride-2 op-sets). CLOSENet: K GLOW blocks; reduction cells hold K stride-1 and K stride-2 blocks and an edge out
+of an input node uses the stride-2 bank under the same gate index; the GATE (gates.CellGate) routes the 8 chosen
+connections of each cell type. Curriculum, WIT (both banks, one parent index), MLP growth and SRT as in NB201.
+"""
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import sharing
+from ..curriculum import Curriculum
+from ..gates import CellGate
+from . import base
+from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
+                         sample, to_str)
+
+SHORT = {"sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
+         "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip"}
+LONG = {v: k for k, v in SHORT.items()}
+EDGES = tuple((to, fr) for to in NODES for fr in range(to))     # the 14 possible edges, ConfigSpace edge-id order
+NUM_EDGES = len(EDGES)
+
+
+def conv(c_in, c_out, k, stride=1, pad=0, dil=1, groups=1):
+    return nn.Conv2d(c_in, c_out, k, stride, pad, dilation=dil, groups=groups, bias=False)
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in, c_out, k, stride=1, affine=False):
+        super().__init__(nn.ReLU(), conv(c_in, c_out, k, stride, k // 2), nn.BatchNorm2d(c_out, affine=affine))
+
+
+class SepConv(nn.Sequential):
+    """DARTS sep_conv: (ReLU, depthwise kxk, pointwise, BN) twice; the first depthwise has the stride."""
+
+    def __init__(self, C, k, stride, affine):
+        super().__init__(nn.ReLU(), conv(C, C, k, stride, k // 2, groups=C), conv(C, C, 1),
+                         nn.BatchNorm2d(C, affine=affine),
+                         nn.ReLU(), conv(C, C, k, 1, k // 2, groups=C), conv(C, C, 1), nn.BatchNorm2d(C, affine=affine))
+
+
+class DilConv(nn.Sequential):
+    """DARTS dil_conv: ReLU, depthwise kxk dilation 2, pointwise, BN."""
+
+    def __init__(self, C, k, stride, affine):
+        super().__init__(nn.ReLU(), conv(C, C, k, stride, k - 1, dil=2, groups=C), conv(C, C, 1),
+                         nn.BatchNorm2d(C, affine=affine))
+
+
+class FactorizedReduce(nn.Module):
+    """ReLU, two stride-2 1x1 convs (the second shifted by one pixel) to c_out/2 each, concat, BN."""
+
+    def __init__(self, c_in, c_out, affine=False):
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.conv_a, self.conv_b = conv(c_in, c_out // 2, 1, 2), conv(c_in, c_out - c_out // 2, 1, 2)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x):
+        x = self.relu(x)
+        return self.bn(torch.cat([self.conv_a(x), self.conv_b(F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1)))], 1))
+
+
+def make_op(name, C, stride, affine=False, pool_bn=True):
+    """One DARTS primitive on C channels (supernet: non-affine BN, pools with a BN; stand-alone: affine, bare pools)."""
+    if name == "skip_connect":
+        return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+    if name in ("max_pool_3x3", "avg_pool_3x3"):
+        pool = nn.MaxPool2d(3, stride, 1) if name == "max_pool_3x3" else nn.AvgPool2d(3, stride, 1,
+                                                                                       count_include_pad=False)
+        return nn.Sequential(pool, nn.BatchNorm2d(C, affine=affine)) if pool_bn else pool
+    k = int(name[-1])
+    return (SepConv if name.startswith("sep") else DilConv)(C, k, stride, affine)
+
+
+def opset(C, stride):
+    """One full set of the 7 candidate ops (a GLOW block, or a vanilla edge's op-set)."""
+    return nn.ModuleDict({name: make_op(name, C, stride) for name in OPS})
+
+
+def drop_path(x, p, training):
+    """Drop the whole op output per sample with probability p (DARTS), rescaled."""
+    if not training or p <= 0:
+        return x
+    keep = torch.empty(x.shape[0], 1, 1, 1, device=x.device).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+def edge_ids(cell):
+    """ConfigSpace edge id (0..13) of each of the 8 chosen connections: the vanilla block."""
+    return [OFFSET[node_of(i)] + src for i, (_, src) in enumerate(cell)]
+
+
+class Cell(nn.Module):
+    """Supernet cell: each chosen connection runs its op from the bank block its router picked."""
+
+    def __init__(self, c_pp, c_p, C, reduction, reduction_prev, num_blocks, close):
+        super().__init__()
+        self.pre0 = FactorizedReduce(c_pp, C) if reduction_prev else ReLUConvBN(c_pp, C, 1)
+        self.pre1 = ReLUConvBN(c_p, C, 1)
+        self.reduction, self.bank2 = reduction, None
+        if close:
+            self.bank = sharing.Bank(lambda: opset(C, 1), num_blocks)
+            if reduction:
+                self.bank2 = sharing.Bank(lambda: opset(C, 2), num_blocks)    # edges out of the input nodes
+        else:                                                                  # one op-set per edge (to, from)
+            strides = iter(2 if reduction and fr < 2 else 1 for _, fr in EDGES)
+            self.bank = sharing.Bank(lambda: opset(C, next(strides)), NUM_EDGES)
+
+    def banks(self):
+        return [b for b in (self.bank, self.bank2) if b is not None]
+
+    def forward(self, s0, s1, cell, gates, sel, mode, touched):
+        nodes = [self.pre0(s0), self.pre1(s1)]
+        for k in NODES:
+            out = 0
+            for i in (2 * (k - 2), 2 * (k - 2) + 1):
+                op, src = cell[i]
+                bank = self.bank2 if self.bank2 is not None and src < 2 else self.bank
+                out = out + sharing.routed(bank, op, nodes[src], gates[i], sel[i], mode, touched)
+            nodes.append(out)
+        return torch.cat(nodes[2:], 1)
+
+
+class FixedCell(nn.Module):
+    """Stand-alone DARTS cell of one genotype cell: affine BN, bare pools, optional drop-path."""
+
+    def __init__(self, c_pp, c_p, C, reduction, reduction_prev, cell, drop_prob=0.0):
+        super().__init__()
+        self.pre0 = FactorizedReduce(c_pp, C, True) if reduction_prev else ReLUConvBN(c_pp, C, 1, affine=True)
+        self.pre1 = ReLUConvBN(c_p, C, 1, affine=True)
+        self.cell, self.drop_prob = cell, drop_prob
+        self.ops = nn.ModuleList(make_op(op, C, 2 if reduction and src < 2 else 1, affine=True, pool_bn=False)
+                                 for op, src in cell)
+
+    def forward(self, s0, s1):
+        nodes = [self.pre0(s0), self.pre1(s1)]
+        for k in NODES:
+            out = 0
+            for i in (2 * (k - 2), 2 * (k - 2) + 1):
+                h = self.ops[i](nodes[self.cell[i][1]])
+                if not isinstance(self.ops[i], nn.Identity):
+                    h = drop_path(h, self.drop_prob, self.training)
+                out = out + h
+            nodes.append(out)
+        return torch.cat(nodes[2:], 1)
+
+
+class MacroNet(nn.Module):
+    """DARTS network: stem, 3N+2 cells (reductions at N and 2N+1), global pooling, dropout, linear."""
+
+    def __init__(self, C, N, in_channels, num_classes, dropout, make_cell, stem_multiplier=3):
+        super().__init__()
+        c = stem_multiplier * C
+        self.stem = nn.Sequential(conv(in_channels, c, 3, 1, 1), nn.BatchNorm2d(c))
+        c_pp, c_p, c_cur, red_prev, layers = c, c, C, False, []
+        for i in range(3 * N + 2):
+            red = i in (N, 2 * N + 1)
+            c_cur *= 2 if red else 1
+            layers.append(make_cell(c_pp, c_p, c_cur, red, red_prev))
+            c_pp, c_p, red_prev = c_p, 4 * c_cur, red
+        self.layers = nn.ModuleList(layers)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_p, num_classes))
+
+    def run(self, x, cell_forward):
+        """Logits; ``cell_forward(cell, s0, s1)`` runs one cell."""
+        s0 = s1 = self.stem(x)
+        for layer in self.layers:
+            s0, s1 = s1, cell_forward(layer, s0, s1)
+        return self.classifier(s1.mean((2, 3)))
+
+
+class Standalone(MacroNet):
+    """One NB301 genotype trained on its own (affine BN; drop-path probability ``drop_path``; ``channels_last``:
+    NHWC weights and activations, several times faster for the depthwise convs and pools on CPU)."""
+
+    def __init__(self, arch, C, N, in_channels, num_classes, drop_path=0.0, channels_last=False):
+        arch = coerce(arch)
+        super().__init__(C, N, in_channels, num_classes, 0.0,
+                         lambda *a: FixedCell(*a, arch[1] if a[3] else arch[0], drop_path))
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.run(x, lambda cell, s0, s1: cell(s0, s1))
+
+
+class Supernet(MacroNet, base.Supernet):
+    """NB301 supernet: vanilla (14 own blocks per cell) or CLOSENet (K GLOW blocks, x2 in reduction cells)."""
+    cell_types = CELLS
+
+    def __init__(self, cfg, in_channels, num_classes):
+        close = cfg.supernet == "close"
+        num_blocks = cfg.num_blocks if close else NUM_EDGES
+        super().__init__(cfg.channels_init, cfg.cells_per_stage, in_channels, num_classes, cfg.dropout,
+                         lambda *a: Cell(*a, num_blocks, close))
+        self._protocol(Curriculum(cfg.cl_schedule, cfg.wit_from) if close else Curriculum(fixed=num_blocks),
+                       in_channels, num_classes)
+        self.close, self.num_blocks = close, num_blocks
+        self.gate_forward = cfg.gate_forward or "others_no_grad"
+        self.compat, self.mlp_growth, self.mlp_parent = cfg.aw_nas_compat, cfg.mlp_growth, cfg.mlp_parent
+        if not close:
+            self.router = sharing.OwnRouter(NUM_EDGES)
+        elif cfg.router == "random":
+            self.router = sharing.RandomRouter(8)
+        else:
+            self.router = CellGate(len(OPS), cfg.num_blocks, level=cfg.router, op_dim=cfg.gates_op_dim,
+                                   node_dim=cfg.gates_node_dim, hidden=cfg.gates_hidden, gcn_dims=cfg.gates_gcn_dims,
+                                   mlp_hidden=cfg.mlp_hidden, mlp_dropout=cfg.mlp_dropout,
+                                   temperature=cfg.gumbel_temperature)
+
+    @property
+    def cells(self):
+        return list(self.layers)
+
+    def _gated(self, level):
+        return isinstance(self.router, CellGate) and (level > 1 or self.compat)   # GATE skipped while L = 1
+
+    def _graph(self, arch):
+        """[2, 2, 8] long: source node and op id of each chosen connection, per cell type."""
+        return torch.tensor([[[s for _, s in c], [OPS.index(o) for o, _ in c]] for c in arch],
+                            device=self.level.device)
+
+    def route(self, arch, sample=True, generator=None):
+        """{"normal": [8, level], "reduce": [8, level]} for one architecture (one-hot forward value)."""
+        arch, level = coerce(arch), self.active_level()
+        if not self.close:
+            eye = self.router(None, level)
+            return {c: eye[edge_ids(cell)] for c, cell in zip(CELLS, arch)}
+        if isinstance(self.router, sharing.RandomRouter):
+            return {c: self.router(self.level, level, generator=generator) for c in CELLS}
+        if not self._gated(level):
+            return {c: torch.ones(8, 1, device=self.level.device) for c in CELLS}
+        out = self.router(self._graph(arch), level, sample=sample, generator=generator)
+        return dict(zip(CELLS, out))
+
+    def route_probs(self, arch):
+        """Each block's probability under training's Gumbel sample (one-hot when fixed), per cell type."""
+        arch, level = coerce(arch), self.active_level()
+        if self._gated(level):
+            p = F.softmax(self.router.logits(self._graph(arch))[..., :level], -1).expand(2, -1, -1)
+            return dict(zip(CELLS, p))
+        if isinstance(self.router, sharing.RandomRouter):
+            return {c: torch.full((8, level), 1 / level, device=self.level.device) for c in CELLS}
+        return self.route(arch, sample=False)
+
+    def forward(self, x, arch, routing=None):
+        arch = coerce(arch)
+        routing = routing or self.route(arch)
+        gates = {c: routing[c] for c in CELLS}
+        grad = any(g.requires_grad for g in gates.values())
+        mode = self.gate_forward if (self.training and grad) else "fixed"
+        sel = torch.cat([gates[c].detach().argmax(1) for c in CELLS]).tolist()   # one device sync per step
+        sel = {"normal": sel[:8], "reduce": sel[8:]}
+
+        def cell_forward(cell, s0, s1):
+            c = "reduce" if cell.reduction else "normal"
+            return cell(s0, s1, arch[CELLS.index(c)], gates[c], sel[c], mode, self.touched)
+        return self.run(x, cell_forward)
+
+    def grow(self, new_level, wit_parent):
+        """Curriculum event: activate block ``new_level - 1`` in every bank (WIT from ``wit_parent``, the same index in
+        the stride-1 and stride-2 banks), GATE MLP growth as NB201; returns the GATE params re-initialised."""
+        assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
+        self.level.fill_(new_level)
+        reset, row_parent = [], new_level - 2 if self.mlp_parent == "prev" else wit_parent
+        if isinstance(self.router, CellGate) and (new_level > 1 or self.mlp_growth != "inherit"):
+            if self.compat:
+                self.router.replace_grown(new_level, self.mlp_growth, row_parent)
+            else:
+                reset = self.router.grow(new_level, self.mlp_growth, row_parent)
+        if new_level > 1:
+            for cell in self.cells:
+                for bank in cell.banks():
+                    bank.wit(new_level - 1, wit_parent)
+        return reset
+
+
+DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+            "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], "
+            "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), "
+            "('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+            "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+_SEP3 = ", ".join(["('sep_conv_3x3', 0)", "('sep_conv_3x3', 1)"] * 4)
+NOTABLE = {"DARTS-V2": DARTS_V2,
+           "all sep_conv_3x3 from the inputs": f"Genotype(normal=[{_SEP3}], normal_concat=[2, 3, 4, 5], "
+                                               f"reduce=[{_SEP3}], reduce_concat=[2, 3, 4, 5])"}
+
+
+class NB301(base.Space):
+    """The NB301 (DARTS) space: genotypes (nb301_arch), slots, drawing, supernets, official ground truth."""
+    name = "nb301"
+    parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
+    canonical, sample, mutate = staticmethod(canonical), staticmethod(sample), staticmethod(mutate)
+    num_cells = staticmethod(num_cells)
+
+    def slots(self, arch):
+        """One row per chosen connection of each cell type: label n<k>.in<j> / r<k>.in<j>, op, param (conv, or the
+        FactorizedReduce of a skip out of a reduction cell's input)."""
+        rows = []
+        for c, cell in zip(CELLS, coerce(arch)):
+            for i, (op, src) in enumerate(cell):
+                fr = c == "reduce" and op == "skip_connect" and src < 2          # FactorizedReduce
+                rows.append({"cell": c, "slot": i, "label": f"{c[0]}{node_of(i)}.in{i % 2}", "op": SHORT[op],
+                             "live": True, "param": op in CONVS or fr})
+        return pd.DataFrame(rows)
+
+    def choices(self, arch):
+        """Every connection takes any of the 7 ops (its input stays)."""
+        return [[SHORT[o] for o in OPS]] * 16
+
+    def edit(self, arch, i, op):
+        """``arch`` with slot row i (normal 0..7, reduce 8..15) set to ``op`` (a short name)."""
+        cells = [list(c) for c in coerce(arch)]
+        cells[i // 8][i % 8] = (LONG[op], cells[i // 8][i % 8][1])
+        return coerce(cells)
+
+    def draw(self, arch, table, ax=None, title=None):
+        """Both cells with each connection coloured by its block (see nb301_draw)."""
+        from .nb301_draw import draw_cells
+        return draw_cells(coerce(arch), table, title, ax)
+
+    def notable(self):
+        return {k: to_str(parse(v)) for k, v in NOTABLE.items()}
+
+    def supernet(self, cfg, in_channels, num_classes):
+        return Supernet(cfg, in_channels, num_classes)
+
+    def standalone(self, arch, recipe, in_channels, num_classes):
+        """Stand-alone DARTS network: recipe.C channels, 3 * recipe.N + 2 cells, recipe.drop_path and
+        recipe.channels_last."""
+        return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes, getattr(recipe, "drop_path", 0.0),
+                          getattr(recipe, "channels_last", False))
+
+    def official_truth(self, path):
+        """NB301 files: results_*.json training-data records (a file or a directory), a YAML arch list."""
+        from ..groundtruth.nb301 import official
+        return official(path)
+
+
+SPACE = NB301()
