@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+import yaml
 
 from . import data as datalib
 from .metrics import compare
@@ -22,7 +23,7 @@ from .routing import block_usage
 
 def arch_list(space, spec, seed=0, truth=None):
     """Architectures to score: a finite enumeration of the space (e.g. 'all', 'valid'), 'sample:N', 'truth' (the
-    ground truth's architectures), or a text file of arch strings (canonicalised, isomorphic repeats dropped)."""
+    ground truth's architectures), or a text file of arch strings, one per line, or a YAML list of them (canonicalised, repeats dropped)."""
     if spec == "truth":
         if truth is None:
             raise ValueError("archs: truth needs a ground truth; set truth to a CSV, mini-benchmark dir or "
@@ -39,14 +40,25 @@ def arch_list(space, spec, seed=0, truth=None):
     if not path.is_file():
         kinds = " / ".join((*space.enumerations, "sample:N", "truth"))
         raise FileNotFoundError(f"arch list {spec!r} is neither {kinds} nor an existing file of arch strings")
+    if path.suffix in (".yaml", ".yml"):                    # the reference's arch lists (e.g. nb301_archs.yaml)
+        try:
+            d = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"arch list {path} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+        entries = d.get("archs") if isinstance(d, dict) else d
+        if not isinstance(entries, list):
+            raise ValueError(f"arch list {path} must be a YAML list of arch strings (or a mapping with key archs)")
+        lines = [(f"entry {i}", str(s)) for i, s in enumerate(entries)]
+    else:
+        lines = [(f"line {i}", t.strip()) for i, t in enumerate(path.read_text().splitlines(), 1)
+                 if t.strip() and not t.lstrip().startswith("#")]
     archs = {}
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip() and not line.lstrip().startswith("#"):
-            try:
-                a = space.canonical(line.strip())
-            except ValueError as e:
-                raise ValueError(f"{path}:{i}: {e}") from None
-            archs.setdefault(space.to_str(a), a)
+    for where, text in lines:
+        try:
+            a = space.canonical(text)
+        except ValueError as e:
+            raise ValueError(f"arch list {path} {where}: {e}") from None
+        archs.setdefault(space.to_str(a), a)
     return list(archs.values())
 
 

@@ -53,8 +53,18 @@ def test_arch_list_specs(space, tmp_path):
                  "|skip_connect~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|avg_pool_3x3~2|\n")
     assert len(arch_list(space, str(f))) == 2
     f.write_text("|nor_conv_3x3~0|+|conv~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|\n")
-    with pytest.raises(ValueError, match="archs.txt:1: .*'conv~0'"):
+    with pytest.raises(ValueError, match="archs.txt line 1: .*'conv~0'"):
         arch_list(space, str(f))
+    y = tmp_path / "archs.yaml"                  # the reference's YAML arch lists: a list, or a mapping with archs
+    a, b = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|", space.sample_list(1, 5)[0]
+    y.write_text(f"archs:\n- '{a}'\n- '{space.to_str(b)}'\n- '{a}'\n")
+    assert [space.to_str(x) for x in arch_list(space, str(y))] == [space.canonical_str(a), space.to_str(b)]
+    y.write_text(f"- '{a}'\n- 'oops'\n")
+    with pytest.raises(ValueError, match="archs.yaml entry 1: "):
+        arch_list(space, str(y))
+    y.write_text("archs: {a: 1}\n")
+    with pytest.raises(ValueError, match="must be a YAML list"):
+        arch_list(space, str(y))
     assert arch_list(space, "truth", truth={"arch": ["a", "b"]}) == ["a", "b"]
     with pytest.raises(ValueError, match="archs: truth needs a ground truth"):
         arch_list(space, "truth")

@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 KEY = "optimized_hyperparamater_config"
 
@@ -72,21 +71,8 @@ def load_records(path, *, space, metric="val"):
 
 def read_arch_list(path, space=None):
     """The canonical strings of a YAML arch list (a list, or a mapping with key ``archs``), duplicates collapsed,
-    first occurrence order kept."""
-    if space is None:
-        from ..spaces import get
-        space = get("nb301")
-    try:
-        d = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"arch list {path} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
-    archs = d.get("archs") if isinstance(d, dict) else d
-    if not isinstance(archs, list):
-        raise ValueError(f"arch list {path} must be a YAML list of genotype strings (or a mapping with key archs)")
-    out = {}
-    for i, s in enumerate(archs):
-        try:
-            out.setdefault(space.canonical_str(s), None)
-        except ValueError as e:
-            raise ValueError(f"arch list {path} entry {i}: {e}") from None
-    return list(out)
+    first occurrence order kept (``evaluate.arch_list`` reads it: ``archs: nb301_archs.yaml``)."""
+    from ..evaluate import arch_list
+    from ..spaces import get
+    space = space or get("nb301")
+    return [space.to_str(a) for a in arch_list(space, str(path))]
