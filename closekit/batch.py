@@ -11,7 +11,6 @@ one job.
                                        results.json  status.json  stdout.log  stderr.log (cell streams)  papermill.log
                                        progress.json (the last closekit.progress.report of the job)  .lock
 """
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -30,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from . import progress
-from .grid import expand_grid, parse_grid  # noqa: F401  (closekit batch --grid)
+from .grid import expand_grid, parse_grid
 from .checkpoint import atomic_json
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -424,75 +423,3 @@ def batch_status(out_dir):
         raise FileNotFoundError(f"batch directory {out_dir} not found")
     return pd.DataFrame(rows, columns=["job", "state", "attempts", "seconds", "gpu", "progress", "error",
                                        "slurm_job_id"])
-
-
-def add_arguments(p):
-    """The ``closekit batch`` arguments."""
-    p.add_argument("notebook", nargs="?", help="notebook with a cell tagged 'parameters'")
-    p.add_argument("params", nargs="*", help="params YAML files, one job each (times every --grid point)")
-    p.add_argument("--out", help="batch directory (rerun to resume: jobs finished with the same params and "
-                   "notebook are skipped)")
-    p.add_argument("--status", metavar="DIR", help="show every job's state in batch directory DIR and exit")
-    p.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="Cartesian product over every params file, "
-                   "e.g. --grid seed=0,1,2 gate_lr_scale=1,10 (values typed like the notebook's parameters)")
-    p.add_argument("--rerun", action="store_true", help="run finished jobs again (e.g. the ground truth changed)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
-    g.add_argument("--cpu-slots", type=int, default=1, help="parallel jobs without GPU (default 1)")
-    p.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt (default: none)")
-    p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died (default 1)")
-    p.add_argument("--kernel", default="python3", help="Jupyter kernel spec (default python3)")
-    p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
-    p.add_argument("--progress-every", type=float, default=30.0, metavar="S", help="seconds between two progress "
-                   "lines of a job's phase; a new phase is shown at once (default 30; 0: every change)")
-    s = p.add_argument_group("SLURM engine (pip install closekit[slurm])")
-    s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
-                   "array, each task runs one job on the cluster; --out must be on the shared filesystem")
-    s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
-    s.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per array task (default 1; 0: CPU only)")
-    s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
-    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", default=[], help="more submitit SlurmExecutor "
-                   "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
-
-
-def cli_run(args):
-    """Run ``closekit batch`` from parsed arguments; exit code 0 when every job is ok or skipped."""
-    try:
-        if args.status:
-            table = batch_status(args.status)
-            print(table.to_string(index=False) if len(table) else f"no jobs in {args.status}")
-            return 0
-        if not args.notebook or not args.out or not (args.params or args.grid):
-            raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
-        slurm = None
-        if args.engine == "slurm":
-            if args.gpus:
-                raise ValueError("--gpus picks this machine's GPUs; with --engine slurm use --gpus-per-job N")
-            if not args.partition:
-                raise ValueError("--engine slurm needs --partition NAME (sinfo lists them)")
-            from .slurm import parse_options
-            slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
-                         options=parse_options(args.slurm))
-        summary = run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
-                            timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
-                            rerun=args.rerun, progress_every=args.progress_every, grid=args.grid,
-                            engine=args.engine, slurm=slurm)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"closekit batch: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("closekit batch: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    return 0 if summary["state"].isin(["ok", "skipped"]).all() else 1
-
-
-def main(argv=None):
-    """``closekit batch NOTEBOOK PARAMS.yaml... --out DIR [--grid K=V1,V2...] [--gpus 0,1 | --cpu-slots N |
-    --engine slurm --partition P] [--timeout S]``; ``closekit batch --status DIR``."""
-    p = argparse.ArgumentParser(prog="closekit batch", description=__doc__.split("\n")[0])
-    add_arguments(p)
-    return cli_run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -41,6 +41,66 @@ def _error(e):
     return 2
 
 
+def add_batch_arguments(p):
+    """The ``closekit batch`` arguments."""
+    p.add_argument("notebook", nargs="?", help="notebook with a cell tagged 'parameters'")
+    p.add_argument("params", nargs="*", help="params YAML files, one job each (times every --grid point)")
+    p.add_argument("--out", help="batch directory (rerun to resume: jobs finished with the same params and "
+                   "notebook are skipped)")
+    p.add_argument("--status", metavar="DIR", help="show every job's state in batch directory DIR and exit")
+    p.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="Cartesian product over every params file, "
+                   "e.g. --grid seed=0,1,2 gate_lr_scale=1,10 (values typed like the notebook's parameters)")
+    p.add_argument("--rerun", action="store_true", help="run finished jobs again (e.g. the ground truth changed)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
+    g.add_argument("--cpu-slots", type=int, default=1, help="parallel jobs without GPU (default 1)")
+    p.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt (default: none)")
+    p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died (default 1)")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel spec (default python3)")
+    p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
+    p.add_argument("--progress-every", type=float, default=30.0, metavar="S", help="seconds between two progress "
+                   "lines of a job's phase; a new phase is shown at once (default 30; 0: every change)")
+    s = p.add_argument_group("SLURM engine (pip install closekit[slurm])")
+    s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
+                   "array, each task runs one job on the cluster; --out must be on the shared filesystem")
+    s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
+    s.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per array task (default 1; 0: CPU only)")
+    s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
+    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", default=[], help="more submitit SlurmExecutor "
+                   "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
+
+
+def batch_cli(args):
+    """Run ``closekit batch`` from parsed arguments; exit code 0 when every job is ok or skipped."""
+    try:
+        if args.status:
+            table = batchlib.batch_status(args.status)
+            print(table.to_string(index=False) if len(table) else f"no jobs in {args.status}")
+            return 0
+        if not args.notebook or not args.out or not (args.params or args.grid):
+            raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
+        slurm = None
+        if args.engine == "slurm":
+            if args.gpus:
+                raise ValueError("--gpus picks this machine's GPUs; with --engine slurm use --gpus-per-job N")
+            if not args.partition:
+                raise ValueError("--engine slurm needs --partition NAME (sinfo lists them)")
+            from .slurm import parse_options
+            slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
+                         options=parse_options(args.slurm))
+        summary = batchlib.run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
+                            timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
+                            rerun=args.rerun, progress_every=args.progress_every, grid=args.grid,
+                            engine=args.engine, slurm=slurm)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"closekit batch: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("closekit batch: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0 if summary["state"].isin(["ok", "skipped"]).all() else 1
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="closekit", description="one-shot NAS with CLOSE: train, ground truth, batch")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -61,12 +121,12 @@ def main(argv=None):
     b.add_argument("--sample-seed", type=int, default=0, help="seed of sample:N")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     bt = sub.add_parser("batch", help="run a notebook once per params file with papermill (GPU / CPU job queue)")
-    batchlib.add_arguments(bt)
+    add_batch_arguments(bt)
     se = sub.add_parser("search", help="random search / regularized evolution on a trained run's one-shot scores")
     searchlib.add_arguments(se)
     args = p.parse_args(argv)
     if args.cmd == "batch":
-        return batchlib.cli_run(args)
+        return batch_cli(args)
     try:
         if args.cmd == "truth":
             from .groundtruth import minibench

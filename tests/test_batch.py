@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from closekit import batch, progress
+from closekit import batch, cli, progress
 from closekit.record import read_results
 
 JOB_NB = Path(__file__).parent / "notebooks" / "job.ipynb"
@@ -140,10 +140,10 @@ def test_read_results_over_batch_dir(runs):
 
 
 def test_main_cli(runs, tmp_path, capsys):
-    assert batch.main([str(JOB_NB), str(runs["p"]["ok"]), "--out", str(runs["out"])]) == 0
+    assert cli.main(["batch", str(JOB_NB), str(runs["p"]["ok"]), "--out", str(runs["out"])]) == 0
     assert "skipped" in capsys.readouterr().out
     bad = _params(tmp_path, bad="nope: 1\n")["bad"]
-    assert batch.main([str(JOB_NB), str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert cli.main(["batch", str(JOB_NB), str(bad), "--out", str(tmp_path / "o")]) == 2
 
 
 def test_progress_of_a_running_job_in_log_and_status(runs):
