@@ -40,12 +40,21 @@ slurm-deps:
 		command -v munged >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq $(SLURM_PKGS) >/dev/null; }
 
-# The shipped mini NB201 ground truth (closekit/assets/mini_nb201): 300 sampled representatives x TRUTH_SEEDS with
-# params/truth/mini-nb201.yaml. Resumable: rerun to continue; finished (arch, seed) rows are kept.
-TRUTH_SEEDS ?= 0 1 2
+# The shipped mini ground truths (closekit/assets/mini_<space>), built by `closekit truth build` with
+# params/truth/$(TRUTH).yaml: `make truth` (mini NB201: 300 sampled representatives x 3 seeds, 2 workers),
+# `make truth TRUTH=mini-nb301` or TRUTH=mini-nds-resnet / mini-nds-resnexta (200 sampled configurations x 2 seeds,
+# one worker with one torch thread: measured fastest on 2 shared cores, bench/recipes/). Resumable: rerun to
+# continue; finished (arch, seed) rows are kept. TRUTH_ARCHS / TRUTH_SEEDS / TRUTH_WORKERS override.
+TRUTH ?= mini-nb201
+ARCHS.mini-nb201 = sample:300
+SEEDS.mini-nb201 = 0 1 2
+WORKERS.mini-nb201 = 2
+TRUTH_ARCHS ?= $(or $(ARCHS.$(TRUTH)),sample:200)
+TRUTH_SEEDS ?= $(or $(SEEDS.$(TRUTH)),0 1)
+TRUTH_WORKERS ?= $(or $(WORKERS.$(TRUTH)),1)
 truth: $(VENV)/.installed
-	$(VENV)/bin/closekit truth build --recipe params/truth/mini-nb201.yaml --archs sample:300 --seeds $(TRUTH_SEEDS) \
-		--workers 2 --out closekit/assets/mini_nb201 --no-progress
+	$(VENV)/bin/closekit truth build --recipe params/truth/$(TRUTH).yaml --archs $(TRUTH_ARCHS) --seeds $(TRUTH_SEEDS) \
+		--workers $(TRUTH_WORKERS) --out closekit/assets/$(subst -,_,$(TRUTH)) --no-progress
 
 # The NAS-Bench-301 surrogate (official `nasbench301` 0.3) in its own venv: its pinned stack (ConfigSpace 0.6.1,
 # numpy<2, torch + torch_geometric + compiled torch-scatter/torch-cluster) cannot share the kit's. Then score
