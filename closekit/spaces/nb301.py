@@ -198,7 +198,7 @@ class Standalone(MacroNet):
         return self.run(x, lambda cell, s0, s1: cell(s0, s1))
 
 
-class Supernet(MacroNet, base.Supernet):
+class Supernet(MacroNet, base.CellSupernet):
     """NB301 supernet: vanilla (14 own blocks per cell) or CLOSENet (K GLOW blocks, x2 in reduction cells)."""
     cell_types = CELLS
 
@@ -225,9 +225,6 @@ class Supernet(MacroNet, base.Supernet):
     @property
     def cells(self):
         return list(self.layers)
-
-    def _gated(self, level):
-        return isinstance(self.router, CellGate) and (level > 1 or self.compat)   # GATE skipped while L = 1
 
     def _graph(self, arch):
         """[2, 2, 8] long: source node and op id of each chosen connection, per cell type."""
@@ -270,23 +267,6 @@ class Supernet(MacroNet, base.Supernet):
             c = "reduce" if cell.reduction else "normal"
             return cell(s0, s1, arch[CELLS.index(c)], gates[c], sel[c], mode, self.touched)
         return self.run(x, cell_forward)
-
-    def grow(self, new_level, wit_parent):
-        """Curriculum event: activate block ``new_level - 1`` in every bank (WIT from ``wit_parent``, the same index in
-        the stride-1 and stride-2 banks), GATE MLP growth as NB201; returns the GATE params re-initialised."""
-        assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
-        self.level.fill_(new_level)
-        reset, row_parent = [], new_level - 2 if self.mlp_parent == "prev" else wit_parent
-        if isinstance(self.router, CellGate) and (new_level > 1 or self.mlp_growth != "inherit"):
-            if self.compat:
-                self.router.replace_grown(new_level, self.mlp_growth, row_parent)
-            else:
-                reset = self.router.grow(new_level, self.mlp_growth, row_parent)
-        if new_level > 1:
-            for cell in self.cells:
-                for bank in cell.banks():
-                    bank.wit(new_level - 1, wit_parent)
-        return reset
 
 
 DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
