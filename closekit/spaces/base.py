@@ -38,6 +38,9 @@ Supernet (subclass ``Supernet`` next to an nn.Module; set it up with ``_protocol
 
 GATE supernets of banked cells (subclass ``CellSupernet``; NB201, NB301) get ``grow`` from it: each of their
 ``cells`` lists its banks with ``banks()``, and they set close, num_blocks, router, compat, mlp_growth, mlp_parent.
+They also give
+  gate_input(arch)                  the GATE's input tensor for one coerced arch (what route feeds the router)
+and get gate_logits(arch) -> {cell type: [slots, K]}, the GATE's logits over all K blocks (bench/gate_signal.py).
 """
 import abc
 
@@ -155,6 +158,16 @@ class CellSupernet(Supernet):
 
     def _gated(self, level):
         return isinstance(self.router, Gate) and (level > 1 or self.compat)    # the GATE is skipped while L = 1
+
+    def gate_logits(self, arch):
+        """{cell type: [slots, K]}: the GATE's logits for ``arch`` (coerced) over all K blocks, whatever the level (a GATE shared
+        by the cell types, as the arch-level CellGate, gives each the same)."""
+        if not isinstance(self.router, Gate):
+            raise ValueError(f"router {type(self.router).__name__} has no GATE logits (supernet: close with router: "
+                             "node or arch has)")
+        out = self.router.logits(self.gate_input(arch))
+        out = out.reshape(-1, *out.shape[-2:]).expand(len(self.cell_types), -1, -1)
+        return dict(zip(self.cell_types, out))
 
     def grow(self, new_level, wit_parent):
         """Curriculum event: activate block ``new_level - 1`` in every bank of every cell (WIT from ``wit_parent``,

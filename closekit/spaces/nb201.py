@@ -11,7 +11,7 @@ from torch import nn
 
 from .. import sharing
 from ..curriculum import Curriculum
-from ..gates import Gate
+from ..gates import Gate, gate_kwargs
 from . import base
 from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
 
@@ -144,29 +144,28 @@ class Supernet(MacroNet, base.CellSupernet):
         elif cfg.router == "random":
             self.router = sharing.RandomRouter(len(EDGES))
         else:
-            self.router = Gate(EDGES, len(OPS), 4, cfg.num_blocks, level=cfg.router, op_dim=cfg.gates_op_dim,
-                               node_dim=cfg.gates_node_dim, hidden=cfg.gates_hidden, gcn_dims=cfg.gates_gcn_dims,
-                               mlp_hidden=cfg.mlp_hidden, mlp_dropout=cfg.mlp_dropout,
-                               temperature=cfg.gumbel_temperature)
+            self.router = Gate(EDGES, len(OPS), 4, cfg.num_blocks, **gate_kwargs(cfg))
 
     @property
     def cells(self):
         return [m for m in self.layers if isinstance(m, Cell)]
+
+    def gate_input(self, arch):
+        """The GATE's input for one (coerced) architecture: the op matrix [4, 4] long (adj[j, i] = op on i->j)."""
+        return torch.tensor(to_matrix(arch), device=self.level.device)
 
     def route(self, arch, sample=True, generator=None):
         """{"cell": routing [6, level]} for one architecture (one-hot forward value)."""
         arch, level = coerce(arch), self.active_level()
         if isinstance(self.router, Gate) and not self._gated(level):
             return {"cell": torch.ones(len(EDGES), 1, device=self.level.device)}
-        adj = torch.tensor(to_matrix(arch), device=self.level.device)
-        return {"cell": self.router(adj, level, sample=sample, generator=generator)}
+        return {"cell": self.router(self.gate_input(arch), level, sample=sample, generator=generator)}
 
     def route_probs(self, arch):
         """{"cell": [6, level]}: each block's probability under training's Gumbel sample (one-hot when fixed)."""
         arch, level = coerce(arch), self.active_level()
         if self._gated(level):
-            adj = torch.tensor(to_matrix(arch), device=self.level.device)
-            return {"cell": F.softmax(self.router.logits(adj)[:, :level], -1)}
+            return {"cell": F.softmax(self.router.logits(self.gate_input(arch))[:, :level], -1)}
         if isinstance(self.router, sharing.RandomRouter):
             return {"cell": torch.full((len(EDGES), level), 1 / level, device=self.level.device)}
         return self.route(arch, sample=False)

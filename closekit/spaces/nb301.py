@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import sharing
 from ..curriculum import Curriculum
-from ..gates import CellGate
+from ..gates import CellGate, gate_kwargs
 from . import base
 from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
                          sample, to_str)
@@ -217,17 +217,15 @@ class Supernet(MacroNet, base.CellSupernet):
         elif cfg.router == "random":
             self.router = sharing.RandomRouter(8)
         else:
-            self.router = CellGate(len(OPS), cfg.num_blocks, level=cfg.router, op_dim=cfg.gates_op_dim,
-                                   node_dim=cfg.gates_node_dim, hidden=cfg.gates_hidden, gcn_dims=cfg.gates_gcn_dims,
-                                   mlp_hidden=cfg.mlp_hidden, mlp_dropout=cfg.mlp_dropout,
-                                   temperature=cfg.gumbel_temperature)
+            self.router = CellGate(len(OPS), cfg.num_blocks, **gate_kwargs(cfg))
 
     @property
     def cells(self):
         return list(self.layers)
 
-    def _graph(self, arch):
-        """[2, 2, 8] long: source node and op id of each chosen connection, per cell type."""
+    def gate_input(self, arch):
+        """The GATE's input for one (coerced) architecture: [2, 2, 8] long, source node and op id of each chosen
+        connection, per cell type."""
         return torch.tensor([[[s for _, s in c], [OPS.index(o) for o, _ in c]] for c in arch],
                             device=self.level.device)
 
@@ -241,14 +239,14 @@ class Supernet(MacroNet, base.CellSupernet):
             return {c: self.router(self.level, level, generator=generator) for c in CELLS}
         if not self._gated(level):
             return {c: torch.ones(8, 1, device=self.level.device) for c in CELLS}
-        out = self.router(self._graph(arch), level, sample=sample, generator=generator)
+        out = self.router(self.gate_input(arch), level, sample=sample, generator=generator)
         return dict(zip(CELLS, out))
 
     def route_probs(self, arch):
         """Each block's probability under training's Gumbel sample (one-hot when fixed), per cell type."""
         arch, level = coerce(arch), self.active_level()
         if self._gated(level):
-            p = F.softmax(self.router.logits(self._graph(arch))[..., :level], -1).expand(2, -1, -1)
+            p = F.softmax(self.router.logits(self.gate_input(arch))[..., :level], -1).expand(2, -1, -1)
             return dict(zip(CELLS, p))
         if isinstance(self.router, sharing.RandomRouter):
             return {c: torch.full((8, level), 1 / level, device=self.level.device) for c in CELLS}
