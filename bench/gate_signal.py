@@ -180,7 +180,8 @@ def main(argv=None):
     if not rows:
         p.error("nothing to measure: drop --no-init or give --runs")
     shown = params.resolve().relative_to(ROOT) if params.resolve().is_relative_to(ROOT) else params
-    text = f"{shown}, {args.archs} archs (sample_list seed {args.arch_seed})\n\n" + table(rows)
+    base = "" if args.no_init else f"init: {shown}; "
+    text = f"{base}{args.archs} archs (sample_list seed {args.arch_seed})\n\n" + table(rows)
     if args.out:
         Path(args.out).write_text(text + "\n")
     print(text)
