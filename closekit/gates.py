@@ -29,6 +29,9 @@ def gcn_weights(dims, init="uniform", messages=2.0):
     E[y'^2] ~ (messages/2)^2 * in * Var(W) * E[y^2]; Var(W) = gain / (in (messages/2)^2), gain 2 behind a ReLU
     (1 for the first layer), keeps it; a = sqrt(3 Var(W)).
     """
+    if init not in GCN_INITS:
+        raise ValueError(f"GATE gcn_init={init!r} is not one of {', '.join(GCN_INITS)}")
+
     def bound(layer, i, o):
         if init == "uniform":
             return 1 / math.sqrt(o)

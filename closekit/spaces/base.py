@@ -160,8 +160,8 @@ class CellSupernet(Supernet):
         return isinstance(self.router, Gate) and (level > 1 or self.compat)    # the GATE is skipped while L = 1
 
     def gate_logits(self, arch):
-        """{cell type: [slots, K]}: the GATE's logits for ``arch`` (coerced) over all K blocks, whatever the level (a GATE shared
-        by the cell types, as the arch-level CellGate, gives each the same)."""
+        """{cell type: [slots, K]}: the GATE's logits for ``arch`` (coerced) over all K blocks, whatever the level (a
+        GATE shared by the cell types, as the arch-level CellGate, gives each the same)."""
         if not isinstance(self.router, Gate):
             raise ValueError(f"router {type(self.router).__name__} has no GATE logits (supernet: close with router: "
                              "node or arch has)")
