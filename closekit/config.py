@@ -22,7 +22,11 @@ CHOICES = {
     "eval_routing": ("argmax", "gumbel"),
     "bn_mode": ("batch", "recalibrate"),
     "cl_criteria": ("pre", "max"),
+    "gate_embed_norm": ("none", "layernorm", "l2"),
+    "gate_gcn_init": ("uniform", "norm_preserving"),
 }
+# GATE variants beyond the paper (closekit.gates) and their reference values; spaces without a GATE refuse others
+GATE_VARIANT = {"gate_embed_norm": "none", "gate_gcn_init": "uniform", "gate_edge_op": False}
 
 
 def _fits(v, t):
@@ -154,6 +158,9 @@ class RunConfig(YamlConfig):
                                        # weight decay and momentum move it every step, sampled or not
     gate_lr_scale: float = 1.0         # GATE learning rate = lr x this (reference: 1, one optimizer for all)
     gate_weight_decay: float | None = None  # GATE weight decay (None: weight_decay, as the reference)
+    gate_embed_norm: str = "none"      # GATE node embeddings before the MLP: as they are (reference) | layernorm | l2
+    gate_gcn_init: str = "uniform"     # GATE GCN weights: U(+-1/sqrt(out)) (reference) | norm_preserving
+    gate_edge_op: bool = False         # node-level GATE MLP also sees the edge's own op, one-hot (needs router: node)
     # optimisation
     epochs: int = 30                   # paper 1000
     batch_size: int = 256
@@ -188,6 +195,9 @@ class RunConfig(YamlConfig):
         for name, options in CHOICES.items():
             if getattr(self, name) not in options and not (name == "gate_forward" and self.gate_forward is None):
                 raise ValueError(f"config {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
+        if self.gate_edge_op and self.router == "arch":
+            raise ValueError("config gate_edge_op=true needs router: node (the arch-level GATE maps one embedding to "
+                             "every edge, it has no per-edge input); set router: node or gate_edge_op: false")
         sched = self.cl_schedule
         if self.supernet == "close":
             if len(sched) != self.num_blocks:
@@ -201,6 +211,10 @@ class RunConfig(YamlConfig):
         for name in ("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"config {name}={getattr(self, name)} must be >= 1")
+
+    def gate_variant(self):
+        """The GATE variant keys set away from the reference ({} for the paper's GATE)."""
+        return {k: getattr(self, k) for k, v in GATE_VARIANT.items() if getattr(self, k) != v}
 
     def training(self):
         """The keys that shape the trained weights (a checkpoint resumes only under the same ones; the scoring,

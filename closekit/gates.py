@@ -4,6 +4,11 @@ per active GLOW block for every edge, and Gumbel-softmax straight-through routin
 GATES (Ning et al., ECCV 2020): node features flow along the DAG; each message is gated by a sigmoid of
 the op embedding of its edge. Node-level gating scores edge i->j from [z_i; z_j]; arch-level gating maps
 the output-node embedding to all edges at once.
+
+Variants beyond the paper (RunConfig keys; the defaults are the reference): ``gate_embed_norm`` normalises the node
+embeddings before the MLP (layernorm, or l2: z / ||z|| * sqrt(D)), ``gate_gcn_init: norm_preserving`` scales the GCN
+weights so the embedding keeps its scale through the layers (see ``gcn_weights``), ``gate_edge_op`` gives the
+node-level MLP the edge's own op (one-hot) beside [z_from; z_to].
 """
 import math
 
@@ -12,11 +17,34 @@ import torch.nn.functional as F
 from torch import nn
 
 
+EMBED_NORMS = ("none", "layernorm", "l2")
+GCN_INITS = ("uniform", "norm_preserving")
+
+
+def gcn_weights(dims, init="uniform", messages=2.0):
+    """GCN layer weights [in, out] for widths ``dims``, each drawn U(-a, a) (the same draws in either init).
+
+    uniform (reference): a = 1/sqrt(out); every layer then shrinks the embedding ~0.4x. norm_preserving: a node
+    sums ``messages`` gated messages (gate ~ 1/2) that add nearly coherently (positive ReLU inputs, one W), so
+    E[y'^2] ~ (messages/2)^2 * in * Var(W) * E[y^2]; Var(W) = gain / (in (messages/2)^2), gain 2 behind a ReLU
+    (1 for the first layer), keeps it; a = sqrt(3 Var(W)).
+    """
+    if init not in GCN_INITS:
+        raise ValueError(f"GATE gcn_init={init!r} is not one of {', '.join(GCN_INITS)}")
+
+    def bound(layer, i, o):
+        if init == "uniform":
+            return 1 / math.sqrt(o)
+        return math.sqrt(3 * (1 if layer == 0 else 2) / i) / (messages / 2)
+    return nn.ParameterList(nn.Parameter(torch.empty(i, o).uniform_(-bound(k, i, o), bound(k, i, o)))
+                            for k, (i, o) in enumerate(zip(dims[:-1], dims[1:])))
+
+
 class GatesEncoder(nn.Module):
     """GATES encoder: op matrix [B, V, V] (adj[b, j, i] = op on edge i->j, 0 = none) -> node embeddings [B, V, D]."""
 
     def __init__(self, num_ops, num_nodes, op_dim=48, node_dim=48, hidden=96, gcn_dims=(128,) * 5,
-                 residual_only=1):
+                 residual_only=1, gcn_init="uniform", messages=2.0):
         super().__init__()
         self.residual_only = residual_only
         self.input_node = nn.Parameter(torch.randn(node_dim))                    # learned input-node feature
@@ -24,9 +52,7 @@ class GatesEncoder(nn.Module):
         self.x_hidden = nn.Linear(node_dim, hidden)
         self.op_emb = nn.Embedding(num_ops, op_dim)
         dims = (hidden,) + tuple(gcn_dims)
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(i, o).uniform_(-1 / math.sqrt(o), 1 / math.sqrt(o)))
-            for i, o in zip(dims[:-1], dims[1:]))
+        self.weights = gcn_weights(dims, gcn_init, messages)
         self.attn = nn.ModuleList(nn.Linear(op_dim, o) for o in dims[1:])
         self.out_dim = dims[-1]
 
@@ -63,26 +89,60 @@ def gumbel_straight_through(logits, temperature, generator=None):
     return hard - soft.detach() + soft
 
 
+def gate_kwargs(cfg):
+    """The Gate / CellGate keyword arguments of a RunConfig (sizes, temperature and the GATE variant keys)."""
+    return dict(level=cfg.router, op_dim=cfg.gates_op_dim, node_dim=cfg.gates_node_dim, hidden=cfg.gates_hidden,
+                gcn_dims=cfg.gates_gcn_dims, mlp_hidden=cfg.mlp_hidden, mlp_dropout=cfg.mlp_dropout,
+                temperature=cfg.gumbel_temperature, embed_norm=cfg.gate_embed_norm, gcn_init=cfg.gate_gcn_init,
+                edge_op=cfg.gate_edge_op)
+
+
 class Gate(nn.Module):
     """GATE router: arch -> routing [E, L] over the L active GLOW blocks (straight-through one-hot)."""
 
     def __init__(self, edges, num_ops, num_nodes, num_blocks, *, level="node", op_dim=48, node_dim=48,
-                 hidden=96, gcn_dims=(128,) * 5, mlp_hidden=(200, 200, 200), mlp_dropout=0.1, temperature=5.0):
+                 hidden=96, gcn_dims=(128,) * 5, mlp_hidden=(200, 200, 200), mlp_dropout=0.1, temperature=5.0,
+                 embed_norm="none", gcn_init="uniform", edge_op=False):
         super().__init__()
         self.edges, self.level_kind, self.num_blocks, self.temperature = tuple(edges), level, num_blocks, temperature
         self.register_buffer("to_idx", torch.tensor([j for j, _ in edges]), persistent=False)
         self.register_buffer("from_idx", torch.tensor([i for _, i in edges]), persistent=False)
-        self.encoder = GatesEncoder(num_ops, num_nodes, op_dim, node_dim, hidden, gcn_dims)
+        self.encoder = GatesEncoder(num_ops, num_nodes, op_dim, node_dim, hidden, gcn_dims, gcn_init=gcn_init,
+                                    messages=len(self.edges) / (num_nodes - 1))
+        self._variant(self.encoder.out_dim, num_ops, embed_norm, edge_op)
         d = self.encoder.out_dim
-        self.mlp_args = (2 * d if level == "node" else d, mlp_hidden,
+        self.mlp_args = (2 * d + self.edge_op_dim if level == "node" else d, mlp_hidden,
                          num_blocks if level == "node" else len(edges) * num_blocks, mlp_dropout)
         self.mlp = mlp(*self.mlp_args)
 
+    def _variant(self, d, num_ops, embed_norm, edge_op):
+        """Check and record the variant keys; a LayerNorm(d) for ``embed_norm: layernorm`` (no RNG drawn; eps 1e-12:
+        the reference's embeddings have a variance ~3e-5, of the order of LayerNorm's default eps 1e-5)."""
+        if embed_norm not in EMBED_NORMS:
+            raise ValueError(f"GATE embed_norm={embed_norm!r} is not one of {', '.join(EMBED_NORMS)}")
+        if edge_op and self.level_kind != "node":
+            raise ValueError("GATE edge_op=True needs level='node': the arch-level GATE has no per-edge input")
+        self.embed_norm, self.edge_op_dim = embed_norm, num_ops if edge_op else 0
+        if embed_norm == "layernorm":
+            self.norm = nn.LayerNorm(d, eps=1e-12)
+
+    def normed(self, z):
+        """Node embeddings [..., D] as the MLP sees them: as they are, LayerNorm, or l2 to norm sqrt(D)
+        (sqrt(D): unit mean square per coordinate, the scale LayerNorm gives and nn.Linear's init expects)."""
+        if self.embed_norm == "layernorm":
+            return self.norm(z)
+        if self.embed_norm == "l2":
+            return F.normalize(z, dim=-1) * math.sqrt(z.shape[-1])
+        return z
+
     def logits(self, adj):
         """adj [V, V] long -> logits [E, K] over all K blocks."""
-        z = self.encoder(adj[None])[0]                                    # [V, D]
+        z = self.normed(self.encoder(adj[None])[0])                       # [V, D]
         if self.level_kind == "node":
-            return self.mlp(torch.cat([z[self.from_idx], z[self.to_idx]], -1))
+            x = [z[self.from_idx], z[self.to_idx]]
+            if self.edge_op_dim:                                          # the edge's own op, none included
+                x.append(F.one_hot(adj[self.to_idx, self.from_idx], self.edge_op_dim).to(z.dtype))
+            return self.mlp(torch.cat(x, -1))
         return self.mlp(z[-1]).view(len(self.edges), self.num_blocks)
 
     def forward(self, adj, level, *, sample=True, generator=None):
@@ -137,7 +197,7 @@ class FlowEncoder(nn.Module):
     """
 
     def __init__(self, num_ops, num_cells=2, num_init=2, num_steps=4, op_dim=32, node_dim=32, hidden=32,
-                 gcn_dims=(64,) * 4):
+                 gcn_dims=(64,) * 4, gcn_init="uniform"):
         super().__init__()
         self.num_init, self.num_steps = num_init, num_steps
         self.init_nodes = nn.Parameter(torch.randn(num_cells, num_init, node_dim))   # per cell type, normal init
@@ -148,9 +208,7 @@ class FlowEncoder(nn.Module):
                              persistent=False)
         self.x_hidden = nn.Linear(node_dim, hidden)
         dims = (hidden,) + tuple(gcn_dims)
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(i, o).uniform_(-1 / math.sqrt(o), 1 / math.sqrt(o)))
-            for i, o in zip(dims[:-1], dims[1:]))
+        self.weights = gcn_weights(dims, gcn_init, messages=2.0)           # two chosen inputs per step node
         self.attn = nn.ModuleList(nn.Linear(op_dim, o) for o in dims[1:])
         self.node_dim_out = dims[-1]
         self.out_dim = num_cells * dims[-1]            # pooled embedding: step-node mean per cell, concatenated
@@ -182,25 +240,29 @@ class CellGate(Gate):
 
     def __init__(self, num_ops, num_blocks, *, num_cells=2, num_init=2, num_steps=4, level="node", op_dim=32,
                  node_dim=32, hidden=32, gcn_dims=(64,) * 4, mlp_hidden=(200, 200, 200), mlp_dropout=0.1,
-                 temperature=5.0):
+                 temperature=5.0, embed_norm="none", gcn_init="uniform", edge_op=False):
         nn.Module.__init__(self)
         positions = 2 * num_steps
         self.edges, self.level_kind, self.num_blocks = tuple(range(positions)), level, num_blocks
         self.temperature = temperature
-        self.encoder = FlowEncoder(num_ops, num_cells, num_init, num_steps, op_dim, node_dim, hidden, gcn_dims)
+        self.encoder = FlowEncoder(num_ops, num_cells, num_init, num_steps, op_dim, node_dim, hidden, gcn_dims,
+                                   gcn_init)
         self.register_buffer("to_idx", self.encoder.to_idx.clone(), persistent=False)
         d = self.encoder.node_dim_out
-        self.mlp_args = (2 * d if level == "node" else self.encoder.out_dim, mlp_hidden,
+        self._variant(d, num_ops, embed_norm, edge_op)
+        self.mlp_args = (2 * d + self.edge_op_dim if level == "node" else self.encoder.out_dim, mlp_hidden,
                          num_blocks if level == "node" else positions * num_blocks, mlp_dropout)
         self.mlp = mlp(*self.mlp_args)
 
     def logits(self, graph):
         """graph [C, 2, E] -> logits [C, E, K] (arch-level: [1, E, K], shared by the cell types)."""
-        z = self.encoder(graph)                                                  # [C, V, D]
+        z = self.normed(self.encoder(graph))                                     # [C, V, D]
         if self.level_kind == "node":
             src = graph[:, 0]
-            z_from = z.gather(1, src[..., None].expand(-1, -1, z.shape[-1]))
-            return self.mlp(torch.cat([z_from, z[:, self.to_idx]], -1))
+            x = [z.gather(1, src[..., None].expand(-1, -1, z.shape[-1])), z[:, self.to_idx]]
+            if self.edge_op_dim:                                                 # the connection's own op
+                x.append(F.one_hot(graph[:, 1], self.edge_op_dim).to(z.dtype))
+            return self.mlp(torch.cat(x, -1))
         return self.mlp(self.encoder.pooled(z)).view(1, len(self.edges), self.num_blocks)
 
     def forward(self, graph, level, *, sample=True, generator=None):

@@ -67,6 +67,9 @@ aw_nas_compat: bool = False  # reproduce the reference's orphaned GATE params an
 keep_zero_grads: bool = False  # torch-1.x zero_grad as the reference ran: every param once used gets decay + momentum each step
 gate_lr_scale: float = 1.0  # GATE learning rate: lr times this (reference: 1)
 gate_weight_decay: "Optional[float]" = None  # GATE weight decay (None: weight_decay, as the reference)
+gate_embed_norm: str = "none"  # GATE node embeddings before the MLP: none (reference) | layernorm | l2
+gate_gcn_init: str = "uniform"  # GATE GCN weights: uniform U(+-1/sqrt(out)) (reference) | norm_preserving
+gate_edge_op: bool = False  # node-level GATE MLP also sees the edge's own op, one-hot (needs router: node)
 # optimisation
 epochs: int = 30  # supernet training epochs
 batch_size: int = 256  # training batch size

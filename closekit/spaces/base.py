@@ -35,12 +35,19 @@ Supernet (subclass ``Supernet`` next to an nn.Module; set it up with ``_protocol
   router_parameters()               the router's parameters (their own optimizer group)
   after_backward()                  called after every backward (zero grads for computed, unselected blocks)
   net_args                          the constructor's data arguments (in_channels, num_classes) for checkpoints
+
+GATE supernets of banked cells (subclass ``CellSupernet``; NB201, NB301) get ``grow`` from it: each of their
+``cells`` lists its banks with ``banks()``, and they set close, num_blocks, router, compat, mlp_growth, mlp_parent.
+They also give
+  gate_input(arch)                  the GATE's input tensor for one coerced arch (what route feeds the router)
+and get gate_logits(arch) -> {cell type: [slots, K]}, the GATE's logits over all K blocks (bench/gate_signal.py).
 """
 import abc
 
 import torch
 
 from ..curriculum import Events
+from ..gates import Gate
 from ..sharing import fill_zero_grads
 
 
@@ -144,3 +151,43 @@ class Supernet:
         if self.touched:
             fill_zero_grads(self.touched)
             self.touched.clear()
+
+
+class CellSupernet(Supernet):
+    """Supernet protocol of cells holding Banks routed by a GATE (or a fixed router): the shared curriculum step."""
+
+    def _gated(self, level):
+        return isinstance(self.router, Gate) and (level > 1 or self.compat)    # the GATE is skipped while L = 1
+
+    def gate_logits(self, arch):
+        """{cell type: [slots, K]}: the GATE's logits for ``arch`` (coerced) over all K blocks, whatever the level (a
+        GATE shared by the cell types, as the arch-level CellGate, gives each the same)."""
+        if not isinstance(self.router, Gate):
+            raise ValueError(f"router {type(self.router).__name__} has no GATE logits (supernet: close with router: "
+                             "node or arch has)")
+        out = self.router.logits(self.gate_input(arch))
+        out = out.reshape(-1, *out.shape[-2:]).expand(len(self.cell_types), -1, -1)
+        return dict(zip(self.cell_types, out))
+
+    def grow(self, new_level, wit_parent):
+        """Curriculum event: activate block ``new_level - 1`` in every bank of every cell (WIT from ``wit_parent``,
+        the same index in every bank of a cell) and grow the GATE's MLP.
+
+        Returns the GATE params that were re-initialised (their optimizer state should be reset). With
+        ``aw_nas_compat`` the grown MLP layers become new Parameter objects, which the optimizer does not track.
+        The MLP row of the new block inherits from the previous block (``mlp_parent: prev``, the reference, even
+        with ``wit_from: random``) or from the WIT parent (``mlp_parent: wit``).
+        """
+        assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
+        self.level.fill_(new_level)
+        reset, row_parent = [], new_level - 2 if self.mlp_parent == "prev" else wit_parent
+        if isinstance(self.router, Gate) and (new_level > 1 or self.mlp_growth != "inherit"):
+            if self.compat:
+                self.router.replace_grown(new_level, self.mlp_growth, row_parent)
+            else:
+                reset = self.router.grow(new_level, self.mlp_growth, row_parent)
+        if new_level > 1:
+            for cell in self.cells:
+                for bank in cell.banks():
+                    bank.wit(new_level - 1, wit_parent)
+        return reset

@@ -11,7 +11,7 @@ from torch import nn
 
 from .. import sharing
 from ..curriculum import Curriculum
-from ..gates import Gate
+from ..gates import Gate, gate_kwargs
 from . import base
 from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
 
@@ -71,6 +71,9 @@ class Cell(nn.Module):
         super().__init__()
         self.bank = sharing.Bank(lambda: opset(C), num_blocks)
 
+    def banks(self):
+        return [self.bank]
+
     def forward(self, x, arch, live, gates, sel, mode, touched):
         return run_dag(x, live, lambda e, h: sharing.routed(self.bank, OPS[arch[e]], h, gates[e], sel[e], mode, touched))
 
@@ -122,7 +125,7 @@ class Standalone(MacroNet):
         return self.run(x)
 
 
-class Supernet(MacroNet, base.Supernet):
+class Supernet(MacroNet, base.CellSupernet):
     """NB201 supernet: vanilla (6 own blocks per cell) or CLOSENet (K GLOW blocks + GATE, curriculum)."""
 
     def __init__(self, cfg, in_channels, num_classes):
@@ -141,32 +144,28 @@ class Supernet(MacroNet, base.Supernet):
         elif cfg.router == "random":
             self.router = sharing.RandomRouter(len(EDGES))
         else:
-            self.router = Gate(EDGES, len(OPS), 4, cfg.num_blocks, level=cfg.router, op_dim=cfg.gates_op_dim,
-                               node_dim=cfg.gates_node_dim, hidden=cfg.gates_hidden, gcn_dims=cfg.gates_gcn_dims,
-                               mlp_hidden=cfg.mlp_hidden, mlp_dropout=cfg.mlp_dropout,
-                               temperature=cfg.gumbel_temperature)
+            self.router = Gate(EDGES, len(OPS), 4, cfg.num_blocks, **gate_kwargs(cfg))
 
     @property
     def cells(self):
         return [m for m in self.layers if isinstance(m, Cell)]
 
-    def _gated(self, level):
-        return isinstance(self.router, Gate) and (level > 1 or self.compat)    # the GATE is skipped while L = 1
+    def gate_input(self, arch):
+        """The GATE's input for one (coerced) architecture: the op matrix [4, 4] long (adj[j, i] = op on i->j)."""
+        return torch.tensor(to_matrix(arch), device=self.level.device)
 
     def route(self, arch, sample=True, generator=None):
         """{"cell": routing [6, level]} for one architecture (one-hot forward value)."""
         arch, level = coerce(arch), self.active_level()
         if isinstance(self.router, Gate) and not self._gated(level):
             return {"cell": torch.ones(len(EDGES), 1, device=self.level.device)}
-        adj = torch.tensor(to_matrix(arch), device=self.level.device)
-        return {"cell": self.router(adj, level, sample=sample, generator=generator)}
+        return {"cell": self.router(self.gate_input(arch), level, sample=sample, generator=generator)}
 
     def route_probs(self, arch):
         """{"cell": [6, level]}: each block's probability under training's Gumbel sample (one-hot when fixed)."""
         arch, level = coerce(arch), self.active_level()
         if self._gated(level):
-            adj = torch.tensor(to_matrix(arch), device=self.level.device)
-            return {"cell": F.softmax(self.router.logits(adj)[:, :level], -1)}
+            return {"cell": F.softmax(self.router.logits(self.gate_input(arch))[:, :level], -1)}
         if isinstance(self.router, sharing.RandomRouter):
             return {"cell": torch.full((len(EDGES), level), 1 / level, device=self.level.device)}
         return self.route(arch, sample=False)
@@ -177,27 +176,6 @@ class Supernet(MacroNet, base.Supernet):
         mode = self.gate_forward if (self.training and gates.requires_grad) else "fixed"
         sel = gates.detach().argmax(1).tolist()                    # one device sync per step
         return self.run(x, arch, live_edges(arch), gates, sel, mode, self.touched)
-
-    def grow(self, new_level, wit_parent):
-        """Curriculum event: activate block ``new_level - 1`` (WIT from ``wit_parent``, GATE MLP growth).
-
-        Returns the GATE params that were re-initialised (their optimizer state should be reset). With
-        ``aw_nas_compat`` the grown MLP layers become new Parameter objects, which the optimizer does not track.
-        The MLP row of the new block inherits from the previous block (``mlp_parent: prev``, the reference, even
-        with ``wit_from: random``) or from the WIT parent (``mlp_parent: wit``).
-        """
-        assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
-        self.level.fill_(new_level)
-        reset, row_parent = [], new_level - 2 if self.mlp_parent == "prev" else wit_parent
-        if isinstance(self.router, Gate) and (new_level > 1 or self.mlp_growth != "inherit"):
-            if self.compat:
-                self.router.replace_grown(new_level, self.mlp_growth, row_parent)
-            else:
-                reset = self.router.grow(new_level, self.mlp_growth, row_parent)
-        if new_level > 1:
-            for cell in self.cells:
-                cell.bank.wit(new_level - 1, wit_parent)
-        return reset
 
 
 NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",

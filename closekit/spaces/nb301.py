@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import sharing
 from ..curriculum import Curriculum
-from ..gates import CellGate
+from ..gates import CellGate, gate_kwargs
 from . import base
 from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
                          sample, to_str)
@@ -198,7 +198,7 @@ class Standalone(MacroNet):
         return self.run(x, lambda cell, s0, s1: cell(s0, s1))
 
 
-class Supernet(MacroNet, base.Supernet):
+class Supernet(MacroNet, base.CellSupernet):
     """NB301 supernet: vanilla (14 own blocks per cell) or CLOSENet (K GLOW blocks, x2 in reduction cells)."""
     cell_types = CELLS
 
@@ -217,20 +217,15 @@ class Supernet(MacroNet, base.Supernet):
         elif cfg.router == "random":
             self.router = sharing.RandomRouter(8)
         else:
-            self.router = CellGate(len(OPS), cfg.num_blocks, level=cfg.router, op_dim=cfg.gates_op_dim,
-                                   node_dim=cfg.gates_node_dim, hidden=cfg.gates_hidden, gcn_dims=cfg.gates_gcn_dims,
-                                   mlp_hidden=cfg.mlp_hidden, mlp_dropout=cfg.mlp_dropout,
-                                   temperature=cfg.gumbel_temperature)
+            self.router = CellGate(len(OPS), cfg.num_blocks, **gate_kwargs(cfg))
 
     @property
     def cells(self):
         return list(self.layers)
 
-    def _gated(self, level):
-        return isinstance(self.router, CellGate) and (level > 1 or self.compat)   # GATE skipped while L = 1
-
-    def _graph(self, arch):
-        """[2, 2, 8] long: source node and op id of each chosen connection, per cell type."""
+    def gate_input(self, arch):
+        """The GATE's input for one (coerced) architecture: [2, 2, 8] long, source node and op id of each chosen
+        connection, per cell type."""
         return torch.tensor([[[s for _, s in c], [OPS.index(o) for o, _ in c]] for c in arch],
                             device=self.level.device)
 
@@ -244,14 +239,14 @@ class Supernet(MacroNet, base.Supernet):
             return {c: self.router(self.level, level, generator=generator) for c in CELLS}
         if not self._gated(level):
             return {c: torch.ones(8, 1, device=self.level.device) for c in CELLS}
-        out = self.router(self._graph(arch), level, sample=sample, generator=generator)
+        out = self.router(self.gate_input(arch), level, sample=sample, generator=generator)
         return dict(zip(CELLS, out))
 
     def route_probs(self, arch):
         """Each block's probability under training's Gumbel sample (one-hot when fixed), per cell type."""
         arch, level = coerce(arch), self.active_level()
         if self._gated(level):
-            p = F.softmax(self.router.logits(self._graph(arch))[..., :level], -1).expand(2, -1, -1)
+            p = F.softmax(self.router.logits(self.gate_input(arch))[..., :level], -1).expand(2, -1, -1)
             return dict(zip(CELLS, p))
         if isinstance(self.router, sharing.RandomRouter):
             return {c: torch.full((8, level), 1 / level, device=self.level.device) for c in CELLS}
@@ -270,23 +265,6 @@ class Supernet(MacroNet, base.Supernet):
             c = "reduce" if cell.reduction else "normal"
             return cell(s0, s1, arch[CELLS.index(c)], gates[c], sel[c], mode, self.touched)
         return self.run(x, cell_forward)
-
-    def grow(self, new_level, wit_parent):
-        """Curriculum event: activate block ``new_level - 1`` in every bank (WIT from ``wit_parent``, the same index in
-        the stride-1 and stride-2 banks), GATE MLP growth as NB201; returns the GATE params re-initialised."""
-        assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
-        self.level.fill_(new_level)
-        reset, row_parent = [], new_level - 2 if self.mlp_parent == "prev" else wit_parent
-        if isinstance(self.router, CellGate) and (new_level > 1 or self.mlp_growth != "inherit"):
-            if self.compat:
-                self.router.replace_grown(new_level, self.mlp_growth, row_parent)
-            else:
-                reset = self.router.grow(new_level, self.mlp_growth, row_parent)
-        if new_level > 1:
-            for cell in self.cells:
-                for bank in cell.banks():
-                    bank.wit(new_level - 1, wit_parent)
-        return reset
 
 
 DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "

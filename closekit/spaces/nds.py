@@ -215,6 +215,10 @@ class Supernet(nn.Module, base.Supernet):
         if cfg.gate_forward is not None:
             raise ValueError(f"config gate_forward={cfg.gate_forward!r} does not apply to {cfg.space} (no GATE: one "
                              "block per position); set gate_forward: null")
+        if cfg.gate_variant():
+            k, v = next(iter(cfg.gate_variant().items()))
+            raise ValueError(f"config {k}={v!r} does not apply to {cfg.space} (no GATE: one block per position); "
+                             f"remove it")
         if cfg.router != "node" or cfg.wit_from != "prev":
             raise ValueError(f"config router={cfg.router!r} / wit_from={cfg.wit_from!r}: {cfg.space} routes by the "
                              "split table and inherits from the split block; leave router: node, wit_from: prev")
