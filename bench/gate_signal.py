@@ -16,9 +16,9 @@ Rows are mean ± std over seeds (init) or over runs of the same variant and epoc
 
     python bench/gate_signal.py                                    # NB201 mini CLOSE at init: 6 variants x 3 seeds
     python bench/gate_signal.py --space nb301 --archs 100          # NB301 mini CLOSE at init
-    python bench/gate_signal.py --write-configs runs/gate-variants # a params file per (variant, seed): mini runs
-    for f in runs/gate-variants/*.yaml; do closekit train $f; done # each trains into runs/gate-variants/runs/<name>
-    python bench/gate_signal.py --runs runs/gate-variants/runs/*   # init rows + every trained run, one table
+    python bench/ranking.py --groups main gate    # mini runs: vanilla, CLOSE, ... and CLOSE with each GATE variant
+    python bench/gate_signal.py --runs runs/bench-ranking/close-seed* runs/bench-ranking/close_gate-*
+                                                                   # init rows + those trained runs, one table
 """
 import argparse
 import math
@@ -30,15 +30,14 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-# variant name -> (file-name slug, GATE config overrides); a, b, c: issue 14's switches
+# variant name -> GATE config overrides; a, b, c: issue 14's switches (names are file-name safe: run dir slugs)
 VARIANTS = {
-    "reference": ("reference", {}),
-    "a layernorm": ("a-layernorm", {"gate_embed_norm": "layernorm"}),
-    "a l2": ("a-l2", {"gate_embed_norm": "l2"}),
-    "b norm_preserving": ("b-norm_preserving", {"gate_gcn_init": "norm_preserving"}),
-    "c edge_op": ("c-edge_op", {"gate_edge_op": True}),
-    "a+b layernorm + norm_preserving": ("ab-layernorm-norm_preserving",
-                                        {"gate_embed_norm": "layernorm", "gate_gcn_init": "norm_preserving"}),
+    "reference": {},
+    "a-layernorm": {"gate_embed_norm": "layernorm"},
+    "a-l2": {"gate_embed_norm": "l2"},
+    "b-norm_preserving": {"gate_gcn_init": "norm_preserving"},
+    "c-edge_op": {"gate_edge_op": True},
+    "ab-layernorm-norm_preserving": {"gate_embed_norm": "layernorm", "gate_gcn_init": "norm_preserving"},
 }
 COLS = ("arch_sd", "block_sd", "ratio", "off_modal", "entropy", "kendall", "p@top5%", "br@5%_rel")
 
@@ -46,7 +45,7 @@ COLS = ("arch_sd", "block_sd", "ratio", "off_modal", "entropy", "kendall", "p@to
 def variant_name(cfg):
     """The VARIANTS name of a config's GATE keys (or the keys themselves)."""
     keys = cfg.gate_variant()
-    return next((n for n, (_, o) in VARIANTS.items() if o == keys), " ".join(f"{k}={v}" for k, v in keys.items()))
+    return next((n for n, o in VARIANTS.items() if o == keys), " ".join(f"{k}={v}" for k, v in keys.items()))
 
 
 @torch.no_grad()
@@ -72,7 +71,7 @@ def signal(net, archs):
 def config(params, variant, seed, extra=()):
     """The RunConfig of one (variant, seed) from a params file."""
     from closekit import RunConfig
-    return RunConfig.from_yaml(params, seed=seed, **VARIANTS[variant][1], **dict(extra))
+    return RunConfig.from_yaml(params, seed=seed, **VARIANTS[variant], **dict(extra))
 
 
 def init_rows(params, variants, seeds, n_archs, arch_seed, extra):
@@ -133,24 +132,6 @@ def table(rows):
     return "\n".join(lines)
 
 
-def write_configs(out, params, variants, seeds, extra):
-    """DIR/<slug>-seed<s>.yaml per (variant, seed), each training into DIR/runs/<slug>-seed<s>; returns the paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for v in variants:
-        for s in seeds:
-            name = f"{VARIANTS[v][0]}-seed{s}"
-            try:
-                cfg = config(params, v, s, {**extra, "out_dir": str(out / "runs" / name)})
-            except ValueError as e:
-                print(f"{v}: skipped ({e})", file=sys.stderr)
-                break
-            paths.append(out / f"{name}.yaml")
-            cfg.to_yaml(paths[-1])
-    return paths
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="nb201", help="GATE space whose params/<space>/mini-close.yaml is the base")
@@ -162,7 +143,6 @@ def main(argv=None):
     p.add_argument("--arch-seed", type=int, default=0)
     p.add_argument("--runs", nargs="*", default=[], help="trained run directories or checkpoint files")
     p.add_argument("--no-init", action="store_true", help="only the trained runs")
-    p.add_argument("--write-configs", metavar="DIR", help="write a params file per (variant, seed) and stop")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override every config")
     p.add_argument("--out", help="also write the table (markdown) here")
     args = p.parse_args(argv)
@@ -171,10 +151,6 @@ def main(argv=None):
     torch.set_num_threads(1)
     params = Path(args.params) if args.params else ROOT / "params" / get(args.space).params_file("mini-close")
     extra = _overrides(args.set)
-    if args.write_configs:
-        for path in write_configs(args.write_configs, params, args.variants, args.seeds, extra):
-            print(path)
-        return 0
     rows = [] if args.no_init else init_rows(params, args.variants, args.seeds, args.archs, args.arch_seed, extra)
     rows += run_rows(args.runs, args.archs, args.arch_seed)
     if not rows:

@@ -14,6 +14,12 @@ code only compares and prints, and a run of other code or another config is neve
     python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
     python bench/ranking.py --space nb301 --truth DIR   # NB301: vanilla vs CLOSE (params/nb301/mini-*.yaml) on a
                                                         # mini NB301 ground truth (`closekit truth build` dir)
+    python bench/ranking.py --groups gate --gate-seeds 0 1 2        # CLOSE with each GATE variant (issue 14), then
+    python bench/gate_signal.py --runs runs/bench-ranking/close_gate-*  # their routing columns
+    python bench/ranking.py --stretch 3           # the same runs at 3x the epochs (schedule, SRT, patience x3)
+
+``--stretch K`` multiplies the epochs and stretches the curriculum: epoch e of cl_schedule and srt_epochs becomes
+1 + (e - 1) K, the plateau patience becomes K times as long; the run directories differ (another config hash).
 """
 import argparse
 import json
@@ -23,6 +29,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+
+from gate_signal import VARIANTS as GATE_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 # variant name -> (params file, overrides)
@@ -42,6 +50,10 @@ VARIANTS = {
     "close num_blocks=1": ("params/nb201/mini-close.yaml", {"num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
 }
 MAIN = ("vanilla", "close", "vanilla + SRT at 13", "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1")
+# beyond the paper (issue 14): CLOSE with each GATE variant of bench/gate_signal.py
+VARIANTS.update({f"close gate={name}": ("params/nb201/mini-close.yaml", over) for name, over in GATE_VARIANTS.items()
+                 if over})
+GATE = tuple(v for v in VARIANTS if v.startswith("close gate="))
 ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true", "vanilla keep_zero_grads=true",
              "close keep_zero_grads=true")
 # NB301 (issue 11): vanilla vs CLOSE at equal epochs on the mini NB301 ground truth (not shipped yet: pass --truth)
@@ -55,20 +67,27 @@ def nds_variants(s):
             "close wit_buffers=false": (f"params/nds/{s}-mini-close.yaml", {"wit_buffers": False})}
 
 
-BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, "mini-nb201"),        # variants, main, ablations, default truth
-            "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), None),
+BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, GATE, "mini-nb201"),   # variants, main, ablations, gate, truth
+            "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), (), None),
             **{f"nds-{s}": (nds_variants(s), ("vanilla", "close"), ("close cl_criteria=max", "close wit_buffers=false"),
-                            None) for s in ("resnet", "resnexta")}}
+                            (), None) for s in ("resnet", "resnexta")}}
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio", "arch_dependence")
 
 
-def job_dir(out, variant, seed, extra, space="nb201"):
+def stretched(cfg, k):
+    """``cfg`` at k times the epochs: curriculum and SRT epochs e -> 1 + (e - 1) k, plateau patience x k."""
+    at = lambda es: tuple(1 + (e - 1) * k for e in es)  # noqa: E731
+    return cfg if k == 1 else cfg.replace(epochs=cfg.epochs * k, cl_schedule=at(cfg.cl_schedule),
+                                          srt_epochs=at(cfg.srt_epochs), plateau_patience=cfg.plateau_patience * k)
+
+
+def job_dir(out, variant, seed, extra, space="nb201", stretch=1):
     """The run directory of one (variant, seed): keyed by the resolved config and the code version."""
     from closekit.config import RunConfig
     from closekit.run import code_version, config_hash
     params, over = BY_SPACE[space][0][variant]
-    cfg = RunConfig.from_yaml(ROOT / params, seed=seed, **{**over, **extra})
+    cfg = stretched(RunConfig.from_yaml(ROOT / params, seed=seed, **{**over, **extra}), stretch)
     slug = f"{variant.replace(' ', '_').replace('=', '-')}-seed{seed}"
     return cfg, Path(out) / f"{slug}-{config_hash(cfg)[:8]}-{code_version(cfg.space)[:8]}"
 
@@ -81,8 +100,8 @@ def run_one(job):
     from closekit.metrics import compare
     from closekit.routing import arch_dependence, entropy, route_cfg
     from closekit.run import provenance
-    variant, seed, out, extra, space = job
-    cfg, d = job_dir(out, variant, seed, extra, space)
+    variant, seed, out, extra, space, stretch = job
+    cfg, d = job_dir(out, variant, seed, extra, space, stretch)
     if (d / "bench.json").is_file():
         return json.loads((d / "bench.json").read_text())
     torch.set_num_threads(1)
@@ -138,6 +157,11 @@ def main(argv=None):
                                    "nb201; NB301 has no shipped one yet)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds of vanilla and CLOSE")
     p.add_argument("--ablation-seeds", nargs="*", type=int, default=[0], help="seeds of the ablation variants")
+    p.add_argument("--gate-seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds of the GATE variants")
+    p.add_argument("--groups", nargs="+", default=["main", "ablations"], choices=("main", "ablations", "gate"),
+                   help="variant groups to run (default main ablations)")
+    p.add_argument("--variants", nargs="+", metavar="NAME", help="run only these variants (with --seeds)")
+    p.add_argument("--stretch", type=int, default=1, help="k times the epochs, curriculum stretched (default 1)")
     p.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
     p.add_argument("--out", default="runs/bench-ranking", help="run directories (rerun to resume)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override every config (a quick check)")
@@ -145,27 +169,37 @@ def main(argv=None):
     from closekit import groundtruth
     from closekit.cli import _overrides
     from closekit.spaces import get
-    _, main_variants, ablations, default_truth = BY_SPACE[args.space]
+    variants, main_variants, ablations, gate, default_truth = BY_SPACE[args.space]
     args.truth = args.truth or default_truth
     if args.truth is None:
         p.error(f"--truth is required for {args.space} (a `closekit truth build` directory)")
-    jobs = [(v, s) for v in main_variants for s in args.seeds] + [(v, s) for v in ablations
-                                                                  for s in args.ablation_seeds]
+    if args.variants:
+        unknown = set(args.variants) - set(variants)
+        if unknown:
+            p.error(f"unknown variant(s) {', '.join(sorted(unknown))}; {args.space} has: {', '.join(variants)}")
+        jobs = [(v, s) for v in args.variants for s in args.seeds]
+    else:
+        groups = {"main": (main_variants, args.seeds), "ablations": (ablations, args.ablation_seeds),
+                  "gate": (gate, args.gate_seeds)}
+        jobs = [(v, s) for g in args.groups for v in groups[g][0] for s in groups[g][1]]
+    if not jobs:
+        p.error(f"no runs: the groups {' '.join(args.groups)} hold no {args.space} variant with those seeds")
     extra = {"truth": args.truth, "archs": "truth", **_overrides(args.set)}
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        done = pool.map(run_one, [(v, s, args.out, extra, args.space) for v, s in jobs], chunksize=1)
+        done = pool.map(run_one, [(v, s, args.out, extra, args.space, args.stretch) for v, s in jobs], chunksize=1)
     rows = []
     for b in done:
         rows.append({k: v for k, v in b.items() if k != "gumbel"})
         if "gumbel" in b:
             rows.append({"variant": f"{b['variant']}, scored eval_routing=gumbel", "seed": b["seed"], **b["gumbel"],
                          "train_seconds": b["train_seconds"]})
-    pd.DataFrame(rows).to_csv(Path(args.out) / "ranking.csv", index=False)
+    tag = f"-x{args.stretch}" if args.stretch > 1 else ""
+    pd.DataFrame(rows).to_csv(Path(args.out) / f"ranking{tag}.csv", index=False)
     truth = groundtruth.load(args.truth, get(args.space))
     print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs; ranked on n = {rows[0]['n']}); "
-          f"code {done[0]['code_version']}")
+          f"code {done[0]['code_version']}" + (f"; stretched x{args.stretch}" if args.stretch > 1 else ""))
     text = table(rows, truth.attrs["noise_ceiling"])
-    (Path(args.out) / "ranking.md").write_text(text + "\n")
+    (Path(args.out) / f"ranking{tag}.md").write_text(text + "\n")
     print(text)
     return 0
 

@@ -1,5 +1,5 @@
-"""bench/gate_signal.py: the GATE-signal columns derived by hand for a GATE that routes by the edge's op, configs per
-variant, a trained run's row (its ranking metrics = the run's own), and NB301 through the same protocol."""
+"""bench/gate_signal.py: the GATE-signal columns derived by hand for a GATE that routes by the edge's op, a trained
+run's row (its ranking metrics = the run's own), and NB301 through the same protocol."""
 import importlib.util
 import json
 import math
@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 import closekit
-from closekit import RunConfig, spaces
+from closekit import spaces
 from conftest import tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,18 +46,6 @@ def test_signal_of_a_gate_that_routes_by_op():
     assert got["off_modal"] > 0.5                                   # sampled ops differ: it routes by architecture
 
 
-def test_configs_per_variant(tmp_path):
-    params = ROOT / "params/nb201/mini-close.yaml"
-    paths = gs.write_configs(tmp_path, params, list(gs.VARIANTS), [0, 1], {"epochs": 3})
-    assert [p.name for p in paths] == [f"{slug}-seed{s}.yaml" for slug, _ in gs.VARIANTS.values() for s in (0, 1)]
-    for (name, (slug, over)), p in zip([(n, v) for n, v in gs.VARIANTS.items() for _ in (0, 1)], paths):
-        cfg = RunConfig.from_yaml(p)
-        assert cfg.gate_variant() == over and gs.variant_name(cfg) == name and cfg.epochs == 3
-        assert cfg.out_dir == str(tmp_path / "runs" / p.stem) and cfg.seed == int(p.stem[-1])
-    arch_level = gs.write_configs(tmp_path / "arch", params, list(gs.VARIANTS), [0], {"router": "arch"})
-    assert "c-edge_op-seed0.yaml" not in {p.name for p in arch_level} and len(arch_level) == len(gs.VARIANTS) - 1
-
-
 def test_trained_run_row_ranks_as_the_run(tmp_path):
     space = spaces.get("nb201")
     archs = space.sample_list(40, 3)
@@ -69,15 +57,15 @@ def test_trained_run_row_ranks_as_the_run(tmp_path):
     closekit.run(cfg, tmp_path / "run", log=lambda *a, **k: None)
     (row,) = gs.run_rows([tmp_path / "run"], 10, 0)
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
-    assert row["variant"] == "a l2" and row["when"] == "epoch 2" and row["level"] == 2
+    assert row["variant"] == "a-l2" and row["when"] == "epoch 2" and row["level"] == 2
     for k in ("kendall", "p@top5%", "br@5%_rel"):
         assert row[k] == metrics[k] or (math.isnan(row[k]) and math.isnan(metrics[k]))
     text = gs.table([row])
-    assert "| a l2 | epoch 2 | 2 | 1 |" in text
+    assert "| a-l2 | epoch 2 | 2 | 1 |" in text
 
 
 def test_init_rows_of_nb301_go_through_the_protocol():
-    rows = gs.init_rows(ROOT / "params/nb301/smoke.yaml", ["reference", "c edge_op"], [0], 10, 0,
+    rows = gs.init_rows(ROOT / "params/nb301/smoke.yaml", ["reference", "c-edge_op"], [0], 10, 0,
                         {"dataset": "synthetic", "image_size": 8, "train_limit": None})
-    assert [r["variant"] for r in rows] == ["reference", "c edge_op"] and all(r["level"] == 3 for r in rows)
+    assert [r["variant"] for r in rows] == ["reference", "c-edge_op"] and all(r["level"] == 3 for r in rows)
     assert all(0 <= r["off_modal"] <= 1 and 0 < r["entropy"] <= 1 and r["ratio"] > 0 for r in rows)
