@@ -8,7 +8,8 @@ the ground truth's noise ceiling. Every CLOSE run is also scored with the refere
 pairs routed to the most used block, the mean GATE entropy over its maximum log L, and how much the routing
 depends on the architecture (routing.arch_dependence). Each run lives in --out under
 ``<variant>-seed<s>-<config hash>-<code version>``: a killed bench resumes where it stopped, a rerun on the same
-code only compares and prints, and a run of other code or another config is never reused.
+code only compares and prints (a row is reused only against the same ground truth rows: a grown build re-scores),
+and a run of other code or another config is never reused.
 
     python bench/ranking.py                       # MAIN variants x seeds 0 1 2; ablations seed 0
     python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
@@ -92,6 +93,13 @@ def job_dir(out, variant, seed, extra, space="nb201", stretch=1):
     return cfg, Path(out) / f"{slug}-{config_hash(cfg)[:8]}-{code_version(cfg.space)[:8]}"
 
 
+def truth_key(truth):
+    """What a cached bench row was ranked against: the ground truth's version and a hash of its (arch, acc) rows."""
+    import hashlib
+    rows = truth[["arch", "acc"]].sort_values("arch").to_csv(index=False)
+    return f"{truth.attrs.get('version')}-{len(truth)}-{hashlib.sha1(rows.encode()).hexdigest()[:8]}"
+
+
 def run_one(job):
     """Train (or resume) one (variant, seed), score and rank it; returns bench.json's dict (cached)."""
     import torch
@@ -100,14 +108,17 @@ def run_one(job):
     from closekit.metrics import compare
     from closekit.routing import arch_dependence, entropy, route_cfg
     from closekit.run import provenance
-    variant, seed, out, extra, space, stretch = job
+    variant, seed, out, extra, space, stretch, truth_key = job
     cfg, d = job_dir(out, variant, seed, extra, space, stretch)
     if (d / "bench.json").is_file():
-        return json.loads((d / "bench.json").read_text())
+        cached = json.loads((d / "bench.json").read_text())
+        if cached.get("truth_key") == truth_key:
+            return cached                    # else the ground truth changed (e.g. a build grew): resume and re-score
     torch.set_num_threads(1)
     res = run(cfg, d, log=lambda *a, **k: None, keep_snapshots=False, usage_every_level=False)
     pick = lambda m: {k: m[k] for k in (*KEYS, "n")}  # noqa: E731
-    row = {"variant": variant, "seed": seed, "dir": d.name, **provenance(cfg), **pick(res.metrics),
+    row = {"variant": variant, "seed": seed, "dir": d.name, "truth_key": truth_key, **provenance(cfg),
+           **pick(res.metrics),
            "train_seconds": float(res.history["seconds"].sum())}
     if cfg.supernet == "close":
         r = route_cfg(res.net, res.space, list(res.scores["arch"]), cfg)
@@ -185,8 +196,11 @@ def main(argv=None):
     if not jobs:
         p.error(f"no runs: the groups {' '.join(args.groups)} hold no {args.space} variant with those seeds")
     extra = {"truth": args.truth, "archs": "truth", **_overrides(args.set)}
+    truth = groundtruth.load(args.truth, get(args.space))
+    key = truth_key(truth)
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        done = pool.map(run_one, [(v, s, args.out, extra, args.space, args.stretch) for v, s in jobs], chunksize=1)
+        done = pool.map(run_one, [(v, s, args.out, extra, args.space, args.stretch, key) for v, s in jobs],
+                        chunksize=1)
     rows = []
     for b in done:
         rows.append({k: v for k, v in b.items() if k != "gumbel"})
@@ -195,7 +209,6 @@ def main(argv=None):
                          "train_seconds": b["train_seconds"]})
     tag = f"-x{args.stretch}" if args.stretch > 1 else ""
     pd.DataFrame(rows).to_csv(Path(args.out) / f"ranking{tag}.csv", index=False)
-    truth = groundtruth.load(args.truth, get(args.space))
     print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs; ranked on n = {rows[0]['n']}); "
           f"code {done[0]['code_version']}" + (f"; stretched x{args.stretch}" if args.stretch > 1 else ""))
     text = table(rows, truth.attrs["noise_ceiling"])
