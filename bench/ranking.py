@@ -13,8 +13,7 @@ and a run of other code or another config is never reused.
 
     python bench/ranking.py                       # MAIN variants x seeds 0 1 2; ablations seed 0
     python bench/ranking.py --seeds 0 --ablation-seeds --set epochs=2 train_limit=1000 --out /tmp/rk   # 1 min
-    python bench/ranking.py --space nb301 --truth DIR   # NB301: vanilla vs CLOSE (params/nb301/mini-*.yaml) on a
-                                                        # mini NB301 ground truth (`closekit truth build` dir)
+    python bench/ranking.py --space nb301         # NB301: vanilla vs CLOSE (params/nb301/mini-*.yaml) on mini-nb301
     python bench/ranking.py --groups gate --gate-seeds 0 1 2        # CLOSE with each GATE variant (issue 14), then
     python bench/gate_signal.py --runs runs/bench-ranking/close_gate-*  # their routing columns
     python bench/ranking.py --stretch 3           # the same runs at 3x the epochs (schedule, SRT, patience x3)
@@ -57,7 +56,7 @@ VARIANTS.update({f"close gate={name}": ("params/nb201/mini-close.yaml", over) fo
 GATE = tuple(v for v in VARIANTS if v.startswith("close gate="))
 ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true", "vanilla keep_zero_grads=true",
              "close keep_zero_grads=true")
-# NB301 (issue 11): vanilla vs CLOSE at equal epochs on the mini NB301 ground truth (not shipped yet: pass --truth)
+# NB301 (issue 11): vanilla vs CLOSE at equal epochs on the shipped mini NB301 ground truth
 NB301_VARIANTS = {"vanilla": ("params/nb301/mini-vanilla.yaml", {}), "close": ("params/nb301/mini-close.yaml", {})}
 
 
@@ -69,7 +68,7 @@ def nds_variants(s):
 
 
 BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, GATE, "mini-nb201"),   # variants, main, ablations, gate, truth
-            "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), (), None),
+            "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), (), "mini-nb301"),
             **{f"nds-{s}": (nds_variants(s), ("vanilla", "close"), ("close cl_criteria=max", "close wit_buffers=false"),
                             (), None) for s in ("resnet", "resnexta")}}
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
@@ -164,8 +163,8 @@ def table(rows, ceiling):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="nb201", choices=tuple(BY_SPACE), help="search space (default nb201)")
-    p.add_argument("--truth", help="a minibench ground truth: shipped name or directory (default: mini-nb201 for "
-                                   "nb201; NB301 has no shipped one yet)")
+    p.add_argument("--truth", help="a minibench ground truth: shipped name or directory (default: the space's "
+                                   "shipped one, mini-nb201 / mini-nb301; NDS has none yet)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds of vanilla and CLOSE")
     p.add_argument("--ablation-seeds", nargs="*", type=int, default=[0], help="seeds of the ablation variants")
     p.add_argument("--gate-seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds of the GATE variants")

@@ -88,7 +88,7 @@ device: str = "auto"  # auto | cpu | cuda | cuda:N
 deterministic: bool = False  # deterministic GPU kernels (bitwise-exact resume on cuda, slower)
 save_every: int = 5  # checkpoint period in epochs (the last epoch is always saved)
 # scoring
-archs: str = "sample:100"  # architectures to score: all | valid | sample:N | truth | a text file of arch strings
+archs: str = "truth"  # architectures to score: all | valid | sample:N | truth | a text file of arch strings
 arch_seed: int = 0  # seed of sample:N
 eval_routing: str = "argmax"  # argmax (deterministic) | gumbel (reference: sampled, seeded)
 eval_seed: int = 123  # seed of gumbel routing at evaluation
@@ -99,7 +99,7 @@ eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (N
 eval_every: int = 0  # probe-score eval_every_archs architectures every n epochs (0: never)
 eval_every_archs: int = 50  # probe architectures (a seeded sample, arch_seed, of the scored ones); also block usage
 # ground truth and output
-truth: "Optional[str]" = None  # ground truth: shipped name, CSV (arch, acc), minibench dir or official file
+truth: "Optional[str]" = "mini-nb301"  # ground truth: shipped name, CSV (arch, acc), minibench dir or official file
 out_dir: str = "runs/nb301-mini-close"  # run directory: checkpoint (resumed when present), results.json
 
 # %% [markdown]

@@ -1,7 +1,8 @@
 """Ground truth for ranking (CLOSE §4): stand-alone accuracies keyed by canonical architecture string.
 
 ``load("mini-nb201", space)`` gives the mini NB201 ground truth shipped with the package (stand-alone accuracies
-on the embedded default dataset; recipe, seeds and noise ceiling in its meta.yaml; see ``SHIPPED``).
+on the embedded default dataset; recipe, seeds and noise ceiling in its meta.yaml; see ``SHIPPED``);
+``load("mini-nb301", space)`` the mini NB301 one (a prefix of its sample: meta.yaml says how many genotypes).
 
 ``load(spec, space)`` reads a CSV table (columns ``arch``, ``acc``; more columns are kept) and checks that
 every architecture belongs to the space. A directory written by ``closekit truth build`` loads through
@@ -18,7 +19,8 @@ from urllib.parse import parse_qsl
 import pandas as pd
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-SHIPPED = {"mini-nb201": ASSETS / "mini_nb201"}     # name -> minibench directory inside the package
+SHIPPED = {"mini-nb201": ASSETS / "mini_nb201",   # name -> minibench directory inside the package
+           "mini-nb301": ASSETS / "mini_nb301"}
 
 
 def _official(spec, space):
