@@ -44,7 +44,8 @@ slurm-deps:
 # params/truth/$(TRUTH).yaml: `make truth` (mini NB201: 300 sampled representatives x 3 seeds, 2 workers),
 # `make truth TRUTH=mini-nb301` or TRUTH=mini-nds-resnet / mini-nds-resnexta (200 sampled configurations x 2 seeds,
 # one worker with one torch thread: measured fastest on 2 shared cores, bench/recipes/). Resumable: rerun to
-# continue; finished (arch, seed) rows are kept. TRUTH_ARCHS / TRUTH_SEEDS / TRUTH_WORKERS override.
+# continue; finished (arch, seed) rows are kept. TRUTH_ARCHS / TRUTH_SEEDS / TRUTH_WORKERS override;
+# TRUTH_ARCHS=sample:K builds the first K of the sample, a prefix that is complete on its own (commit it, go on).
 TRUTH ?= mini-nb201
 ARCHS.mini-nb201 = sample:300
 SEEDS.mini-nb201 = 0 1 2

@@ -29,7 +29,7 @@ def test_sigterm_ends_every_job_process_and_marks_them_interrupted(tmp_path):
     p1.write_text("mode: sleep\n")
     p2.write_text("mode: sleep\nvalue: 2\n")
     out = tmp_path / "out"
-    runner = subprocess.Popen([sys.executable, "-m", "closekit.batch", str(JOB_NB), str(p1), str(p2), "--out",
+    runner = subprocess.Popen([sys.executable, "-m", "closekit.cli", "batch", str(JOB_NB), str(p1), str(p2), "--out",
                                str(out), "--cpu-slots", "2", "--no-html", "--kernel", batch.ensure_kernel()],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
