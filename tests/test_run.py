@@ -59,3 +59,18 @@ def test_a_truth_of_every_member_is_scored_member_by_member(tmp_path, space):
     assert closekit.compare(scores, truth)["n"] == len(members)
     with pytest.raises(ValueError, match="duplicate architectures in scores"):
         closekit.compare(pd.concat([scores, scores.iloc[:1]]), truth)
+
+
+@pytest.mark.parametrize("supernet", ["vanilla", "close"])
+def test_probe_scores_do_not_change_training(tmp_path, supernet):
+    """eval_every probes score in eval mode between epochs: the trained weights and final scores are those of a run
+    without probes (so a probed bench run ranks as the unprobed one)."""
+    runs = {}
+    for ev in (0, 1):
+        cfg = tiny_cfg(supernet=supernet, epochs=3, train_limit=256, eval_every=ev, eval_every_archs=4,
+                       archs="sample:6", eval_max_batches=1)
+        runs[ev] = quiet(cfg, tmp_path / f"ev{ev}", keep_snapshots=False)
+    assert "probe_acc_mean" in runs[1].history and "probe_acc_mean" not in runs[0].history
+    a, b = runs[0].net.state_dict(), runs[1].net.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].scores["acc"].tolist() == runs[1].scores["acc"].tolist()
