@@ -7,8 +7,8 @@ set -e
 cd "$(dirname "$0")/../../.."
 declare -A SET=(
   [n0-12px-c2-e4-3k]="train_limit=3000"             # the first try, stopped after 4 configs: 96 steps are too few
-  [n1-12px-c2-e4-6k]=""                              # params/truth/mini-nds-resnet.yaml as it is
-  [n2-12px-c4-e4-6k]="C=4"                           # twice the widths (about 2x the cost)
+  [n1-12px-c2-e4-6k]="C=2"                           # half the widths of the chosen recipe
+  [n2-12px-c4-e4-6k]=""                              # params/truth/mini-nds-resnet.yaml as it is (chosen)
 )
 for d in ${@:-n1-12px-c2-e4-6k n2-12px-c4-e4-6k}; do
   closekit truth build --recipe params/truth/mini-nds-resnet.yaml --archs sample:40 --seeds 0 1 --workers 1 \
