@@ -31,8 +31,8 @@ def test_size_seeds_and_archs(shipped):
     # a seeded uniform sample: the first n of sample:N with the recorded seed (a partial build holds a prefix)
     n = len(truth)
     assert set(truth["arch"]) == {space.to_str(a) for a in space.sample_list(n, meta["sample_seed"])}
-    if name == "mini-nb201":
-        assert set(truth["arch"]) <= {space.to_str(a) for a in space.valid}   # valid (non-degenerate) cells only
+    if hasattr(space, "valid"):                  # spaces with degenerate cells (NB201) ship valid ones only
+        assert set(truth["arch"]) <= {space.to_str(a) for a in space.valid}
     assert truth["acc"].between(0.1, 1).all()
     assert truth["acc"].to_numpy() == pytest.approx(truth[seed_cols].mean(axis=1).to_numpy())
 
