@@ -3,8 +3,8 @@
 Runs every (variant, seed) through ``closekit.run`` with the mini configs (params/nb201/mini-*.yaml, only the seed
 and the variant's keys changed), scoring and ranking the ground truth's architectures, and prints Kendall tau,
 P@top5% and BR@5% (best true rank among the predicted top 5%, as a fraction of all; mean ± std over seeds) next to
-the ground truth's noise ceiling. Every CLOSE run is also scored with the reference's Gumbel-sampled routing
-(eval_routing=gumbel, same weights), and the table gives, for argmax scoring, the share of (architecture, slot)
+the ground truth's noise ceiling. Every CLOSE run of the main group is also scored with the reference's
+Gumbel-sampled routing (eval_routing=gumbel, same weights), and the table gives, for argmax scoring, the share of (architecture, slot)
 pairs routed to the most used block, the mean GATE entropy over its maximum log L, and how much the routing
 depends on the architecture (routing.arch_dependence). Each run lives in --out under
 ``<variant>-seed<s>-<config hash>-<code version>``: a killed bench resumes where it stopped, a rerun on the same
@@ -107,7 +107,7 @@ def run_one(job):
     from closekit.metrics import compare
     from closekit.routing import arch_dependence, entropy, route_cfg
     from closekit.run import provenance
-    variant, seed, out, extra, space, stretch, truth_key = job
+    variant, seed, out, extra, space, stretch, truth_key, gumbel = job
     cfg, d = job_dir(out, variant, seed, extra, space, stretch)
     if (d / "bench.json").is_file():
         cached = json.loads((d / "bench.json").read_text())
@@ -124,10 +124,11 @@ def run_one(job):
         counts = r.chosen.flatten().bincount(minlength=r.level)
         row.update(top_block_share=float(counts.max()) / float(counts.sum()), arch_dependence=arch_dependence(r),
                    entropy_ratio=float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None)
-        gumbel = evaluate_cfg(res.net, res.space, list(res.scores["arch"]), res.data, cfg, routing="gumbel",
+    if cfg.supernet == "close" and gumbel:
+        scores = evaluate_cfg(res.net, res.space, list(res.scores["arch"]), res.data, cfg, routing="gumbel",
                               progress=False)
-        gumbel.to_csv(d / "scores_gumbel.csv", index=False)
-        row["gumbel"] = pick(compare(gumbel, res.truth))
+        scores.to_csv(d / "scores_gumbel.csv", index=False)
+        row["gumbel"] = pick(compare(scores, res.truth))
     (d / "bench.json").write_text(json.dumps(row, indent=1))
     return row
 
@@ -198,8 +199,8 @@ def main(argv=None):
     truth = groundtruth.load(args.truth, get(args.space))
     key = truth_key(truth)
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        done = pool.map(run_one, [(v, s, args.out, extra, args.space, args.stretch, key) for v, s in jobs],
-                        chunksize=1)
+        done = pool.map(run_one, [(v, s, args.out, extra, args.space, args.stretch, key, v in main_variants)
+                                  for v, s in jobs], chunksize=1)
     rows = []
     for b in done:
         rows.append({k: v for k, v in b.items() if k != "gumbel"})

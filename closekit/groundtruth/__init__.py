@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl
 import pandas as pd
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-SHIPPED = {"mini-nb201": ASSETS / "mini_nb201",   # name -> minibench directory inside the package
-           "mini-nb301": ASSETS / "mini_nb301"}
+# name -> minibench directory inside the package: every assets/mini_<space> with a meta.yaml ships as mini-<space>
+SHIPPED = {d.name.replace("_", "-"): d for d in sorted(ASSETS.glob("mini_*")) if (d / "meta.yaml").is_file()}
 
 
 def _official(spec, space):
