@@ -111,14 +111,19 @@ def run_rows(paths, n_archs, arch_seed):
     return rows
 
 
+def mean_std(v, f=".3f"):
+    """'mean ± std' of a Series over seeds (the value alone for one, '' for none); |mean| < 1e-2 in e-notation."""
+    v = v.dropna()
+    f = ".2e" if f == ".3f" and len(v) and 0 < abs(v.mean()) < 1e-2 else f
+    return "" if v.empty else f"{v.mean():{f}} ± {v.std(ddof=1):{f}}" if len(v) > 1 else f"{v.iloc[0]:{f}}"
+
+
 def table(rows):
     """Markdown: one line per (variant, when), mean ± std over its seeds / runs."""
     df = pd.DataFrame(rows)
 
     def cell(g, k, pct=False):
-        v = g[k].dropna() * (100 if pct else 1) if k in g else pd.Series(dtype=float)
-        f = ".2f" if pct else ".2e" if len(v) and 0 < abs(v.mean()) < 1e-2 else ".3f"
-        return "" if v.empty else f"{v.mean():{f}} ± {v.std(ddof=1):{f}}" if len(v) > 1 else f"{v.iloc[0]:{f}}"
+        return mean_std(g[k] * (100 if pct else 1), ".2f" if pct else ".3f") if k in g else ""
 
     head = ["variant", "when", "L", "seeds", "logit sd over archs", "over blocks", "ratio", "off-modal %",
             "entropy % of max", "routes by arch (off-modal >= 10%)", "kendall", "P@top5%", "BR@5%"]

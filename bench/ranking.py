@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gate_signal import VARIANTS as GATE_VARIANTS
+from gate_signal import VARIANTS as GATE_VARIANTS, mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 # variant name -> (params file, overrides)
@@ -70,7 +70,7 @@ def nds_variants(s):
 BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, GATE, "mini-nb201"),   # variants, main, ablations, gate, truth
             "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), (), "mini-nb301"),
             **{f"nds-{s}": (nds_variants(s), ("vanilla", "close"), ("close cl_criteria=max", "close wit_buffers=false"),
-                            (), None) for s in ("resnet", "resnexta")}}
+                            (), f"mini-nds-{s}") for s in ("resnet", "resnexta")}}
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio", "arch_dependence")
 
@@ -138,14 +138,9 @@ def table(rows, ceiling):
     df = pd.DataFrame(rows)
     cols = (*KEYS, *ROUTING)
 
-    def cell(g, k):
-        v = g[k].dropna()
-        f = ".1e" if len(v) and 0 < abs(v.mean()) < 5e-3 else ".3f"          # arch_dependence is ~1e-5
-        return "" if v.empty else f"{v.mean():{f}} ± {v.std(ddof=1):{f}}" if len(v) > 1 else f"{v.iloc[0]:{f}}"
-
     lines = ["| variant | seeds | " + " | ".join(cols) + " | train s/run |", "|---" * (len(cols) + 3) + "|"]
     for variant, g in df.groupby("variant", sort=False):
-        lines.append(f"| {variant} | {len(g)} | " + " | ".join(cell(g, k) for k in cols) +
+        lines.append(f"| {variant} | {len(g)} | " + " | ".join(mean_std(g[k]) for k in cols) +
                      f" | {g['train_seconds'].mean():.0f} |")
     pad = " |" * len(cols)
     lines.append(f"| ground truth: seed 0 vs seed 1 (noise ceiling) | | {ceiling['kendall']:.3f} ± "
@@ -165,7 +160,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="nb201", choices=tuple(BY_SPACE), help="search space (default nb201)")
     p.add_argument("--truth", help="a minibench ground truth: shipped name or directory (default: the space's "
-                                   "shipped one, mini-nb201 / mini-nb301; NDS has none yet)")
+                                   "shipped mini-<space>)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds of vanilla and CLOSE")
     p.add_argument("--ablation-seeds", nargs="*", type=int, default=[0], help="seeds of the ablation variants")
     p.add_argument("--gate-seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds of the GATE variants")
@@ -182,8 +177,6 @@ def main(argv=None):
     from closekit.spaces import get
     variants, main_variants, ablations, gate, default_truth = BY_SPACE[args.space]
     args.truth = args.truth or default_truth
-    if args.truth is None:
-        p.error(f"--truth is required for {args.space} (a `closekit truth build` directory)")
     if args.variants:
         unknown = set(args.variants) - set(variants)
         if unknown:

@@ -96,7 +96,7 @@ eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (N
 eval_every: int = 0  # probe-score eval_every_archs architectures every n epochs (0: never)
 eval_every_archs: int = 50  # probe architectures (a seeded sample, arch_seed, of the scored ones); also block usage
 # ground truth and output
-truth: "Optional[str]" = None  # ground truth: CSV (arch, acc), minibench dir, NDS JSON / aw_nas .pkl
+truth: "Optional[str]" = "mini-nds-resnet"  # ground truth: shipped mini-nds-resnet, CSV (arch, acc), minibench dir, NDS JSON / aw_nas .pkl
 out_dir: str = "runs/nds-resnet-mini-close"  # run directory: checkpoint (resumed when present), results.json
 
 # %% [markdown]
