@@ -20,6 +20,8 @@ and a run of other code or another config is never reused.
 
 ``--stretch K`` multiplies the epochs and stretches the curriculum: epoch e of cl_schedule and srt_epochs becomes
 1 + (e - 1) K, the plateau patience becomes K times as long; the run directories differ (another config hash).
+Runs probed along training (``--set eval_every=6``, x3: 18: at every level end; probes are training-neutral) also
+leave probes[-xK].csv and probes.png (probe Kendall tau per variant, mean ± sd over seeds, one panel per budget).
 """
 import argparse
 import json
@@ -207,7 +209,32 @@ def main(argv=None):
     text = table(rows, truth.attrs["noise_ceiling"])
     (Path(args.out) / f"ranking{tag}.md").write_text(text + "\n")
     print(text)
+    probes = probe_history(done, args.out, args.stretch)
+    if not probes.empty:
+        probes.to_csv(Path(args.out) / f"probes{tag}.csv", index=False)
+        figure(args.out)
     return 0
+
+
+def probe_history(done, out, stretch):
+    """The probe Kendall tau of every run of this bench along training (history.csv rows that have one)."""
+    frames = []
+    for b in done:
+        h = pd.read_csv(Path(out) / b["dir"] / "history.csv")
+        if "probe_kendall" in h:
+            budget = f"x{stretch}: {h['epoch'].max()} epochs"
+            h = h.dropna(subset=["probe_kendall"])[["epoch", "level", "probe_kendall"]]
+            frames.append(h.assign(variant=b["variant"], seed=b["seed"], budget=budget))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def figure(out):
+    """probes.png: every budget's probes*.csv in ``out``, one panel per budget."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from closekit.plots import probe_curves
+    probes = pd.concat([pd.read_csv(p) for p in sorted(Path(out).glob("probes*.csv"))], ignore_index=True)
+    probe_curves(probes).savefig(Path(out) / "probes.png", dpi=110)
 
 
 if __name__ == "__main__":

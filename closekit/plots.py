@@ -77,6 +77,17 @@ def trajectory(history, srt_epochs=()):
     return fig
 
 
+def probe_curves(probes, col="budget"):
+    """Probe Kendall τ along training (columns variant, seed, epoch, probe_kendall and ``col``): mean ± sd over
+    seeds per variant, one panel per value of ``col`` (e.g. the training budget)."""
+    with sns.axes_style(STYLE):
+        g = sns.relplot(data=probes, x="epoch", y="probe_kendall", hue="variant", col=col, kind="line",
+                        errorbar="sd", marker="o", height=3.6, aspect=1.2, facet_kws={"sharex": False})
+        g.set_axis_labels("epoch", "probe Kendall τ (mean ± sd over seeds)")
+        g.figure.tight_layout()
+    return g.figure
+
+
 def block_usage(usage):
     """Heatmaps of slot position x GLOW block counts (``routing.usage_table``), one panel per curriculum level
     (``level`` column); rows labelled by ``position`` in ``slot`` order (records before slots: ``edge``)."""

@@ -100,6 +100,18 @@ def test_plots_without_optional_columns():
         plt.close(fig)
 
 
+def test_probe_curves_one_panel_per_budget_with_the_seed_spread():
+    probes = pd.DataFrame({"epoch": [6, 12, 6, 12, 18, 36, 18, 36], "probe_kendall": [.1, .3, .2, .5, .0, .4, .2, .6],
+                           "variant": ["close"] * 8, "seed": [0, 0, 1, 1, 0, 0, 1, 1],
+                           "budget": ["x1"] * 4 + ["x3"] * 4})
+    fig = plots.probe_curves(probes)
+    assert [ax.get_title() for ax in fig.axes] == ["budget = x1", "budget = x3"]
+    (line,) = [ln for ln in fig.axes[0].get_lines() if len(ln.get_xdata())]   # (the other: a legend handle)
+    assert list(line.get_xdata()) == [6, 12] and list(line.get_ydata()) == pytest.approx([.15, .4])   # seed means
+    assert fig.axes[0].collections                                    # the ± sd band
+    plt.close(fig)
+
+
 def ref_lines(ax):
     """(y, label, linestyle) of the labelled horizontal lines of ``ax``."""
     return [(ln.get_ydata()[0], ln.get_label(), ln.get_linestyle()) for ln in ax.get_lines()
