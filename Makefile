@@ -18,18 +18,27 @@ test: $(VENV)/.installed
 
 # The main job: the mini vanilla and mini CLOSE notebooks as a papermill batch, then the comparison notebook and
 # the GATE explorer over the CLOSE run; HTML reports land in runs/demo/*/nb201.html, runs/compare/compare.html and
-# runs/gate-explorer/gate_explorer.html.
+# runs/gate-explorer/gate_explorer.html. `make demo DEMO=nb301` (or nds-resnet, nds-resnexta) does the same for
+# another space, its notebook and mini params, into runs/demo-<space>, runs/compare-<space>, runs/gate-explorer-<space>.
+DEMO ?= nb201
+NB.nds-resnet = nds
+NB.nds-resnexta = nds
+MINI.nds-resnet = params/nds/resnet-mini-
+MINI.nds-resnexta = params/nds/resnexta-mini-
+DEMO_NB = notebooks/$(or $(NB.$(DEMO)),$(DEMO)).ipynb
+DEMO_MINI = $(or $(MINI.$(DEMO)),params/$(DEMO)/mini-)
+R = $(CURDIR)/runs
+S = $(if $(filter nb201,$(DEMO)),,-$(DEMO))
 demo: $(VENV)/.installed
-	$(VENV)/bin/closekit batch notebooks/nb201.ipynb params/nb201/mini-vanilla.yaml params/nb201/mini-close.yaml \
-		--out runs/demo --cpu-slots 2 --timeout 3600
-	mkdir -p runs/compare
-	$(VENV)/bin/papermill notebooks/compare.ipynb runs/compare/compare.ipynb -k python3 --cwd runs/compare \
-		-p batch_dir $(CURDIR)/runs/demo --no-progress-bar
-	$(VENV)/bin/jupyter nbconvert --to html --no-input runs/compare/compare.ipynb
-	mkdir -p runs/gate-explorer
-	$(VENV)/bin/papermill notebooks/gate_explorer.ipynb runs/gate-explorer/gate_explorer.ipynb -k python3 \
-		--cwd runs/gate-explorer -p run_dir "$$(ls -td $(CURDIR)/runs/demo/mini-close-* | head -1)" --no-progress-bar
-	$(VENV)/bin/jupyter nbconvert --to html --no-input runs/gate-explorer/gate_explorer.ipynb
+	$(VENV)/bin/closekit batch $(DEMO_NB) $(DEMO_MINI)vanilla.yaml $(DEMO_MINI)close.yaml \
+		--out $(R)/demo$(S) --cpu-slots 2 --timeout 3600
+	mkdir -p $(R)/compare$(S) $(R)/gate-explorer$(S)
+	$(VENV)/bin/papermill notebooks/compare.ipynb $(R)/compare$(S)/compare.ipynb -k python3 --cwd $(R)/compare$(S) \
+		-p batch_dir $(R)/demo$(S) --no-progress-bar
+	$(VENV)/bin/jupyter nbconvert --to html --no-input $(R)/compare$(S)/compare.ipynb
+	$(VENV)/bin/papermill notebooks/gate_explorer.ipynb $(R)/gate-explorer$(S)/gate_explorer.ipynb -k python3 \
+		--cwd $(R)/gate-explorer$(S) -p run_dir "$$(ls -td $(R)/demo$(S)/*mini-close-* | head -1)" --no-progress-bar
+	$(VENV)/bin/jupyter nbconvert --to html --no-input $(R)/gate-explorer$(S)/gate_explorer.ipynb
 
 .PHONY: install test demo truth slurm-deps
 
