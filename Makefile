@@ -39,6 +39,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/papermill notebooks/gate_explorer.ipynb $(R)/gate-explorer$(S)/gate_explorer.ipynb -k python3 \
 		--cwd $(R)/gate-explorer$(S) -p run_dir "$$(ls -td $(R)/demo$(S)/*mini-close-* | head -1)" --no-progress-bar
 	$(VENV)/bin/jupyter nbconvert --to html --no-input $(R)/gate-explorer$(S)/gate_explorer.ipynb
+demo-%:   # make demo-nb301, demo-nds-resnet, demo-nds-resnexta
+	$(MAKE) demo DEMO=$*
 
 .PHONY: install test demo truth slurm-deps
 
