@@ -70,7 +70,9 @@ def load_params(item):
     if isinstance(item, dict):
         return "job", dict(item)
     from papermill.iorw import NoDatesSafeLoader  # what papermill -f uses: dates stay strings
-    return Path(item).stem, dict(yaml.load(Path(item).read_text(), Loader=NoDatesSafeLoader) or {})
+
+    from .config import read_yaml
+    return Path(item).stem, read_yaml(item, loader=NoDatesSafeLoader)
 
 
 def params_hash(params):

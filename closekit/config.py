@@ -25,6 +25,40 @@ CHOICES = {
     "gate_embed_norm": ("none", "layernorm", "l2"),
     "gate_gcn_init": ("uniform", "norm_preserving"),
 }
+
+
+def unique_keys(loader):
+    """A subclass of the PyYAML ``loader`` that refuses a mapping key given twice (PyYAML keeps the last one)."""
+    def mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return loader.construct_mapping(self, node, deep)
+    cls = type(f"Unique{loader.__name__}", (loader,), {})
+    cls.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return cls
+
+
+def read_yaml(path, kind="params file", loader=yaml.SafeLoader):
+    """The mapping a YAML file holds; one-line FileNotFoundError / ValueError (bad YAML, a key twice, no mapping)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} {path} not found; pass an existing YAML file")
+    try:
+        d = yaml.load(path.read_text(), Loader=unique_keys(loader))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{kind} {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}; "
+                         "fix the file") from None
+    if d is not None and not isinstance(d, dict):
+        raise ValueError(f"{kind} {path} must hold a mapping of keys, got {type(d).__name__}")
+    return d or {}
+
+
 # GATE variants beyond the paper (closekit.gates) and their reference values; spaces without a GATE refuse others
 GATE_VARIANT = {"gate_embed_norm": "none", "gate_gcn_init": "uniform", "gate_edge_op": False}
 
@@ -79,21 +113,7 @@ class YamlConfig:
     @classmethod
     def from_yaml(cls, path=None, **overrides):
         """Load a YAML file (None: the defaults); ``overrides`` win."""
-        d = {}
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise FileNotFoundError(f"{cls.file_kind} file {path} not found; pass an existing YAML file")
-            try:
-                d = yaml.safe_load(path.read_text()) or {}
-            except yaml.YAMLError as e:
-                mark = getattr(e, "problem_mark", None)
-                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-                raise ValueError(f"{cls.file_kind} file {path} is not valid YAML{where}: "
-                                 f"{getattr(e, 'problem', None) or e}; fix the file") from None
-            if not isinstance(d, dict):
-                raise ValueError(f"{cls.file_kind} file {path} must hold a mapping of {cls.kind} keys, "
-                                 f"got {type(d).__name__}")
+        d = {} if path is None else read_yaml(path, f"{cls.file_kind} file")
         source = f"{cls.file_kind} file {path}" if path else None
         if overrides:
             source = f"{source} with overrides {', '.join(overrides)}" if source else f"overrides {', '.join(overrides)}"

@@ -1,10 +1,11 @@
 """GATE explorer (CLOSE §3.3-3.4): a thin ipywidgets shell over ``closekit.routing`` for one run directory.
 
-Pick an architecture (one op per slot when the space can edit, a typed arch string, or a notable one), a checkpoint
-with the epoch slider or a curriculum level (the last checkpoint of that level); see the architecture with each
-slot coloured by its GLOW block (``space.draw``), the GATE's probability table, and the block usage of an
-architecture set (chosen blocks, or the expected counts under training's Gumbel sampling) with the change from
-the previous checkpoint. Space-generic: it knows a space only through the space protocol (spaces/base.py).
+Pick an architecture (one dropdown per decision when the space can edit: each slot's op, or NDS's stage depths and
+widths; a typed arch string; or a notable one), a checkpoint with the epoch slider or a curriculum level (the last
+checkpoint of that level); see the architecture with each slot coloured by its GLOW block (``space.draw``), the
+GATE's probability table, and the block usage of an architecture set (chosen blocks, or the expected counts under
+training's Gumbel sampling) with the change from the previous checkpoint. Space-generic: it knows a space only
+through the space protocol (spaces/base.py).
 """
 import contextlib
 
@@ -117,22 +118,22 @@ class GateExplorer:
         return next((k for k, v in self._notable_str.items() if v == name), CUSTOM)
 
     def _set_ops(self, arch):
-        """The op dropdowns show ``arch``: one per slot (label, the ops it may take, its op), a few per row."""
+        """The dropdowns show ``arch``: one per decision (label, its options, its value), a few per row."""
         if not self.editable:
             return
-        slots, choices = self.space.slots(arch), self.space.choices(arch)
+        decisions = self.space.choices(arch)
         with self._hold():
-            if len(self.ops) != len(slots):                              # first call, or another slot count
-                self.ops = [W.Dropdown(layout=W.Layout(width="170px"), style={"description_width": "48px"})
-                            for _ in range(len(slots))]
+            if len(self.ops) != len(decisions):                          # first call, or another decision count
+                self.ops = [W.Dropdown(layout=W.Layout(width="170px"), style={"description_width": "64px"})
+                            for _ in range(len(decisions))]
                 for w in self.ops:
                     w.observe(self._on_op, "value")
                 self.op_box.children = [W.HBox(self.ops[i:i + PER_ROW]) for i in range(0, len(self.ops), PER_ROW)]
-            for w, label, opts, op in zip(self.ops, slots["label"], choices, slots["op"]):
+            for w, (label, opts, value) in zip(self.ops, decisions):
                 w.description = str(label)
                 if list(w.options) != list(opts):
                     w.options = list(opts)
-                w.value = op
+                w.value = value
 
     def _on_notable(self, change):
         if not self._syncing and change["new"] != CUSTOM:

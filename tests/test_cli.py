@@ -69,10 +69,17 @@ def test_ground_truth_errors(tmp_path, space):
      "--set archs=[|foo~0|]: the value is not valid YAML"),
     (["truth", "build", "--archs", "sample:x", "--out", "t"], "archs 'sample:x': N in sample:N must be a whole number"),
     (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "train_portion=1"], "train_portion=1.0 must be in (0, 1)"),
+    # a key given twice: PyYAML would keep the last one silently
+    (["train", "twice.yaml"], "params file twice.yaml is not valid YAML at line 3, column 1: key 'epochs' is given twice"),
+    (["batch", str(ROOT / "notebooks/nb201.ipynb"), "twice.yaml", "--out", "b"],
+     "params file twice.yaml is not valid YAML at line 3, column 1: key 'epochs' is given twice; fix the file"),
+    (["batch", str(ROOT / "notebooks/nb201.ipynb"), "broken.yaml", "--out", "b"],
+     "params file broken.yaml is not valid YAML at line 3, column 5"),
 ])
 def test_cli_errors_are_one_line(args, msg, tmp_path):
     (tmp_path / "ten.yaml").write_text('epochs: "ten"\n')
     (tmp_path / "broken.yaml").write_text("epochs: 3\nlr: [0.1\nseed: 1\n")
+    (tmp_path / "twice.yaml").write_text("epochs: 3\nlr: 0.1\nepochs: 4\n")
     r = subprocess.run([sys.executable, "-m", "closekit.cli", *args], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()

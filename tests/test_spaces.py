@@ -148,6 +148,24 @@ def test_standalone_trains_a_step(space):
     assert torch.isfinite(loss) and any(not torch.equal(p, q) for p, q in zip(net.parameters(), before))
 
 
+def test_choices_show_the_arch_and_edit_changes_one_decision(space):
+    """The explorer's dropdowns: every registered space can edit (the protocol keeps it optional for others)."""
+    values = lambda a: [v for _, _, v in space.choices(a)]                   # noqa: E731
+    labels = None
+    for a in space.sample_list(4, 2):
+        dec = space.choices(a)
+        labels = labels or [label for label, _, _ in dec]
+        assert [label for label, _, _ in dec] == labels                      # the same decisions for every arch
+        for i, (label, opts, value) in enumerate(dec):
+            assert value in opts and space.edit(a, i, value) == space.coerce(a), label
+            other = next(o for o in opts if o != value)
+            e = space.edit(a, i, other)
+            assert values(e) == values(a)[:i] + [other] + values(a)[i + 1:], label
+            assert space.coerce(space.to_str(e)) == e
+    with pytest.raises(ValueError):
+        space.edit(a, 0, "not an option")
+
+
 def test_notable_archs_belong_to_the_space(space):
     for label, s in space.notable().items():
         assert space.to_str(space.parse(s)) == s, label

@@ -1,5 +1,7 @@
 """The GATE explorer headless: build it on a run directory, change each control, and check that the view it
 draws (``.view``, and the text it prints without a kernel) changes, with one render per user action."""
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from closekit.widgets import CUSTOM, explorer
 from conftest import tiny_cfg
 
 SPACE = closekit.spaces.get("nb201")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_run(path, **kw):
@@ -83,7 +86,7 @@ def test_op_dropdown(ex, capsys):
 def test_non_representative_cell_is_drawn_as_chosen(ex, capsys):
     """Old behaviour: routed and drawn the class representative while the dropdowns showed the choice."""
     start = SPACE.coerce(ex.view["arch"])
-    i, op = next((i, op) for i, opts in enumerate(SPACE.choices(start)) for op in opts
+    i, op = next((i, op) for i, (_, opts, _) in enumerate(SPACE.choices(start)) for op in opts
                  if SPACE.canonical(SPACE.edit(start, i, op)) != SPACE.edit(start, i, op))
     cell = SPACE.to_str(SPACE.edit(start, i, op))
     n, text = act(ex, capsys, lambda: setattr(ex.ops[i], "value", op))
@@ -165,3 +168,20 @@ def test_vanilla_run(tmp_path, capsys):
     assert ex.view["table"]["block"].tolist() == list(range(6)) and (ex.view["table"]["p"] == 1).all()
     assert ex.view["summary"]["arch_dependence"] < 0.01                         # one-hot for every arch ...
     assert ex.view["arch_blind"] is None and "does not depend" not in text      # ... but there is no GATE
+
+
+def test_nds_run_edits_stage_decisions(tmp_path, capsys):
+    """NDS has no GATE and no per-slot ops: its dropdowns are the stages' depths and widths (aw_nas keys)."""
+    nds = closekit.spaces.get("nds-resnet")
+    cfg = closekit.RunConfig.from_yaml(ROOT / "params/nds/resnet-smoke.yaml", dataset="synthetic", image_size=8,
+                                       train_limit=128, epochs=1, cl_schedule=(1, 1, 1), num_blocks=3, device="cpu")
+    _, data, net = closekit.build(cfg)
+    closekit.train(net, data, cfg, out_dir=tmp_path, log=lambda *_: None)
+    ex = explorer(tmp_path, archs=["d1_2_3-w16_32_64", "d4_4_4-w64_64_64"])
+    capsys.readouterr()
+    assert [w.description for w in ex.ops] == [f"{k}.{s}" for k in ("depths", "widths") for s in range(3)]
+    assert dropdowns(ex) == list(nds.coerce(ex.view["arch"]))
+    start = nds.coerce(ex.view["arch"])
+    n, _ = act(ex, capsys, lambda: setattr(ex.ops[0], "value", 6))                  # stage 1 depth -> 6
+    assert n == 1 and nds.coerce(ex.view["arch"]) == (6, *start[1:]) and ex.arch.value == ex.view["arch"]
+    assert int(ex.view["table"].query("cell == 'stage1'")["live"].sum()) == 5        # positions 2..6 of stage 1

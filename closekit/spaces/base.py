@@ -15,7 +15,9 @@ Space (subclass ``Space``):
   slots(arch) -> DataFrame          the routed positions: cell (cell type / stage), slot (index within the cell
                                     type's routing), label (position name, the same for every arch), op, live,
                                     param (live and parameterised: uses and trains its block's weights)
-  choices(arch), edit(arch, i, op)  optional: the ops slot row i may take, and the arch with it changed (widgets)
+  choices(arch) -> [(label, options, value)]   optional (widgets): the architecture's editable decisions (cell
+                                    spaces: each slot's op; NDS: each stage's depth, width, ...) and
+  edit(arch, i, value)              the arch with decision i set to value (ValueError when that is no arch)
   draw(arch, table, ax)             the architecture with each slot coloured by its block (``table``: the slots
                                     with block and p columns); imports matplotlib itself
   notable() -> {label: arch str}    architectures worth a look in the explorer

@@ -215,12 +215,15 @@ class NB201(NB201Archs, base.Space):
                              "param": [lv and o in CONVS for lv, o in zip(live, arch)]})
 
     def choices(self, arch):
-        """Every edge takes any of the 5 ops."""
-        return [[SHORT[o] for o in OPS]] * len(EDGES)
+        """One decision per edge: (label i→j, any of the 5 ops, its op)."""
+        ops = [SHORT[o] for o in OPS]
+        return [(f"{i}→{j}", ops, SHORT[OPS[o]]) for (j, i), o in zip(EDGES, coerce(arch))]
 
     def edit(self, arch, i, op):
         """``arch`` with edge i set to ``op`` (a short name)."""
         arch = coerce(arch)
+        if op not in LONG:
+            raise ValueError(f"edge op {op!r} is not one of {', '.join(LONG)}")
         return arch[:i] + (OPS.index(LONG[op]),) + arch[i + 1:]
 
     def draw(self, arch, table, ax=None, title=None):

@@ -297,11 +297,14 @@ class NB301(base.Space):
         return pd.DataFrame(rows)
 
     def choices(self, arch):
-        """Every connection takes any of the 7 ops (its input stays)."""
-        return [[SHORT[o] for o in OPS]] * 16
+        """One decision per connection (slot row order): (its label, any of the 7 ops, its op); inputs stay."""
+        s = self.slots(arch)
+        return [(label, [SHORT[o] for o in OPS], op) for label, op in zip(s["label"], s["op"])]
 
     def edit(self, arch, i, op):
         """``arch`` with slot row i (normal 0..7, reduce 8..15) set to ``op`` (a short name)."""
+        if op not in LONG:
+            raise ValueError(f"connection op {op!r} is not one of {', '.join(LONG)}")
         cells = [list(c) for c in coerce(arch)]
         cells[i // 8][i % 8] = (LONG[op], cells[i // 8][i % 8][1])
         return coerce(cells)

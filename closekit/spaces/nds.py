@@ -368,6 +368,18 @@ class NDSSpace(base.Space):
                              "op": op if live else "none", "live": live, "param": live})
         return pd.DataFrame(rows)
 
+    def choices(self, arch):
+        """One decision per aw_nas genotype key (depths.0, ..., widths.2, then bot_muls.*, num_groups.*): (the key,
+        its choices, its value)."""
+        d = self.design
+        return list(zip(d.keys, [list(c) for c in d.choices], self.coerce(arch)))
+
+    def edit(self, arch, i, value):
+        """``arch`` with decision i (the order of ``choices``) set to ``value``."""
+        arch = list(self.coerce(arch))
+        arch[i] = value
+        return self.design.check(arch)
+
     def draw(self, arch, table, ax=None, title=None):
         """The three stages as rows of positions, coloured by block (see nds_draw)."""
         from .nds_draw import draw_stages
