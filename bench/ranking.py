@@ -234,7 +234,7 @@ def figure(out):
     matplotlib.use("Agg")
     from closekit.plots import probe_curves
     probes = pd.concat([pd.read_csv(p) for p in sorted(Path(out).glob("probes*.csv"))], ignore_index=True)
-    probe_curves(probes).savefig(Path(out) / "probes.png", dpi=110)
+    probe_curves(probes).savefig(Path(out) / "probes.png", dpi=110, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def probe_curves(probes, col="budget"):
         g = sns.relplot(data=probes, x="epoch", y="probe_kendall", hue="variant", col=col, kind="line",
                         errorbar="sd", marker="o", height=3.6, aspect=1.2, facet_kws={"sharex": False})
         g.set_axis_labels("epoch", "probe Kendall τ (mean ± sd over seeds)")
-        g.figure.tight_layout()
+        sns.move_legend(g, "upper center", bbox_to_anchor=(0.5, 0), ncol=2, title=None, frameon=False)
+        g.tight_layout()
     return g.figure
 
 
