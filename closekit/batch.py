@@ -31,6 +31,7 @@ import yaml
 from . import progress
 from .grid import expand_grid, parse_grid
 from .checkpoint import atomic_json
+from .config import read_yaml
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 RETRY_DELAY = 5.0  # seconds before a dead kernel's job is retried
@@ -70,8 +71,6 @@ def load_params(item):
     if isinstance(item, dict):
         return "job", dict(item)
     from papermill.iorw import NoDatesSafeLoader  # what papermill -f uses: dates stay strings
-
-    from .config import read_yaml
     return Path(item).stem, read_yaml(item, loader=NoDatesSafeLoader)
 
 

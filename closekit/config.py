@@ -25,6 +25,8 @@ CHOICES = {
     "gate_embed_norm": ("none", "layernorm", "l2"),
     "gate_gcn_init": ("uniform", "norm_preserving"),
 }
+# GATE variants beyond the paper (closekit.gates) and their reference values; spaces without a GATE refuse others
+GATE_VARIANT = {"gate_embed_norm": "none", "gate_gcn_init": "uniform", "gate_edge_op": False}
 
 
 def unique_keys(loader):
@@ -57,10 +59,6 @@ def read_yaml(path, kind="params file", loader=yaml.SafeLoader):
     if d is not None and not isinstance(d, dict):
         raise ValueError(f"{kind} {path} must hold a mapping of keys, got {type(d).__name__}")
     return d or {}
-
-
-# GATE variants beyond the paper (closekit.gates) and their reference values; spaces without a GATE refuse others
-GATE_VARIANT = {"gate_embed_norm": "none", "gate_gcn_init": "uniform", "gate_edge_op": False}
 
 
 def _fits(v, t):
