@@ -7,6 +7,7 @@ the reference's full scale is params/nb201/paper-close.yaml.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -29,6 +30,7 @@ CHOICES = {
 GATE_VARIANT = {"gate_embed_norm": "none", "gate_gcn_init": "uniform", "gate_edge_op": False}
 
 
+@functools.cache
 def unique_keys(loader):
     """A subclass of the PyYAML ``loader`` that refuses a mapping key given twice (PyYAML keeps the last one)."""
     def mapping(self, node, deep=False):

@@ -215,9 +215,9 @@ class NB201(NB201Archs, base.Space):
                              "param": [lv and o in CONVS for lv, o in zip(live, arch)]})
 
     def choices(self, arch):
-        """One decision per edge: (label i→j, any of the 5 ops, its op)."""
-        ops = [SHORT[o] for o in OPS]
-        return [(f"{i}→{j}", ops, SHORT[OPS[o]]) for (j, i), o in zip(EDGES, coerce(arch))]
+        """One decision per edge: (its slot label i→j, any of the 5 ops, its op)."""
+        s = self.slots(arch)
+        return [(label, [SHORT[o] for o in OPS], op) for label, op in zip(s["label"], s["op"])]
 
     def edit(self, arch, i, op):
         """``arch`` with edge i set to ``op`` (a short name)."""
