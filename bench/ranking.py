@@ -135,16 +135,27 @@ def run_one(job):
     return row
 
 
-def table(rows, ceiling):
-    """Markdown table: mean ± std over seeds per variant, the ground truth's noise ceilings below."""
+def size_row(truth, space):
+    """The baseline a supernet must beat: the ground truth ranked by its stand-alone nets' parameter count alone."""
+    from closekit.groundtruth.nds import size_baseline
+    if "params" not in truth and not hasattr(space, "complexity"):
+        return None
+    m = size_baseline(truth, space)
+    return {"variant": "parameter count alone (no supernet)", **{k: m[k] for k in KEYS}}
+
+
+def table(rows, ceiling, size=None):
+    """Markdown table: mean ± std over seeds per variant; the size baseline and the noise ceilings below."""
     df = pd.DataFrame(rows)
     cols = (*KEYS, *ROUTING)
 
     lines = ["| variant | seeds | " + " | ".join(cols) + " | train s/run |", "|---" * (len(cols) + 3) + "|"]
     for variant, g in df.groupby("variant", sort=False):
-        lines.append(f"| {variant} | {len(g)} | " + " | ".join(mean_std(g[k]) for k in cols) +
+        lines.append(f"| {variant} | {len(g)} | " + " | ".join(mean_std(g[k]) if k in g else "" for k in cols) +
                      f" | {g['train_seconds'].mean():.0f} |")
     pad = " |" * len(cols)
+    if size:
+        lines.append(f"| {size['variant']} | | " + " | ".join(f"{size[k]:.3f}" for k in KEYS) + " |" * (len(ROUTING) + 2))
     lines.append(f"| ground truth: seed 0 vs seed 1 (noise ceiling) | | {ceiling['kendall']:.3f} ± "
                  f"{ceiling['bootstrap_std']:.3f} |" + pad)
     if "pairs" in ceiling:
@@ -206,7 +217,7 @@ def main(argv=None):
     pd.DataFrame(rows).to_csv(Path(args.out) / f"ranking{tag}.csv", index=False)
     print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs; ranked on n = {rows[0]['n']}); "
           f"code {done[0]['code_version']}" + (f"; stretched x{args.stretch}" if args.stretch > 1 else ""))
-    text = table(rows, truth.attrs["noise_ceiling"])
+    text = table(rows, truth.attrs["noise_ceiling"], size_row(truth, get(args.space)))
     (Path(args.out) / f"ranking{tag}.md").write_text(text + "\n")
     print(text)
     probes = probe_history(done, args.out, args.stretch)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from closekit import RunConfig, spaces
 from closekit.groundtruth.minibench import Recipe
 from closekit.sharing import split_table
-from closekit.spaces.nds import GroupConv
+from closekit.spaces.nds_ops import GroupConv
 
 RESNET_CL = (1,) * 9 + (201, 201, 401, 401, 601, 601, 801, 801)         # cl-9-22446688
 RESNEXTA_CL = (1,) * 9 + (201, 401, 601, 801)                           # cl-9-2468

@@ -2,10 +2,9 @@
 
 Skeleton (pycls AnyNet on CIFAR, as the reference): conv3x3 stem of 16 channels + BN + ReLU, 3 stages with strides
 1/2/2, GAP + a 1x1-conv FC. Supernet BN is non-affine; the stem's is affine. Every conv holds the maximum-width
-weights and an architecture uses its ordinal slice (the first channels, ``force_use_ordinal_channel_handler``);
-the searchable group conv holds a dense weight and a g-group conv reads its block diagonal (aw_nas
-GroupMaskHandler). A stage runs its first block (w_in -> w, stride, projection shortcut), then d - 1 blocks at
-positions p = 0..d-2, each position routed to one block of the stage's Bank:
+weights and an architecture uses its ordinal slice (layers and blocks: ``nds_ops``). A stage runs its first block
+(w_in -> w, stride, projection shortcut), then d - 1 blocks at positions p = 0..d-2, each position routed to one
+block of the stage's Bank:
   vanilla: one own block per position (fixed router), P = max depth - 1 (23 ResNet, 15 ResNeXt-A);
   CLOSE:   K shared blocks (17 / 13) and the position -> block table of ``sharing.split_table``, the same for the
            3 stages; each curriculum level splits one group of positions, WIT from the split block (whole state
@@ -13,135 +12,12 @@ positions p = 0..d-2, each position routed to one block of the stage's Bank:
            evaluation: CLOSE costs what vanilla costs.
 Widths scale by ``channels_init / 16`` (the stem width; 16 = the reference) for mini runs; choices are kept.
 """
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import sharing
 from ..curriculum import Curriculum, Events
 from . import base
-
-
-def scaled(w, scale):
-    """A width at ``scale`` (at least 1)."""
-    return max(1, int(round(w * scale)))
-
-
-def bottleneck_width(w, bot_mul, groups):
-    """w_b = round(w * bot_mul), kept a multiple of the group count (exact at the reference widths)."""
-    wb = int(round(w * bot_mul))
-    return max(groups, groups * int(round(wb / groups)))
-
-
-class SlicedConv(nn.Conv2d):
-    """Conv at maximum width; forward(x, c_out) uses weight[:c_out, :c_in] (c_in = x's channels)."""
-
-    def __init__(self, c_in, c_out, k, stride=1, bias=False, groups=1):
-        super().__init__(c_in, c_out, k, stride, k // 2, bias=bias, groups=groups)
-
-    def forward(self, x, c_out=None):
-        c_out = c_out or self.out_channels
-        w = self.weight[:c_out, :x.shape[1] // self.groups]
-        b = self.bias[:c_out] if self.bias is not None else None
-        return F.conv2d(x, w, b, self.stride, self.padding, groups=self.groups)
-
-
-class GroupConv(SlicedConv):
-    """The reference's searchable group conv: a dense [C, C, 3, 3] weight; g groups over c channels use rows
-    0..c-1, row o reading columns base(o) + 0..c/g-1, base(o) = (o // (C/g)) * (C/g) (its group at max width)."""
-
-    def forward(self, x, groups=1):
-        c, C = x.shape[1], self.out_channels
-        if groups == 1:
-            return super().forward(x, c)
-        gs = C // groups
-        rows = torch.arange(c, device=x.device)
-        cols = (rows // gs * gs)[:, None] + torch.arange(c // groups, device=x.device)        # [c, c/g]
-        w = self.weight[:c].gather(1, cols[:, :, None, None].expand(-1, -1, *self.weight.shape[2:]))
-        return F.conv2d(x, w, None, self.stride, self.padding, groups=groups)
-
-
-class SlicedBN(nn.BatchNorm2d):
-    """BatchNorm at maximum width, normalising the first C channels of its input (running stats sliced in place)."""
-
-    def forward(self, x):
-        c = x.shape[1]
-        factor = 0.0
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        batch = self.training or self.running_mean is None
-        track = not self.training or self.track_running_stats
-        cut = lambda t: t[:c] if t is not None else None                  # noqa: E731
-        return F.batch_norm(x, cut(self.running_mean) if track else None, cut(self.running_var) if track else None,
-                            cut(self.weight), cut(self.bias), batch, factor, self.eps)
-
-
-class ConvBN(nn.Module):
-    """Sliced conv + BN."""
-
-    def __init__(self, c_in, c_out, k, stride=1, affine=False, groups=1, searchable_groups=False):
-        super().__init__()
-        conv = GroupConv if searchable_groups else SlicedConv
-        self.conv, self.bn = conv(c_in, c_out, k, stride, groups=groups), SlicedBN(c_out, affine=affine)
-
-    def forward(self, x, c=None):
-        return self.bn(self.conv(x, c))
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block: relu(proj(x) + bn(conv3x3(relu(bn(conv3x3_s(x)))))); projection when asked."""
-
-    def __init__(self, w_in, w_out, stride, proj, affine=False, **_):
-        super().__init__()
-        self.a = ConvBN(w_in, w_out, 3, stride, affine)
-        self.b = ConvBN(w_out, w_out, 3, 1, affine)
-        self.proj = ConvBN(w_in, w_out, 1, stride, affine) if proj else None
-
-    def forward(self, x, w, wb=None, g=1):
-        h = self.b(F.relu(self.a(x, w)), w)
-        return F.relu((self.proj(x, w) if self.proj is not None else x) + h)
-
-
-class BottleneckBlock(nn.Module):
-    """ResNeXt bottleneck: 1x1 (w_in -> w_b), 3x3 group conv g (stride), 1x1 (w_b -> w); residual, ReLU."""
-
-    def __init__(self, w_in, w_out, stride, proj, affine=False, wb=None, groups=None):
-        super().__init__()
-        wb = wb or w_out
-        self.a = ConvBN(w_in, wb, 1, 1, affine)
-        self.b = ConvBN(wb, wb, 3, stride, affine, groups=groups or 1, searchable_groups=groups is None)
-        self.c = ConvBN(wb, w_out, 1, 1, affine)
-        self.proj = ConvBN(w_in, w_out, 1, stride, affine) if proj else None
-        self.fixed_groups = groups is not None
-
-    def forward(self, x, w, wb=None, g=1):
-        h = F.relu(self.a(x, wb))
-        h = F.relu(self.b.bn(self.b.conv(h) if self.fixed_groups else self.b.conv(h, g)))
-        h = self.c(h, w)
-        return F.relu((self.proj(x, w) if self.proj is not None else x) + h)
-
-
-BLOCKS = {"res_basic_block": BasicBlock, "res_bottleneck_block": BottleneckBlock}
-
-
-def init_weights(m):
-    """ResNet-style init (the reference's _init_weights): conv N(0, sqrt(2 / (k*k*out))), BN 1/0, linear N(0, .01)."""
-    if isinstance(m, nn.Conv2d):
-        nn.init.normal_(m.weight, 0.0, (2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)) ** 0.5)
-    elif isinstance(m, nn.BatchNorm2d) and m.affine:
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Linear):
-        nn.init.normal_(m.weight, 0.0, 0.01)
-        nn.init.zeros_(m.bias)
-
-
-class Stem(nn.Sequential):
-    """res_stem_cifar: conv3x3 -> BN (affine) -> ReLU."""
-
-    def __init__(self, c_in, w):
-        super().__init__(nn.Conv2d(c_in, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+from .nds_ops import BLOCKS, SlicedConv, Stem, bottleneck_width, init_weights, scaled
 
 
 class Standalone(nn.Module):

@@ -1,0 +1,56 @@
+"""bench/ranking.py: the stretched schedule, the table's rows (size baseline, ceilings) and what a cached row keys on."""
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from closekit import groundtruth, spaces
+from closekit.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import ranking  # noqa: E402
+
+
+def test_stretch_moves_every_epoch_of_the_schedule():
+    cfg = RunConfig.from_yaml(ROOT / "params/nb201/mini-close.yaml")
+    s = ranking.stretched(cfg, 3)
+    assert (s.epochs, s.cl_schedule, s.srt_epochs, s.plateau_patience) == (90, (1, 19, 37, 55, 73), (37,), 9)
+    assert ranking.stretched(cfg, 1) is cfg
+    # the stretched run is another run directory (another config hash), the same code version
+    a, b = ranking.job_dir("/o", "close", 0, {}), ranking.job_dir("/o", "close", 0, {}, stretch=3)
+    assert a[1] != b[1] and a[1].name.split("-")[-1] == b[1].name.split("-")[-1]
+
+
+def test_size_row_is_the_parameter_count_baseline():
+    truth = groundtruth.load("mini-nb201", spaces.get("nb201"))
+    row = ranking.size_row(truth, spaces.get("nb201"))
+    # golden: the 300 mini NB201 architectures ranked by their stand-alone nets' parameter count
+    assert row["kendall"] == pytest.approx(0.25302, abs=1e-5)
+    assert row["p@top5%"] == pytest.approx(1 / 15) and row["br@5%_rel"] == pytest.approx(13 / 300)
+    assert ranking.size_row(truth.drop(columns="params"), spaces.get("nb201")) is None   # no size, no row
+
+
+def test_table_rows_have_the_header_width():
+    rows = [{"variant": v, "seed": s, "kendall": k, "p@top5%": 0.1, "br@5%_rel": 0.2, "train_seconds": 10.0}
+            for v, s, k in (("vanilla", 0, 0.1), ("vanilla", 1, 0.3), ("close", 0, 0.5))]
+    ceiling = {"kendall": 0.5, "bootstrap_std": 0.02, "pairs": [0.5, 0.6], "seed_mean": {"n_seeds": 2,
+                                                                                     "tau_vs_noise_free": 0.7}}
+    size = {"variant": "parameter count alone (no supernet)", "kendall": 0.25, "p@top5%": 0.0, "br@5%_rel": 0.5}
+    lines = ranking.table(rows, ceiling, size).splitlines()
+    assert {line.count("|") for line in lines} == {lines[0].count("|")}
+    assert lines[2].startswith("| vanilla | 2 | 0.200 ± 0.141 |")
+    assert lines[4] == "| parameter count alone (no supernet) | | 0.250 | 0.000 | 0.500 | | | | |"
+    assert len(lines) == 8
+
+
+def test_truth_key_changes_with_any_row():
+    truth = pd.DataFrame({"arch": ["a", "b"], "acc": [0.5, 0.6]})
+    truth.attrs["version"] = "v"
+    grown = pd.concat([truth, pd.DataFrame({"arch": ["c"], "acc": [0.7]})])
+    grown.attrs["version"] = "v"
+    changed = truth.assign(acc=[0.5, 0.61])
+    changed.attrs["version"] = "v"
+    keys = {ranking.truth_key(t) for t in (truth, grown, changed)}
+    assert len(keys) == 3 and ranking.truth_key(truth.iloc[::-1]) == ranking.truth_key(truth)
