@@ -240,11 +240,12 @@ def probe_history(done, out, stretch):
 
 
 def figure(out):
-    """probes.png: every budget's probes*.csv in ``out``, one panel per budget."""
+    """probes.png: every probes*.csv in ``out`` (each run once), one panel per budget."""
     import matplotlib
     matplotlib.use("Agg")
     from closekit.plots import probe_curves
     probes = pd.concat([pd.read_csv(p) for p in sorted(Path(out).glob("probes*.csv"))], ignore_index=True)
+    probes = probes.drop_duplicates(["variant", "seed", "budget", "epoch"])     # a run saved under two names: once
     probe_curves(probes).savefig(Path(out) / "probes.png", dpi=110, bbox_inches="tight")
 
 

@@ -54,3 +54,16 @@ def test_truth_key_changes_with_any_row():
     changed.attrs["version"] = "v"
     keys = {ranking.truth_key(t) for t in (truth, grown, changed)}
     assert len(keys) == 3 and ranking.truth_key(truth.iloc[::-1]) == ranking.truth_key(truth)
+
+
+def test_figure_draws_each_run_once(tmp_path, monkeypatch):
+    probes = pd.DataFrame({"epoch": [6, 12] * 2, "level": [1, 2] * 2, "probe_kendall": [0.1, 0.2, 0.3, 0.4],
+                           "variant": ["close"] * 4, "seed": [0, 0, 1, 1], "budget": ["x1: 12 epochs"] * 4})
+    probes.to_csv(tmp_path / "probes.csv", index=False)
+    probes.to_csv(tmp_path / "probes-e6.csv", index=False)          # the same runs saved under a second name
+    seen = []
+    import closekit.plots
+    monkeypatch.setattr(closekit.plots, "probe_curves",
+                        lambda p: seen.append(p) or closekit.plots.plt.figure())
+    ranking.figure(tmp_path)
+    assert len(seen[0]) == 4 and (tmp_path / "probes.png").is_file()
