@@ -1,10 +1,11 @@
-"""Ranking quality of vanilla vs CLOSE supernets on the shipped mini NB201 ground truth (CLOSE §5.1).
+"""Ranking quality of vanilla vs CLOSE supernets on a shipped mini ground truth, any space (CLOSE §5.1).
 
 Runs every (variant, seed) through ``closekit.run`` with the mini configs (params/nb201/mini-*.yaml, only the seed
 and the variant's keys changed), scoring and ranking the ground truth's architectures, and prints Kendall tau,
 P@top5% and BR@5% (best true rank among the predicted top 5%, as a fraction of all; mean ± std over seeds) next to
-the ground truth's noise ceiling. Every CLOSE run of the main group is also scored with the reference's
-Gumbel-sampled routing (eval_routing=gumbel, same weights), and the table gives, for argmax scoring, the share of (architecture, slot)
+the ground truth's noise ceiling and the ranking by parameter count alone. Every CLOSE run of the main group whose
+routing is sampled (a GATE; not NDS's table) is also scored with the reference's Gumbel-sampled routing
+(eval_routing=gumbel, same weights), and the table gives, for argmax scoring, the share of (architecture, slot)
 pairs routed to the most used block, the mean GATE entropy over its maximum log L, and how much the routing
 depends on the architecture (routing.arch_dependence). Each run lives in --out under
 ``<variant>-seed<s>-<config hash>-<code version>``: a killed bench resumes where it stopped, a rerun on the same
@@ -126,7 +127,7 @@ def run_one(job):
         counts = r.chosen.flatten().bincount(minlength=r.level)
         row.update(top_block_share=float(counts.max()) / float(counts.sum()), arch_dependence=arch_dependence(r),
                    entropy_ratio=float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None)
-    if cfg.supernet == "close" and gumbel:
+    if cfg.supernet == "close" and gumbel and ((r.probs > 0) & (r.probs < 1)).any():   # sampled routing (a GATE)
         scores = evaluate_cfg(res.net, res.space, list(res.scores["arch"]), res.data, cfg, routing="gumbel",
                               progress=False)
         scores.to_csv(d / "scores_gumbel.csv", index=False)
