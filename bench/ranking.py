@@ -244,10 +244,13 @@ def figure(out):
     """probes.png: every probes*.csv in ``out`` (each run once), one panel per budget."""
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from closekit.plots import probe_curves
     probes = pd.concat([pd.read_csv(p) for p in sorted(Path(out).glob("probes*.csv"))], ignore_index=True)
     probes = probes.drop_duplicates(["variant", "seed", "budget", "epoch"])     # a run saved under two names: once
-    probe_curves(probes).savefig(Path(out) / "probes.png", dpi=110, bbox_inches="tight")
+    fig = probe_curves(probes)
+    fig.savefig(Path(out) / "probes.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 if __name__ == "__main__":

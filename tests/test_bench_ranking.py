@@ -67,3 +67,4 @@ def test_figure_draws_each_run_once(tmp_path, monkeypatch):
                         lambda p: seen.append(p) or closekit.plots.plt.figure())
     ranking.figure(tmp_path)
     assert len(seen[0]) == 4 and (tmp_path / "probes.png").is_file()
+    assert closekit.plots.plt.get_fignums() == []                       # the figure is closed once saved

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from closekit import batch, cli
+from closekit import batch, cli, slurm
 from slurm_cluster import cluster_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
     assert len(pids_files()) == 2, runner.communicate(timeout=5)[0] if runner.poll() is not None else "no kernels"
     pids = [int(x) for f in pids_files() for x in f.read_text().split()]
     runner.send_signal(signal.SIGINT)
-    text = runner.communicate(timeout=30)[0]
+    text = runner.communicate(timeout=slurm.CANCEL_WAIT + 30)[0]        # it waits up to CANCEL_WAIT for the queue
     assert runner.returncode != 0 and "scancel" in text, text
     for _ in range(60):                                       # slurmd kills the tasks' processes (KillWait 5 s)
         if all(_gone(pid) for pid in pids) and not cluster.run("squeue", "-h").stdout.strip():
@@ -166,7 +166,6 @@ def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
 
 def test_sbatch_options(tmp_path):
     """What the executor asks sbatch for (text only; the cluster tests check behaviour)."""
-    from closekit import slurm
     ex = slurm.executor(tmp_path, "gpu", gpus_per_job=2, max_parallel=3, time_min=slurm.time_limit(600, 1),
                         options=slurm.parse_options(["cpus_per_task=8", "mem=32G", "reservation=lab"]))
     text = ex._make_submission_file_text("python -m x", "uid")
