@@ -145,8 +145,10 @@ def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
     cmd = [sys.executable, "-m", "closekit.cli", "batch", str(job_nb), str(p["sleep"]), str(p["sleep2"]),
            "--out", str(out), "--engine", "slurm", "--partition", cluster.partition, "--gpus-per-job", "1",
            "--timeout", "300", "--kernel", batch.ensure_kernel(), "--no-html"]
+    # SIGINT at its default, as in a terminal: a suite started in the background (`cmd &`) inherits it ignored, and
+    # Python then raises no KeyboardInterrupt
     runner = subprocess.Popen(cmd, cwd=ROOT, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+                              text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pids_files = lambda: [d / "pids.txt" for d in out.glob("sleep*") if (d / "pids.txt").exists()]  # noqa: E731
     deadline = time.time() + 90
     while len(pids_files()) < 2 and time.time() < deadline and runner.poll() is None:
