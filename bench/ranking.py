@@ -156,7 +156,8 @@ def table(rows, ceiling, size=None):
                      f" | {g['train_seconds'].mean():.0f} |")
     pad = " |" * len(cols)
     if size:
-        lines.append(f"| {size['variant']} | | " + " | ".join(f"{size[k]:.3f}" for k in KEYS) + " |" * (len(ROUTING) + 2))
+        values = " | ".join(f"{size[k]:.3f}" for k in KEYS)
+        lines.append(f"| {size['variant']} | | {values} |" + " |" * (len(ROUTING) + 1))
     lines.append(f"| ground truth: seed 0 vs seed 1 (noise ceiling) | | {ceiling['kendall']:.3f} ± "
                  f"{ceiling['bootstrap_std']:.3f} |" + pad)
     if "pairs" in ceiling:
