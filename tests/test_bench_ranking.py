@@ -1,4 +1,4 @@
-"""bench/ranking.py: the stretched schedule, the table's rows (size baseline, ceilings) and what a cached row keys on."""
+"""bench/ranking.py: the stretched schedule, the table's rows (size baseline, ceilings), what a cached row keys on."""
 import sys
 from pathlib import Path
 
