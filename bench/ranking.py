@@ -138,7 +138,7 @@ def run_one(job):
 
 def size_row(truth, space):
     """The baseline a supernet must beat: the ground truth ranked by its stand-alone nets' parameter count alone."""
-    from closekit.groundtruth.nds import size_baseline
+    from closekit.metrics import size_baseline
     if "params" not in truth and not hasattr(space, "complexity"):
         return None
     m = size_baseline(truth, space)

@@ -17,10 +17,8 @@ import hashlib
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -28,40 +26,14 @@ from pathlib import Path
 
 import yaml
 
-from . import progress
+from . import procs, progress
 from .grid import expand_grid, parse_grid
 from .checkpoint import atomic_json
 from .config import read_yaml
+from .procs import GRACE, ensure_kernel  # noqa: F401  (batch.ensure_kernel: the API users and tests call)
 
-GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 RETRY_DELAY = 5.0  # seconds before a dead kernel's job is retried
 DEAD_KERNEL = 138  # papermill's exit code when the kernel died (OOM, segfault)
-POLL = 1.0  # seconds between two reads of a running job's progress.json
-_live, _live_lock = set(), threading.Lock()  # running papermill processes, killed on Ctrl-C / SIGTERM
-_stopping = threading.Event()  # set while a stopped runner ends its jobs: no new papermill starts
-
-
-def kernel_python(kernel="python3"):
-    """The python that Jupyter kernel spec ``kernel`` launches under papermill; None if there is no such spec."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    try:
-        exe = KernelSpecManager().get_kernel_spec(kernel).argv[0]
-    except NoSuchKernel:
-        return None
-    v = sys.version_info  # jupyter_client runs a bare "python" argv with the launching interpreter
-    return sys.executable if exe in ("python", f"python{v[0]}", f"python{v[0]}.{v[1]}") else exe
-
-
-def ensure_kernel(kernel="python3"):
-    """Install this python's ipykernel spec as ``kernel`` (--sys-prefix) if missing; fail if it runs another python."""
-    if kernel_python(kernel) is None:
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", kernel], check=True,
-                       stdout=subprocess.DEVNULL)
-    exe = kernel_python(kernel)
-    if exe is None or os.path.abspath(exe) != os.path.abspath(sys.executable):
-        raise RuntimeError(f"kernel spec {kernel!r} runs {exe}, not {sys.executable}: remove it or put a spec of this "
-                           f"python first on JUPYTER_PATH ({sys.executable} -m ipykernel install --prefix DIR)")
-    return kernel
 
 
 def load_params(item):
@@ -109,63 +81,6 @@ def _now():
 def _tail(path, n=20):
     """Last ``n`` lines of a text file (empty if missing)."""
     return Path(path).read_text(errors="replace").splitlines()[-n:] if Path(path).exists() else []
-
-
-def kill_tree(proc, grace=GRACE):
-    """SIGTERM the process groups of ``proc`` and all its descendants, then SIGKILL what is alive after ``grace`` s.
-
-    jupyter_client starts the kernel in a session of its own: killing papermill's group alone misses it.
-    """
-    import psutil
-
-    def alive(p):
-        try:
-            return p.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-    procs, groups = [], {proc.pid}  # proc leads its own group (start_new_session)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        procs = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            groups.add(os.getpgid(p.pid))
-    groups.discard(os.getpgrp())
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for g in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(g, sig)
-        deadline = time.monotonic() + grace
-        while any(alive(p) for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not any(alive(p) for p in procs):
-            break
-    proc.wait()
-
-
-def _spawn(cmd, env, logf, timeout, on_poll=None):
-    """Run ``cmd`` in its own session, calling ``on_poll()`` every POLL s; its exit code, or None when it ran past
-    ``timeout`` and was killed."""
-    with _live_lock:
-        if _stopping.is_set():
-            return -signal.SIGTERM
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        _live.add(proc)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
-        while True:
-            left = None if deadline is None else deadline - time.monotonic()
-            try:
-                return proc.wait(timeout=POLL if left is None else max(0.0, min(POLL, left)))
-            except subprocess.TimeoutExpired:
-                if left is not None and left <= POLL:
-                    kill_tree(proc)
-                    return None
-            if on_poll is not None:
-                on_poll()
-    finally:
-        with _live_lock:
-            _live.discard(proc)
 
 
 def _progress_line(p):
@@ -289,11 +204,11 @@ def _run_locked(job, d, nb, nb_sha, slot, timeout, retries, kernel, html, log, t
         for f in ("stdout.log", "stderr.log"):  # papermill creates them only on a first write
             (d / f).write_text("")
         with open(d / "papermill.log", "w" if attempt == 1 else "a") as logf:
-            rc = _spawn(cmd, env, logf, timeout, watch)
+            rc = procs.spawn(cmd, env, logf, timeout, watch)
         watch(final=True)
         state = "timed_out" if rc is None else \
             {0: "ok", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed" if rc > 0 else "interrupted")  # < 0: a signal
-        if _stopping.is_set():
+        if procs.stopping():
             state = "interrupted"
         if state != "dead_kernel":
             break
@@ -310,16 +225,6 @@ def _run_locked(job, d, nb, nb_sha, slot, timeout, retries, kernel, html, log, t
     return dict(job=job["id"], state=state, seconds=status["seconds"], attempts=attempt, error=error)
 
 
-def check_kernel(kernel, log=print):
-    """Refuse a missing kernel spec; note one that runs another python."""
-    exe = kernel_python(kernel)
-    if exe is None:
-        raise ValueError(f"no Jupyter kernel spec {kernel!r}; install one: "
-                         f"{sys.executable} -m ipykernel install --sys-prefix --name {kernel}")
-    if os.path.abspath(exe) != os.path.abspath(sys.executable):
-        log(f"note: kernel {kernel!r} runs {exe}, not {sys.executable}")
-
-
 def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=1, timeout=None, retries=1,
               kernel="python3", html=True, log=print, rerun=False, progress_every=30.0, grid=None, engine="local",
               slurm=None):
@@ -330,10 +235,10 @@ def run_batch(notebook, params_files_or_dicts, out_dir, *, gpus=None, cpu_slots=
     if grid and isinstance(grid[0], str):
         grid = parse_grid(grid, notebook)
     jobs = make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve(), grid)  # ValueError before any run
-    check_kernel(kernel, log)
+    procs.check_kernel(kernel, log)
     if engine not in ("local", "slurm"):
         raise ValueError(f"engine {engine!r} is not one of local, slurm")
-    with sigterm_as_interrupt():
+    with procs.sigterm_as_interrupt():
         if engine == "slurm":
             from . import slurm as slurmlib
             rows = slurmlib.run_array(jobs, notebook, out_dir, timeout=timeout, retries=retries, kernel=kernel,
@@ -366,33 +271,12 @@ def _run_local(jobs, notebook, gpus, cpu_slots, timeout, retries, kernel, html, 
     try:
         rows = [f.result() for f in [ex.submit(work, j) for j in jobs]]
     except KeyboardInterrupt:        # Ctrl-C or SIGTERM: end every job's process tree, let run_job mark it
-        _stopping.set()
         ex.shutdown(wait=False, cancel_futures=True)
-        with _live_lock:
-            running = list(_live)
-        for p in running:
-            kill_tree(p, grace=1.0)
-        ex.shutdown(wait=True)       # each stopped job writes state interrupted into its status.json
-        _stopping.clear()
+        with procs.stop_all():
+            ex.shutdown(wait=True)   # each stopped job writes state interrupted into its status.json
         raise
     ex.shutdown()
     return rows
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt in the main thread while inside (``kill <runner>`` stops jobs as Ctrl-C)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _summary(rows, out_dir, log):

@@ -143,6 +143,19 @@ def compare(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", truth_co
     return {**rank_metrics(pred, true, **kw), "n": len(archs)}
 
 
+def size_baseline(truth, space, by="params", **kw):
+    """How well size alone ranks a ground truth: ``compare`` of score = stand-alone params (or flops) vs
+    truth acc. Uses the truth's own column when it has one (official files: reference scale; a mini truth: its
+    scaled nets), else ``space.complexity`` at the reference scale."""
+    if by not in ("params", "flops"):
+        raise ValueError(f"size baseline by={by!r} is not one of params, flops")
+    if by in truth and truth[by].notna().all():
+        size = truth[by].astype(float)
+    else:
+        size = pd.Series([float(space.complexity(a)[by == "flops"]) for a in truth["arch"]], index=truth.index)
+    return compare(pd.DataFrame({"arch": truth["arch"], "acc": size}), truth, **kw)
+
+
 HEADLINE = ("kendall", "spearman", "p@top5%", "br@5%_rel")
 
 

@@ -23,8 +23,8 @@ from .routing import block_usage
 from .train import build, chain, snapshots, train
 
 PACKAGE = Path(__file__).resolve().parent
-SHELL = ("batch.py", "cli.py", "grid.py", "plots.py", "progress.py", "record.py", "search.py", "slurm.py",
-         "widgets.py")   # cannot change a run's result (search reads a finished run)
+SHELL = ("batch.py", "cli.py", "grid.py", "plots.py", "procs.py", "progress.py", "record.py", "search.py",
+         "slurm.py", "widgets.py")   # cannot change a run's result (search reads a finished run)
 
 
 def _family(module):

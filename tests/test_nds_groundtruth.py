@@ -142,7 +142,7 @@ def test_csv_arch_acc_in_any_arch_format(tmp_path):
 
 
 def test_size_baseline_ranks_by_params_or_flops():
-    from closekit.groundtruth.nds import size_baseline
+    from closekit.metrics import size_baseline
     archs = ["d1_1_1-w16_16_16", "d2_2_2-w32_32_32", "d4_4_4-w64_64_64", "d8_8_8-w128_128_128"]
     truth = pd.DataFrame({"arch": archs, "acc": [.5, .6, .7, .8]})
     assert size_baseline(truth, RESNET)["kendall"] == pytest.approx(1.0)             # complexity() at 32x32

@@ -167,17 +167,3 @@ def official_loader(space, path):
     if p.endswith((".yaml", ".yml")) and not Path(p).is_dir():
         return load_awnas_yaml
     return None
-
-
-def size_baseline(truth, space, by="params", **kw):
-    """How well size alone ranks a ground truth: ``metrics.compare`` of score = stand-alone params (or flops) vs
-    truth acc. Uses the truth's own column when it has one (official files: reference scale; a mini truth: its
-    scaled nets), else ``space.complexity`` at the reference scale."""
-    from ..metrics import compare
-    if by not in ("params", "flops"):
-        raise ValueError(f"size baseline by={by!r} is not one of params, flops")
-    if by in truth and truth[by].notna().all():
-        size = truth[by].astype(float)
-    else:
-        size = pd.Series([float(space.complexity(a)[by == "flops"]) for a in truth["arch"]], index=truth.index)
-    return compare(pd.DataFrame({"arch": truth["arch"], "acc": size}), truth, **kw)

@@ -1,0 +1,140 @@
+"""Child processes of a runner (the batch and SLURM engines of the parameterized-notebook runs): each in a session
+of its own, a wall-clock timeout, whole-tree kills (papermill's kernel runs in a session of its own), SIGTERM of the
+runner as Ctrl-C, and the Jupyter kernel spec the children run under."""
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+POLL = 1.0  # seconds between two on_poll calls of a running child
+_live, _live_lock = set(), threading.Lock()  # running children, killed by stop_all
+_stopping = threading.Event()  # set while a stopped runner ends its children: no new one starts
+
+
+def kernel_python(kernel="python3"):
+    """The python that Jupyter kernel spec ``kernel`` launches under papermill; None if there is no such spec."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    try:
+        exe = KernelSpecManager().get_kernel_spec(kernel).argv[0]
+    except NoSuchKernel:
+        return None
+    v = sys.version_info  # jupyter_client runs a bare "python" argv with the launching interpreter
+    return sys.executable if exe in ("python", f"python{v[0]}", f"python{v[0]}.{v[1]}") else exe
+
+
+def ensure_kernel(kernel="python3"):
+    """Install this python's ipykernel spec as ``kernel`` (--sys-prefix) if missing; fail if it runs another python."""
+    if kernel_python(kernel) is None:
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", kernel], check=True,
+                       stdout=subprocess.DEVNULL)
+    exe = kernel_python(kernel)
+    if exe is None or os.path.abspath(exe) != os.path.abspath(sys.executable):
+        raise RuntimeError(f"kernel spec {kernel!r} runs {exe}, not {sys.executable}: remove it or put a spec of this "
+                           f"python first on JUPYTER_PATH ({sys.executable} -m ipykernel install --prefix DIR)")
+    return kernel
+
+
+def check_kernel(kernel, log=print):
+    """Refuse a missing kernel spec; note one that runs another python."""
+    exe = kernel_python(kernel)
+    if exe is None:
+        raise ValueError(f"no Jupyter kernel spec {kernel!r}; install one: "
+                         f"{sys.executable} -m ipykernel install --sys-prefix --name {kernel}")
+    if os.path.abspath(exe) != os.path.abspath(sys.executable):
+        log(f"note: kernel {kernel!r} runs {exe}, not {sys.executable}")
+
+
+def kill_tree(proc, grace=GRACE):
+    """SIGTERM the process groups of ``proc`` and all its descendants, then SIGKILL what is alive after ``grace`` s.
+
+    jupyter_client starts the kernel in a session of its own: killing papermill's group alone misses it.
+    """
+    import psutil
+
+    def alive(p):
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+    procs, groups = [], {proc.pid}  # proc leads its own group (start_new_session)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        procs = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(p.pid))
+    groups.discard(os.getpgrp())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for g in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(g, sig)
+        deadline = time.monotonic() + grace
+        while any(alive(p) for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not any(alive(p) for p in procs):
+            break
+    proc.wait()
+
+
+def spawn(cmd, env, logf, timeout, on_poll=None):
+    """Run ``cmd`` in its own session, calling ``on_poll()`` every POLL s; its exit code, or None when it ran past
+    ``timeout`` and was killed."""
+    with _live_lock:
+        if _stopping.is_set():
+            return -signal.SIGTERM
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        _live.add(proc)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            try:
+                return proc.wait(timeout=POLL if left is None else max(0.0, min(POLL, left)))
+            except subprocess.TimeoutExpired:
+                if left is not None and left <= POLL:
+                    kill_tree(proc)
+                    return None
+            if on_poll is not None:
+                on_poll()
+    finally:
+        with _live_lock:
+            _live.discard(proc)
+
+
+def stopping():
+    """True while ``stop_all`` is ending the children (a child that ended now was stopped, not failed)."""
+    return _stopping.is_set()
+
+
+@contextlib.contextmanager
+def stop_all(grace=1.0):
+    """End every running child's process tree; no new child starts until the block is left."""
+    _stopping.set()
+    try:
+        with _live_lock:
+            running = list(_live)
+        for p in running:
+            kill_tree(p, grace=grace)
+        yield
+    finally:
+        _stopping.clear()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt in the main thread while inside (``kill <runner>`` stops jobs as Ctrl-C)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
