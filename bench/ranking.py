@@ -6,8 +6,8 @@ P@top5% and BR@5% (best true rank among the predicted top 5%, as a fraction of a
 the ground truth's noise ceiling and the ranking by parameter count alone. Every CLOSE run of the main group whose
 routing is sampled (a GATE; not NDS's table) is also scored with the reference's Gumbel-sampled routing
 (eval_routing=gumbel, same weights), and the table gives, for argmax scoring, the share of (architecture, slot)
-pairs routed to the most used block, the mean GATE entropy over its maximum log L, and how much the routing
-depends on the architecture (routing.arch_dependence). Each run lives in --out under
+pairs routed to the most used block and, for a GATE, its mean routing entropy over its maximum log L and how much
+the routing depends on the architecture (routing.arch_dependence). Each run lives in --out under
 ``<variant>-seed<s>-<config hash>-<code version>``: a killed bench resumes where it stopped, a rerun on the same
 code only compares and prints (a row is reused only against the same ground truth rows: a grown build re-scores),
 and a run of other code or another config is never reused.
@@ -122,12 +122,16 @@ def run_one(job):
     row = {"variant": variant, "seed": seed, "dir": d.name, "truth_key": truth_key, **provenance(cfg),
            **pick(res.metrics),
            "train_seconds": float(res.history["seconds"].sum())}
+    sampled = False
     if cfg.supernet == "close":
         r = route_cfg(res.net, res.space, list(res.scores["arch"]), cfg)
         counts = r.chosen.flatten().bincount(minlength=r.level)
-        row.update(top_block_share=float(counts.max()) / float(counts.sum()), arch_dependence=arch_dependence(r),
-                   entropy_ratio=float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None)
-    if cfg.supernet == "close" and gumbel and ((r.probs > 0) & (r.probs < 1)).any():   # sampled routing (a GATE)
+        row["top_block_share"] = float(counts.max()) / float(counts.sum())
+        sampled = bool(((r.probs > 0) & (r.probs < 1)).any())    # a GATE's routing; not NDS's fixed split table
+        if sampled:
+            row.update(arch_dependence=arch_dependence(r),
+                       entropy_ratio=float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None)
+    if sampled and gumbel:
         scores = evaluate_cfg(res.net, res.space, list(res.scores["arch"]), res.data, cfg, routing="gumbel",
                               progress=False)
         scores.to_csv(d / "scores_gumbel.csv", index=False)

@@ -68,3 +68,12 @@ def test_figure_draws_each_run_once(tmp_path, monkeypatch):
     ranking.figure(tmp_path)
     assert len(seen[0]) == 4 and (tmp_path / "probes.png").is_file()
     assert closekit.plots.plt.get_fignums() == []                       # the figure is closed once saved
+
+
+def test_a_split_table_run_has_no_gate_columns(tmp_path):
+    """NDS routes by a fixed table: the row has the block share, and no GATE entropy, arch dependence or Gumbel."""
+    extra = {"truth": "mini-nds-resnet", "archs": "truth", "epochs": 1, "train_limit": 256, "num_blocks": 9,
+             "cl_schedule": [1] * 9, "srt_epochs": [], "eval_every": 0}
+    row = ranking.run_one(("close", 0, str(tmp_path), extra, "nds-resnet", 1, "key", True))
+    assert row["n"] == 40 and 0 < row["top_block_share"] < 1
+    assert not {"entropy_ratio", "arch_dependence", "gumbel"} & set(row)
