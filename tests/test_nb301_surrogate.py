@@ -60,7 +60,7 @@ def test_malformed_genotype_one_line(bad, token):
 def test_read_archs_names_the_line(tmp_path):
     f = tmp_path / "archs.txt"
     f.write_text(f"# three archs\n{DARTS_V2}\n\n{DARTS_V2}\n{DARTS_V2.replace('max_pool_3x3', 'maxpool')}\n")
-    with pytest.raises(ValueError, match=rf"archs.txt line 5: reduce\[0\]: unknown op 'maxpool'"):
+    with pytest.raises(ValueError, match=r"archs.txt line 5: reduce\[0\]: unknown op 'maxpool'"):
         sur.read_archs(f)
     f.write_text(f"{DARTS_V2}\n{ALL_SKIP}\n{DARTS_V2}\n")
     assert sur.read_archs(f) == [DARTS_V2, ALL_SKIP]                             # identical strings once
