@@ -153,3 +153,24 @@ def test_two_workers_match_one(tmp_path, archs):
     two = mb.build(archs[:3], [0], mb.Recipe(**TINY), tmp_path / "two", workers=2, progress=False)
     pd.testing.assert_frame_equal(values(tmp_path / "one"), values(tmp_path / "two"))
     pd.testing.assert_frame_equal(one, two)
+
+
+def test_meta_records_which_machine_appended_which_rows(tmp_path, archs):
+    def build(n):
+        mb.build(archs[:n], [0], mb.Recipe(**TINY), tmp_path, progress=False)
+        return yaml.safe_load((tmp_path / "meta.yaml").read_text())
+
+    here = mb.machine()
+    assert "torch " in here and build(2)["machines"] == [{"machine": here, "first_row": 0}]
+    assert build(2)["machines"] == [{"machine": here, "first_row": 0}]          # nothing trained: nothing added
+    meta = yaml.safe_load((tmp_path / "meta.yaml").read_text())
+    meta["machines"] = [{"machine": "another CPU", "first_row": 0}]            # as if built elsewhere
+    (tmp_path / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    meta = build(3)
+    assert meta["machines"] == [{"machine": "another CPU", "first_row": 0}, {"machine": here, "first_row": 2}]
+    assert [mb.built_on(meta, i) for i in range(3)] == ["another CPU", "another CPU", here]
+    del meta["machines"]                                                        # a build from before the record
+    (tmp_path / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    meta = build(4)
+    assert meta["machines"] == [{"machine": "unrecorded", "first_row": 0}, {"machine": here, "first_row": 3}]
+    assert mb.built_on(meta, 0) is None and mb.built_on(meta, 3) == here

@@ -57,10 +57,13 @@ def test_unknown_name_is_one_line_error(space):
 
 
 def test_cheapest_arch_reproduces(shipped):
-    """Retrain the cheapest shipped (arch, seed 0) with the recorded recipe: same accuracy up to CPU float noise."""
+    """Retrain the cheapest shipped (arch, seed 0) with the recorded recipe: bitwise the same accuracy on the machine
+    that trained that row, within 3 per-run noise sd elsewhere (another CPU's rounding acts like another seed)."""
     name, meta, space, truth = shipped
     recipe = mb.Recipe.from_dict(meta["recipe"])
     row = truth.sort_values("params").iloc[0]
+    results = mb.read_results(groundtruth.SHIPPED[name] / "results.csv")
+    index = results.index[(results["arch"] == row["arch"]) & (results["seed"] == 0)][0]
     threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:
@@ -68,5 +71,7 @@ def test_cheapest_arch_reproduces(shipped):
     finally:
         torch.set_num_threads(threads)
     assert got["params"] == row["params"]
-    # bitwise equal on the machine that built it; other CPUs' kernels round differently (seed noise ~0.5-1 pt)
-    assert got["acc"] == pytest.approx(row["acc_seed0"], abs=0.015)
+    if mb.built_on(meta, index) == mb.machine(recipe.device):
+        assert got["acc"] == row["acc_seed0"]
+    else:
+        assert got["acc"] == pytest.approx(row["acc_seed0"], abs=3 * meta["noise_ceiling"]["seed_mean"]["noise_sd"])

@@ -6,10 +6,13 @@ several seeds each; the space builds the networks (``space.standalone(arch, reci
   * truth.csv:   one row per arch (arch, acc = mean over seeds, acc_seed<s>..., n_seeds, params);
   * meta.yaml:   recipe, seeds, archs spec (e.g. sample:300) and sample seed, closekit version, space, number of
                  archs, wall time summed over resumed runs, and the noise ceiling (seed-to-seed Kendall tau, its
-                 bootstrap spread, every seed pair, the seed mean vs each seed and the seed mean's reliability).
+                 bootstrap spread, every seed pair, the seed mean vs each seed and the seed mean's reliability),
+                 and ``machines``: which machine appended which rows (``built_on``).
 Reruns skip finished pairs; a rerun with another recipe in the same directory is refused, ``threads`` and
 ``device`` included (on CPU the thread count changes the float rounding, and so, after 8 epochs, the accuracies).
-``load_truth(out_dir)`` gives the kit's ground-truth table.
+``load_truth(out_dir)`` gives the kit's ground-truth table. A run is bitwise reproducible on the machine that built
+it; another CPU (or torch build) rounds differently, which after a few epochs acts like another seed, so meta.yaml
+records the machine (``machine()``) of every stretch of rows a build appended.
 
 Atomic append: the parent process alone writes rows, under an exclusive flock of out_dir/.lock. Each row is one
 complete line handed to a single write(2) on an O_APPEND descriptor, then fsync'ed. A kill can at worst leave the
@@ -26,6 +29,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +142,27 @@ def train_one(arch, seed, recipe, data, device=None):
             correct += int((out.argmax(1) == y).sum())
     return dict(arch=arch, seed=int(seed), acc=correct / len(held), loss=loss / len(held),
                 params=sum(p.numel() for p in net.parameters()), seconds=round(time.time() - t0, 3))
+
+
+def machine(device="cpu"):
+    """What decides the float rounding of a run: the CPU (model, feature flags) or GPU, and torch's build."""
+    info = {}
+    if Path("/proc/cpuinfo").is_file():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    flags = hashlib.sha1(info.get("flags", "").encode()).hexdigest()[:8]
+    cpu = (f"{info.get('model name') or platform.processor() or platform.machine()} (family "
+           f"{info.get('cpu family', '?')} model {info.get('model', '?')}, flags {flags})")
+    if str(device).startswith("cuda"):
+        cpu = torch.cuda.get_device_name(torch.device(device))
+    return f"{cpu}; torch {torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
+
+
+def built_on(meta, row):
+    """The machine that appended results.csv row ``row`` (0-based) as meta.yaml records it; None if unrecorded."""
+    found = [m["machine"] for m in meta.get("machines") or [] if m["first_row"] <= row]
+    return found[-1] if found and found[-1] != "unrecorded" else None
 
 
 def resolve_archs(archs, sample_seed=0, space="nb201"):
@@ -325,13 +350,18 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
             _append(path, ",".join(COLS) + "\n")
         finished = set(zip(done["arch"], done["seed"]))
         jobs = [(a, s) for a in archs for s in seeds if (a, s) not in finished]
+        machines, here = list(meta.get("machines") or []), machine(recipe.device)
+        if len(done) and not machines:
+            machines.append({"machine": "unrecorded", "first_row": 0})      # rows of a build before this record
+        if jobs and (not machines or machines[-1]["machine"] != here):
+            machines.append({"machine": here, "first_row": len(done)})
         all_seeds, n_archs = sorted(set(meta.get("seeds", [])) | set(seeds)), len(set(done["arch"]) | set(archs))
 
         def save_meta(results=None):
             import closekit
             m = {"space": recipe.space, "closekit_version": closekit.__version__, "recipe": recipe.to_dict(),
                  "seeds": all_seeds, "archs": spec, "sample_seed": sample_seed, "n_archs": n_archs,
-                 "wall_seconds": round(meta.get("wall_seconds", 0.0) + time.time() - t0, 1)}
+                 "wall_seconds": round(meta.get("wall_seconds", 0.0) + time.time() - t0, 1), "machines": machines}
             if results is not None:
                 m.update(n_results=len(results), version=recipe.version(results["seed"].nunique()),
                          noise_ceiling=noise_ceiling(results))
