@@ -1,0 +1,46 @@
+"""Does the mini NDS supernet fit its training data? (issue 12: the one-shot NDS supernets of CLOSE §4.3, scaled down)
+
+Trains the supernet of a params file for a few epochs with SGD, either on one fixed sampled configuration or on a
+new uniformly sampled configuration every step (one-shot training), and prints the training loss and accuracy per
+epoch. Chance is 10 % on the embedded data.
+
+    PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml fixed
+    PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml random
+"""
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from closekit import data as datalib
+from closekit.config import RunConfig
+from closekit.spaces import get
+
+p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+p.add_argument("params")
+p.add_argument("mode", choices=("fixed", "random"))
+p.add_argument("--epochs", type=int, default=4)
+p.add_argument("--seed", type=int, default=0)
+args = p.parse_args()
+torch.manual_seed(args.seed)
+torch.set_num_threads(1)
+cfg = RunConfig.from_yaml(args.params, truth=None, archs="sample:10")
+space = get(cfg.space)
+d = datalib.load(cfg.dataset, image_size=cfg.image_size, train_limit=cfg.train_limit,
+                 train_portion=cfg.train_portion, augment=True)
+net = space.supernet(cfg, d.in_channels, d.num_classes)
+opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+gen = torch.Generator().manual_seed(args.seed)
+fixed = space.sample(gen)
+net.train()
+print(f"{cfg.space} {cfg.supernet}, {args.mode}" + (f" ({space.to_str(fixed)})" if args.mode == "fixed" else ""))
+for epoch in range(1, args.epochs + 1):
+    loss_sum = correct = n = 0
+    for x, y in datalib.batches(d.train, cfg.batch_size, shuffle=True, generator=gen, augment=True):
+        out = net(x, fixed if args.mode == "fixed" else space.sample(gen))
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum, correct, n = loss_sum + loss.item() * len(y), correct + int((out.argmax(1) == y).sum()), n + len(y)
+    print(f"epoch {epoch}: train loss {loss_sum / n:.3f}, train acc {correct / n:.3f}", flush=True)
