@@ -1,11 +1,13 @@
 """Does the mini NDS supernet fit its training data? (issue 12: the one-shot NDS supernets of CLOSE §4.3, scaled down)
 
-Trains the supernet of a params file for a few epochs with SGD, either on one fixed sampled configuration or on a
-new uniformly sampled configuration every step (one-shot training), and prints the training loss and accuracy per
-epoch. Chance is 10 % on the embedded data.
+Trains the supernet of a params file for a few epochs with SGD, on one fixed sampled configuration (``fixed``), on
+a new uniformly sampled configuration every step (``random``, one-shot training), or with only some decisions
+resampled every step and the others kept at the fixed configuration's (``depth``, ``width``, ``bot_mul``,
+``groups``; NDS configurations are (depths, widths, bot_muls, groups) x 3 stages, ResNet's without the last two),
+and prints the training loss and accuracy per epoch. Chance is 10 % on the embedded data.
 
     PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml fixed
-    PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml random
+    PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml width --epochs 3
 """
 import argparse
 
@@ -18,7 +20,8 @@ from closekit.spaces import get
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("params")
-p.add_argument("mode", choices=("fixed", "random"))
+MODES = {"depth": 0, "width": 1, "bot_mul": 2, "groups": 3}      # which block of three stage decisions
+p.add_argument("mode", choices=("fixed", "random", *MODES))
 p.add_argument("--epochs", type=int, default=4)
 p.add_argument("--seed", type=int, default=0)
 args = p.parse_args()
@@ -37,7 +40,13 @@ print(f"{cfg.space} {cfg.supernet}, {args.mode}" + (f" ({space.to_str(fixed)})" 
 for epoch in range(1, args.epochs + 1):
     loss_sum = correct = n = 0
     for x, y in datalib.batches(d.train, cfg.batch_size, shuffle=True, generator=gen, augment=True):
-        out = net(x, fixed if args.mode == "fixed" else space.sample(gen))
+        arch = new = space.sample(gen)
+        if args.mode == "fixed":
+            arch = fixed
+        elif args.mode in MODES:                                  # resample stage decisions 3i..3i+2 only
+            i = 3 * MODES[args.mode]
+            arch = fixed[:i] + new[i:i + 3] + fixed[i + 3:]
+        out = net(x, arch)
         loss = F.cross_entropy(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
