@@ -9,6 +9,7 @@ record began) against this one.
     PYTHONPATH=. python bench/retrain_rows.py bench/recipes/nds/x1-12px-c4-e4-6k --rows 0:33 -n 2
 """
 import argparse
+from pathlib import Path
 
 import torch
 import yaml
@@ -20,7 +21,7 @@ p.add_argument("dir", help="a minibench directory (meta.yaml + results.csv)")
 p.add_argument("--rows", default=":", help="FIRST:LAST, results.csv rows (0-based, header excluded) to pick from")
 p.add_argument("-n", type=int, default=2, help="how many of them, cheapest first")
 args = p.parse_args()
-meta = yaml.safe_load(open(f"{args.dir}/meta.yaml"))
+meta = yaml.safe_load(Path(args.dir, "meta.yaml").read_text())
 recipe, results = mb.Recipe.from_dict(meta["recipe"]), mb.read_results(f"{args.dir}/results.csv")
 first, _, last = args.rows.partition(":")
 pick = results.iloc[int(first or 0):int(last) if last else None].sort_values("params").head(args.n)
