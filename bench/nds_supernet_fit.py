@@ -8,11 +8,13 @@ and prints the training loss and accuracy per epoch. Chance is 10 % on the embed
 
     PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml fixed
     PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml width --epochs 3
+    PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml width --set channels_init=8
 """
 import argparse
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from closekit import data as datalib
 from closekit.config import RunConfig
@@ -24,10 +26,12 @@ MODES = {"depth": 0, "width": 1, "bot_mul": 2, "groups": 3}      # which block o
 p.add_argument("mode", choices=("fixed", "random", *MODES))
 p.add_argument("--epochs", type=int, default=4)
 p.add_argument("--seed", type=int, default=0)
+p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values (e.g. channels_init=8)")
 args = p.parse_args()
 torch.manual_seed(args.seed)
 torch.set_num_threads(1)
-cfg = RunConfig.from_yaml(args.params, truth=None, archs="sample:10")
+sets = {k: yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
+cfg = RunConfig.from_yaml(args.params, **{"truth": None, "archs": "sample:10", **sets})
 space = get(cfg.space)
 d = datalib.load(cfg.dataset, image_size=cfg.image_size, train_limit=cfg.train_limit,
                  train_portion=cfg.train_portion, augment=True)
