@@ -14,11 +14,11 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 from closekit import data as datalib
+from closekit.cli import _overrides
 from closekit.config import RunConfig
-from closekit.spaces import get
+from closekit.train import build
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("params")
@@ -28,14 +28,10 @@ p.add_argument("--epochs", type=int, default=4)
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values (e.g. channels_init=8)")
 args = p.parse_args()
-torch.manual_seed(args.seed)
 torch.set_num_threads(1)
-sets = {k: yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
-cfg = RunConfig.from_yaml(args.params, **{"truth": None, "archs": "sample:10", **sets})
-space = get(cfg.space)
-d = datalib.load(cfg.dataset, image_size=cfg.image_size, train_limit=cfg.train_limit,
-                 train_portion=cfg.train_portion, augment=True)
-net = space.supernet(cfg, d.in_channels, d.num_classes)
+cfg = RunConfig.from_yaml(args.params, **{"truth": None, "archs": "sample:10", "seed": args.seed,
+                                          **_overrides(args.set)})
+space, d, net = build(cfg)                                         # seeded with args.seed
 opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 gen = torch.Generator().manual_seed(args.seed)
 fixed = space.sample(gen)
@@ -43,13 +39,11 @@ net.train()
 print(f"{cfg.space} {cfg.supernet}, {args.mode}" + (f" ({space.to_str(fixed)})" if args.mode == "fixed" else ""))
 for epoch in range(1, args.epochs + 1):
     loss_sum = correct = n = 0
-    for x, y in datalib.batches(d.train, cfg.batch_size, shuffle=True, generator=gen, augment=True):
-        arch = new = space.sample(gen)
-        if args.mode == "fixed":
-            arch = fixed
-        elif args.mode in MODES:                                  # resample stage decisions 3i..3i+2 only
+    for x, y in datalib.batches(d.train, cfg.batch_size, shuffle=True, generator=gen, augment=cfg.augment):
+        arch = fixed if args.mode == "fixed" else space.sample(gen)   # fixed: the data order of no sampling
+        if args.mode in MODES:                                    # resample stage decisions 3i..3i+2 only
             i = 3 * MODES[args.mode]
-            arch = fixed[:i] + new[i:i + 3] + fixed[i + 3:]
+            arch = fixed[:i] + arch[i:i + 3] + fixed[i + 3:]
         out = net(x, arch)
         loss = F.cross_entropy(out, y)
         opt.zero_grad(set_to_none=True)

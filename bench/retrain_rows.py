@@ -30,6 +30,7 @@ data, here = mb.load_data(recipe), mb.machine(recipe.device)
 print(f"this machine: {here}")
 for i, r in pick.iterrows():
     got = mb.train_one(r["arch"], int(r["seed"]), recipe, data)
-    same = "this machine" if mb.built_on(meta, i) == here else (mb.built_on(meta, i) or "unrecorded")
+    by = mb.built_on(meta, i)
+    same = "this machine" if by == here else (by or "unrecorded")
     print(f"row {i} {r['arch'][:60]} seed {r['seed']}: stored {r['acc']:.4f}, now {got['acc']:.4f} "
           f"(diff {got['acc'] - r['acc']:+.4f}); trained on {same}", flush=True)
