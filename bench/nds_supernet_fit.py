@@ -4,11 +4,13 @@ Trains the supernet of a params file for a few epochs with SGD, on one fixed sam
 a new uniformly sampled configuration every step (``random``, one-shot training), or with only some decisions
 resampled every step and the others kept at the fixed configuration's (``depth``, ``width``, ``bot_mul``,
 ``groups``; NDS configurations are (depths, widths, bot_muls, groups) x 3 stages, ResNet's without the last two),
-and prints the training loss and accuracy per epoch. Chance is 10 % on the embedded data.
+and prints the training loss and accuracy per epoch, and the last epoch's mean loss by the last stage's width.
+Chance is 10 % on the embedded data (loss ln 10 = 2.30).
 
     PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml fixed
     PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml width --epochs 3
     PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml width --set channels_init=8
+    PYTHONPATH=. python bench/nds_supernet_fit.py params/nds/resnexta-mini-vanilla.yaml random --set head_norm=mean
 """
 import argparse
 
@@ -39,6 +41,7 @@ net.train()
 print(f"{cfg.space} {cfg.supernet}, {args.mode}" + (f" ({space.to_str(fixed)})" if args.mode == "fixed" else ""))
 for epoch in range(1, args.epochs + 1):
     loss_sum = correct = n = 0
+    by_width = {}                                                 # last stage's width -> losses
     for x, y in datalib.batches(d.train, cfg.batch_size, shuffle=True, generator=gen, augment=cfg.augment):
         arch = fixed if args.mode == "fixed" else space.sample(gen)   # fixed: the data order of no sampling
         if args.mode in MODES:                                    # resample stage decisions 3i..3i+2 only
@@ -49,5 +52,7 @@ for epoch in range(1, args.epochs + 1):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        by_width.setdefault(arch[5], []).append(loss.item())
         loss_sum, correct, n = loss_sum + loss.item() * len(y), correct + int((out.argmax(1) == y).sum()), n + len(y)
     print(f"epoch {epoch}: train loss {loss_sum / n:.3f}, train acc {correct / n:.3f}", flush=True)
+print("last epoch's loss by last-stage width:", {w: round(sum(v) / len(v), 2) for w, v in sorted(by_width.items())})

@@ -64,10 +64,14 @@ NB301_VARIANTS = {"vanilla": ("params/nb301/mini-vanilla.yaml", {}), "close": ("
 
 
 def nds_variants(s):
-    """NDS (issue 12): vanilla vs CLOSE at equal epochs, and the two split-table switches."""
-    return {"vanilla": (f"params/nds/{s}-mini-vanilla.yaml", {}), "close": (f"params/nds/{s}-mini-close.yaml", {}),
-            "close cl_criteria=max": (f"params/nds/{s}-mini-close.yaml", {"cl_criteria": "max"}),
-            "close wit_buffers=false": (f"params/nds/{s}-mini-close.yaml", {"wit_buffers": False})}
+    """NDS (issue 12): vanilla vs CLOSE at equal epochs, the two split-table switches, and both with the pooled
+    features centred before the FC (head_norm=mean, not in the reference; run with --variants)."""
+    vanilla, close = f"params/nds/{s}-mini-vanilla.yaml", f"params/nds/{s}-mini-close.yaml"
+    return {"vanilla": (vanilla, {}), "close": (close, {}),
+            "close cl_criteria=max": (close, {"cl_criteria": "max"}),
+            "close wit_buffers=false": (close, {"wit_buffers": False}),
+            "vanilla head_norm=mean": (vanilla, {"head_norm": "mean"}),
+            "close head_norm=mean": (close, {"head_norm": "mean"})}
 
 
 BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, GATE, "mini-nb201"),   # variants, main, ablations, gate, truth

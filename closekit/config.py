@@ -23,6 +23,7 @@ CHOICES = {
     "eval_routing": ("argmax", "gumbel"),
     "bn_mode": ("batch", "recalibrate"),
     "cl_criteria": ("pre", "max"),
+    "head_norm": ("none", "mean"),
     "gate_embed_norm": ("none", "layernorm", "l2"),
     "gate_gcn_init": ("uniform", "norm_preserving"),
 }
@@ -171,6 +172,8 @@ class RunConfig(YamlConfig):
                                        # longest (max); cell spaces ignore it
     wit_buffers: bool = True           # NDS WIT over the whole state dict, BN running stats summed (reference), or
                                        # parameters only (false); the cell spaces always sum both
+    head_norm: str = "none"            # NDS: the pooled features go to the FC as they are (reference) or centred by a
+                                       # mean-only batch norm (mean); the cell spaces refuse mean
     gate_forward: str | None = None    # GATE spaces: all (reference) | others_no_grad (None: this one; same updates,
                                        # less work) | selected; spaces without a GATE (NDS) refuse any value
     aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay

@@ -190,3 +190,26 @@ def test_analytic_complexity_counts_the_standalone_params_and_its_convs(name):
             for h in hooks:
                 h.remove()
             assert flops == macs[0] + 10 * net.fc.in_features + 10
+
+
+def test_head_norm_mean_centres_the_pooled_features_batch_or_running():
+    """head_norm: mean subtracts the batch mean of the pooled features (running mean in eval) and adds no parameter;
+    the logits then sum to the FC bias over the batch; the cell spaces refuse it."""
+    space, arch = spaces.get("nds-resnet"), "d2_1_3-w24_16_40"
+    plain = space.supernet(cfg("nds-resnet", "vanilla", channels_init=4), 3, 10)
+    torch.manual_seed(0)
+    net = space.supernet(cfg("nds-resnet", "vanilla", channels_init=4, head_norm="mean"), 3, 10)
+    assert nparams(net) == nparams(plain) and plain.head_norm is None
+    x = torch.randn(16, 3, 8, 8)
+    net.train()
+    out = net(x, arch)                                              # [16, 10]
+    assert torch.allclose(out.mean(0), net.fc.bias, atol=1e-5)      # centred features: mean logit = bias
+    w3 = space.coerce(arch)[5] // 4
+    running = net.head_norm.running_mean
+    assert running[:w3].abs().sum() > 0 and running[w3:].abs().sum() == 0     # only the used channels tracked
+    net.eval()
+    assert not torch.allclose(net(x, arch).mean(0), net.fc.bias, atol=1e-3)   # eval: the running mean instead
+    for name in ("nb201", "nb301"):
+        with pytest.raises(ValueError, match="head_norm='mean' does not apply to .*; set head_norm: none"):
+            spaces.get(name).supernet(RunConfig(space=name, head_norm="mean", channels_init=2, cells_per_stage=1),
+                                      3, 10)

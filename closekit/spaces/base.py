@@ -158,6 +158,13 @@ class Supernet:
 class CellSupernet(Supernet):
     """Supernet protocol of cells holding Banks routed by a GATE (or a fixed router): the shared curriculum step."""
 
+    @staticmethod
+    def refuse_unsupported(cfg):
+        """One-line error for a config key a cell supernet does not implement."""
+        if cfg.head_norm != "none":
+            raise ValueError(f"config head_norm={cfg.head_norm!r} does not apply to {cfg.space} (NDS supernets only); "
+                             "set head_norm: none")
+
     def _gated(self, level):
         return isinstance(self.router, Gate) and (level > 1 or self.compat)    # the GATE is skipped while L = 1
 

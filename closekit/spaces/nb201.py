@@ -129,6 +129,7 @@ class Supernet(MacroNet, base.CellSupernet):
     """NB201 supernet: vanilla (6 own blocks per cell) or CLOSENet (K GLOW blocks + GATE, curriculum)."""
 
     def __init__(self, cfg, in_channels, num_classes):
+        self.refuse_unsupported(cfg)
         close = cfg.supernet == "close"
         num_blocks = cfg.num_blocks if close else len(EDGES)
         super().__init__(cfg.channels_init, cfg.cells_per_stage, in_channels, num_classes, cfg.dropout,

@@ -203,6 +203,7 @@ class Supernet(MacroNet, base.CellSupernet):
     cell_types = CELLS
 
     def __init__(self, cfg, in_channels, num_classes):
+        self.refuse_unsupported(cfg)
         close = cfg.supernet == "close"
         num_blocks = cfg.num_blocks if close else NUM_EDGES
         super().__init__(cfg.channels_init, cfg.cells_per_stage, in_channels, num_classes, cfg.dropout,

@@ -1,7 +1,8 @@
 """NDS ResNet / ResNeXt-A supernets (CLOSE §4.3, aw_nas ``germ_close``): stages, an unshared first block, a bank.
 
 Skeleton (pycls AnyNet on CIFAR, as the reference): conv3x3 stem of 16 channels + BN + ReLU, 3 stages with strides
-1/2/2, GAP + a 1x1-conv FC. Supernet BN is non-affine; the stem's is affine. Every conv holds the maximum-width
+1/2/2, GAP + a 1x1-conv FC (``head_norm: mean`` centres the pooled features first: not in the reference; without it
+the mini supernets barely learn, see bench/nds_supernet_fit.py). Supernet BN is non-affine; the stem's is affine. Every conv holds the maximum-width
 weights and an architecture uses its ordinal slice (layers and blocks: ``nds_ops``). A stage runs its first block
 (w_in -> w, stride, projection shortcut), then d - 1 blocks at positions p = 0..d-2, each position routed to one
 block of the stage's Bank:
@@ -17,7 +18,7 @@ from torch import nn
 from .. import sharing
 from ..curriculum import Curriculum, Events
 from . import base
-from .nds_ops import BLOCKS, SlicedConv, Stem, bottleneck_width, init_weights, scaled
+from .nds_ops import BLOCKS, MeanBN, SlicedConv, Stem, bottleneck_width, init_weights, scaled
 
 
 class Standalone(nn.Module):
@@ -114,6 +115,7 @@ class Supernet(nn.Module, base.Supernet):
             self.first.append(block(w_in, W, stride, proj=True, wb=W))
             self.banks.append(sharing.Bank(lambda: nn.ModuleDict({"block": block(W, W, 1, proj=False, wb=W)}), K))
             w_in = W
+        self.head_norm = MeanBN(W, affine=False) if cfg.head_norm == "mean" else None   # not in the reference
         self.fc = SlicedConv(W, num_classes, 1, bias=True)            # the reference's 1x1-conv FC
         self.apply(init_weights)
         self.cell_types = tuple(f"stage{s}" for s in (1, 2, 3))
@@ -158,7 +160,10 @@ class Supernet(nn.Module, base.Supernet):
             sel = routing[self.cell_types[s]][:d - 1].argmax(1).tolist()
             for k in sel:
                 x = self.banks[s].blocks[k]["block"](x, w, wb, g)
-        return self.fc(x.mean((2, 3), keepdim=True), self.num_classes_out).flatten(1)
+        x = x.mean((2, 3), keepdim=True)                                # [N, w3, 1, 1]
+        if self.head_norm is not None:
+            x = self.head_norm(x)
+        return self.fc(x, self.num_classes_out).flatten(1)
 
     @property
     def num_classes_out(self):

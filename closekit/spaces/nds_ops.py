@@ -64,6 +64,21 @@ class SlicedBN(nn.BatchNorm2d):
                             cut(self.weight), cut(self.bias), batch, factor, self.eps)
 
 
+class MeanBN(SlicedBN):
+    """Mean-only batch norm (Salimans & Kingma 2016) of the first C channels: subtracts the batch mean in training
+    (tracked in running_mean) and the running mean in eval; running_var stays unused."""
+
+    def forward(self, x):
+        c, mean = x.shape[1], self.running_mean[:x.shape[1]]
+        if self.training:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            batch = x.mean((0, 2, 3))
+            mean.lerp_(batch.detach(), factor)
+            mean = batch
+        return x - mean.view(1, c, 1, 1)
+
+
 class ConvBN(nn.Module):
     """Sliced conv + BN."""
 
