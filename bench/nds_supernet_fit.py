@@ -28,7 +28,7 @@ MODES = {"depth": 0, "width": 1, "bot_mul": 2, "groups": 3}      # which block o
 p.add_argument("mode", choices=("fixed", "random", *MODES))
 p.add_argument("--epochs", type=int, default=4)
 p.add_argument("--seed", type=int, default=0)
-p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values (e.g. channels_init=8)")
+p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values (channels_init=8)")
 args = p.parse_args()
 torch.set_num_threads(1)
 cfg = RunConfig.from_yaml(args.params, **{"truth": None, "archs": "sample:10", "seed": args.seed,

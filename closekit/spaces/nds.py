@@ -1,11 +1,11 @@
 """NDS ResNet / ResNeXt-A supernets (CLOSE §4.3, aw_nas ``germ_close``): stages, an unshared first block, a bank.
 
 Skeleton (pycls AnyNet on CIFAR, as the reference): conv3x3 stem of 16 channels + BN + ReLU, 3 stages with strides
-1/2/2, GAP + a 1x1-conv FC (``head_norm: mean`` centres the pooled features first: not in the reference; without it
-the mini supernets barely learn, see bench/nds_supernet_fit.py). Supernet BN is non-affine; the stem's is affine. Every conv holds the maximum-width
-weights and an architecture uses its ordinal slice (layers and blocks: ``nds_ops``). A stage runs its first block
-(w_in -> w, stride, projection shortcut), then d - 1 blocks at positions p = 0..d-2, each position routed to one
-block of the stage's Bank:
+1/2/2, GAP + a 1x1-conv FC (``head_norm: mean`` centres the pooled features first: not in the reference, a switch
+for studying the mini supernets' slow one-shot learning, see bench/nds_supernet_fit.py). Supernet BN is non-affine;
+the stem's is affine. Every conv holds the maximum-width weights and an architecture uses its ordinal slice (layers
+and blocks: ``nds_ops``). A stage runs its first block (w_in -> w, stride, projection shortcut), then d - 1 blocks at
+positions p = 0..d-2, each position routed to one block of the stage's Bank:
   vanilla: one own block per position (fixed router), P = max depth - 1 (23 ResNet, 15 ResNeXt-A);
   CLOSE:   K shared blocks (17 / 13) and the position -> block table of ``sharing.split_table``, the same for the
            3 stages; each curriculum level splits one group of positions, WIT from the split block (whole state
