@@ -62,6 +62,7 @@ mlp_parent: str = "prev"  # inherited MLP row: prev (previous block, reference) 
 wit_from: str = "prev"  # WIT parent: prev (previous block) | random (a random earlier block)
 cl_criteria: str = "pre"  # NDS split table: pre (shallowest long group, reference) | max (longest group)
 wit_buffers: bool = True  # NDS WIT sums BN running stats too (reference) | false: parameters only
+head_norm: str = "none"  # NDS: pooled features to the FC as they are (reference) | mean: centred first
 gate_forward: "Optional[str]" = None  # all (reference) | others_no_grad (None: this; same updates, less work) | selected
 aw_nas_compat: bool = False  # reproduce the reference's orphaned GATE params and level-1 GATE decay
 keep_zero_grads: bool = False  # torch-1.x zero_grad as the reference ran: every param once used gets decay + momentum each step
