@@ -158,9 +158,17 @@ def table(rows, ceiling, size=None):
     df = pd.DataFrame(rows)
     cols = (*KEYS, *ROUTING)
 
+    def cell(g, k):
+        """mean ± std over the seeds where the metric is defined; a seed whose scores are all equal (Kendall
+        undefined) is counted, not dropped silently."""
+        if k not in g:
+            return ""
+        bad = int(g[k].isna().sum()) if k in KEYS else 0
+        return mean_std(g[k]) + (f" ({bad} of {len(g)} seeds undefined: constant scores)" if bad else "")
+
     lines = ["| variant | seeds | " + " | ".join(cols) + " | train s/run |", "|---" * (len(cols) + 3) + "|"]
     for variant, g in df.groupby("variant", sort=False):
-        lines.append(f"| {variant} | {len(g)} | " + " | ".join(mean_std(g[k]) if k in g else "" for k in cols) +
+        lines.append(f"| {variant} | {len(g)} | " + " | ".join(cell(g, k) for k in cols) +
                      f" | {g['train_seconds'].mean():.0f} |")
     pad = " |" * len(cols)
     if size:

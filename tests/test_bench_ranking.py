@@ -43,6 +43,10 @@ def test_table_rows_have_the_header_width():
     assert lines[2].startswith("| vanilla | 2 | 0.200 ± 0.141 |")
     assert lines[4] == "| parameter count alone (no supernet) | | 0.250 | 0.000 | 0.500 | | | | |"
     assert len(lines) == 8
+    rows[2]["kendall"] = float("nan")                           # constant scores: Kendall undefined, not hidden
+    rows.append({**rows[2], "seed": 1, "kendall": 0.4})
+    close = ranking.table(rows, ceiling).splitlines()[3]
+    assert close.startswith("| close | 2 | 0.400 (1 of 2 seeds undefined: constant scores) | 0.100 ± 0.000 |")
 
 
 def test_truth_key_changes_with_any_row():
