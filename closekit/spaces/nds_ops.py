@@ -51,12 +51,14 @@ class GroupConv(SlicedConv):
 class SlicedBN(nn.BatchNorm2d):
     """BatchNorm at maximum width, normalising the first C channels of its input (running stats sliced in place)."""
 
+    def _count_batch(self):
+        """Count a training batch; the running statistics' update weight (cumulative when momentum is None)."""
+        self.num_batches_tracked.add_(1)
+        return 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+
     def forward(self, x):
         c = x.shape[1]
-        factor = 0.0
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        factor = self._count_batch() if self.training and self.track_running_stats else 0.0
         batch = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
         cut = lambda t: t[:c] if t is not None else None                  # noqa: E731
@@ -71,10 +73,8 @@ class MeanBN(SlicedBN):
     def forward(self, x):
         c, mean = x.shape[1], self.running_mean[:x.shape[1]]
         if self.training:
-            self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             batch = x.mean((0, 2, 3))
-            mean.lerp_(batch.detach(), factor)
+            mean.lerp_(batch.detach(), self._count_batch())
             mean = batch
         return x - mean.view(1, c, 1, 1)
 
