@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from closekit import data as datalib
 from closekit.cli import _overrides
 from closekit.config import RunConfig
-from closekit.train import build
+from closekit.train import build, make_optimizer
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("params")
@@ -34,7 +34,7 @@ torch.set_num_threads(1)
 cfg = RunConfig.from_yaml(args.params, **{"truth": None, "archs": "sample:10", "seed": args.seed,
                                           **_overrides(args.set)})
 space, d, net = build(cfg)                                         # seeded with args.seed
-opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+opt, _ = make_optimizer(net.parameters(), cfg)                    # the trainer's SGD; no scheduler in a fit check
 gen = torch.Generator().manual_seed(args.seed)
 fixed = space.sample(gen)
 net.train()

@@ -79,7 +79,6 @@ def test_a_split_table_run_has_no_gate_columns(tmp_path):
     extra = {"truth": "mini-nds-resnet", "archs": "truth", "epochs": 1, "train_limit": 256, "num_blocks": 9,
              "cl_schedule": [1] * 9, "srt_epochs": [], "eval_every": 0}
     row = ranking.run_one(("close", 0, str(tmp_path), extra, "nds-resnet", 1, "key", True))
-    from closekit import groundtruth, spaces
     shipped = groundtruth.load("mini-nds-resnet", spaces.get("nds-resnet"))
     assert row["n"] == len(shipped) and 0 < row["top_block_share"] < 1
     assert not {"entropy_ratio", "arch_dependence", "gumbel"} & set(row)
