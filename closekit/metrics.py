@@ -176,3 +176,37 @@ def by_k(m):
         rows.setdefault(k[len(kind):], {})[f"{name}@{kind}" if kind else name] = v
     df = pd.DataFrame.from_dict(rows, orient="index").rename_axis("K")
     return df.loc[sorted(df.index, key=lambda s: float(s.rstrip("%")))] if len(df) else df
+
+
+LOSS_RISE = 1.05      # final / first epoch training loss above this: the supernet is not learning
+NEAR_CHANCE = 1.5     # final training accuracy below this many times chance: its scores rank noise
+
+
+def headline_text(m):
+    """One short line of the headline numbers next to the truth's ceilings, or the score summary without a truth."""
+    h = headline(m)
+    if "kendall" not in h:
+        return (f"{m.get('n_scored', '?')} architectures scored, one-shot accuracy "
+                f"{m.get('oneshot_acc_mean', float('nan')):.3f} +- {m.get('oneshot_acc_std', float('nan')):.3f} "
+                "(no ground truth)")
+    parts = [f"{k} {h[k]:.3f}" for k in HEADLINE if k in h]
+    ceil = [f"{name} {h[k]:.3f}" for k, name in (("truth_best_kendall", "best reachable kendall"),
+                                                   ("truth_seed_kendall", "seed-to-seed kendall")) if k in h]
+    return ", ".join(parts) + f" over {h['n']} architectures" + (f" (truth: {', '.join(ceil)})" if ceil else "")
+
+
+def training_warning(history, num_classes):
+    """A one-line warning when training diverged, its loss rose or it ended near chance accuracy; else None."""
+    if history is None or not len(history):
+        return None
+    first, last = float(history["train_loss"].iloc[0]), float(history["train_loss"].iloc[-1])
+    acc, chance = float(history["train_acc"].iloc[-1]), 1 / num_classes
+    if not np.isfinite(last):
+        return f"training diverged (loss {last}): its scores mean nothing; lower lr or set grad_clip"
+    if last > LOSS_RISE * first:
+        return (f"the training loss rose ({first:.2f} -> {last:.2f}): the supernet did not learn and its ranking "
+                "means little; lower lr or train longer")
+    if acc < NEAR_CHANCE * chance:
+        return (f"training ended near chance accuracy ({acc:.1%}, chance {chance:.1%}): the ranking means little; "
+                "train longer, lower lr or try head_norm: mean (NDS)")
+    return None
