@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def digest(net):
-    """sha256 (16 hex) over the state dict's names and bytes."""
+    """sha256 (16 hex) over the state dict's names and bytes; names as before the Sharing object held the router and
+    the level ("sharing.router.x" -> "router.x"), so that digests compare across that change."""
     h = hashlib.sha256()
-    for k, v in sorted(net.state_dict().items()):
+    for k, v in sorted((k.removeprefix("sharing."), v) for k, v in net.state_dict().items()):
         h.update(k.encode() + v.cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
