@@ -15,7 +15,6 @@ import yaml
 
 CHOICES = {
     "supernet": ("vanilla", "close"),
-    "router": ("auto", "own", "gate", "random", "table", "oneblock", "fewshot"),
     "gate_level": ("node", "arch"),
     "mlp_growth": ("inherit", "only_last", "full"),
     "wit_from": ("prev", "random"),

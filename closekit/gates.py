@@ -104,7 +104,7 @@ class Gate(Router):
     MLP with the bank (``mlp_growth``: the new block's row inherits from ``mlp_parent``'s, or layers re-initialised;
     ``aw_nas_compat``: grown layers become new Parameter objects the optimizer loses, and the GATE already routes
     at level 1)."""
-    keys = ARGS + ("gate_forward", "gate_lr_scale", "gate_weight_decay", "wit_from")
+    keys, needs = ARGS + ("gate_forward", "gate_lr_scale", "gate_weight_decay", "wit_from"), ("gate_input", "make_gate")
     label, stochastic = "GATE", True
 
     def __init__(self, edges, num_ops, num_nodes, num_blocks, *, gate_level="node", gates_op_dim=48,

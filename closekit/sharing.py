@@ -7,6 +7,7 @@ on one block: vanilla one-shot = one own block per slot, CLOSE = a few GLOW bloc
 
 Router protocol (subclass ``Router``, register with ``@register(name)``; the config key ``router`` picks it):
   keys                              the config keys it reads (refused, in one line, in spaces without it)
+  needs                             what it asks of a supernet beyond ``own_blocks`` (a space without it lacks it)
   label, stochastic                 a name for views; whether routing is sampled (probabilities, entropy, Gumbel)
   placeholders                      True: blocks 1..K-1 are overwritten when the router grows (built off the RNG)
   fixed                             True: all K blocks active from the start, no curriculum
@@ -16,8 +17,8 @@ Router protocol (subclass ``Router``, register with ``@register(name)``; the con
   grow(banks, new_level, parent)    one level change: (log note, parameters whose optimizer state resets)
   parameters() / state_dict()       nn.Module's: the router's own weights train in their own optimizer group
 The curriculum decides *when* (the level of an epoch, the WIT parent of a new block); the router decides *how*.
-A supernet tells routers about its slots through ``own_blocks(arch)`` (and, where it has them, ``gate_input(arch)``,
-``slot_ops(arch)``, ``num_ops``, ``num_slots``, ``positions``, ``make_gate(cfg, K)``); routers read nothing else of it.
+A supernet tells routers about its slots through ``own_blocks(arch)`` and what their ``needs`` name (``gate_input``,
+``make_gate``, ``slot_ops``, ``num_ops``, ``num_slots``, ``positions``); routers read nothing else of it.
 """
 import dataclasses
 
@@ -93,7 +94,7 @@ def one_hot(blocks, level, device=None):
 
 class Router(nn.Module):
     """Base of every router: the protocol above; by default a fixed routing grown by WIT (new block += parent)."""
-    keys, label, stochastic, placeholders, fixed = (), "router", False, False, False
+    keys, needs, label, stochastic, placeholders, fixed = (), (), "router", False, False, False
 
     @classmethod
     def build(cls, cfg, net, K):
@@ -188,7 +189,7 @@ def split_table(positions, level, criteria="pre", num_blocks=None):
 class TableRouter(Router):
     """NDS CLOSE: position p of every stage uses block table[p]; each level splits one group of positions, WIT from
     the split block (whole state dict unless ``wit_buffers`` is false). No parameters."""
-    keys, label = ("cl_criteria", "wit_buffers"), "split table"
+    keys, needs, label = ("cl_criteria", "wit_buffers"), ("positions",), "split table"
 
     def __init__(self, positions, num_blocks, cl_criteria="pre", wit_buffers=True):
         super().__init__()
@@ -229,7 +230,7 @@ class FewShotRouter(Router):
     per op of slot ``fewshot_edge`` (a row of the space's slot table), each an exact copy of block 0 at the split;
     the op on that slot picks the block of every slot of the architecture. Curriculum: cl_schedule [1, s, ..., s]
     splits at epoch s into num_blocks = the space's number of ops."""
-    keys, label, placeholders = ("fewshot_edge",), "few-shot split", True
+    keys, needs, label, placeholders = ("fewshot_edge",), ("slot_ops", "num_ops", "num_slots"), "few-shot split", True
 
     def __init__(self, edge, num_ops, num_blocks, schedule):
         super().__init__()

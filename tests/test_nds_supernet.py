@@ -69,7 +69,7 @@ def test_wit_adds_the_split_block_to_the_new_one(buffers):
 
 
 def test_gate_forward_and_gate_routers_are_refused_in_one_line():
-    for bad in (dict(gate_forward="all"), dict(router="random"), dict(wit_from="random")):
+    for bad in (dict(gate_forward="all"), dict(router="gate"), dict(gate_level="arch"), dict(fewshot_edge=1)):
         with pytest.raises(ValueError) as e:
             spaces.get("nds-resnexta").supernet(cfg("nds-resnexta", channels_init=1, **bad), 3, 10)
         assert "\n" not in str(e.value) and str(list(bad)[0]) in str(e.value)

@@ -31,13 +31,14 @@ then calls ``_share``; all of its sharing is then one ``closekit.sharing.Sharing
   forward(x, arch, routing=None)    logits; routing None: ``route(arch)``
   route(arch, sample, generator)    {cell type: one-hot [slots, level]} (straight-through when the router learns)
   route_probs(arch)                 {cell type: [slots, level]} probability of each block under training's sample
-  cell_types, routers, keys         routing keys in slot-table order; the routers it supports (the first non-own one
-                                    is CLOSE's default); config keys only this space reads
+  cell_types, close_router, keys    routing keys in slot-table order; the router of ``router: auto`` (CLOSE);
+                                    config keys only this space reads
+  routers()                         the routers it supports: those whose ``needs`` it offers
   own_blocks(arch)                  {cell type: the own (vanilla) block of each slot}; routers read the slots here
   epoch_start / after_backward / router_parameters / level / curriculum   the Sharing's, for the trainer
   net_args                          the constructor's data arguments (in_channels, num_classes) for checkpoints
-Routers may ask for more (``gate_input``, ``make_gate`` for the GATE; ``slot_ops``, ``num_ops``, ``num_slots`` for few-shot;
-``positions`` for the split table): a space offers what its routers need.
+Routers may ask for more (their ``needs``: ``gate_input``, ``make_gate`` for the GATE; ``slot_ops``, ``num_ops``,
+``num_slots`` for few-shot; ``positions`` for the split table): a space supports the routers whose needs it offers.
 """
 import abc
 
@@ -114,32 +115,29 @@ class Space(abc.ABC):
 
 class Supernet:
     """Mixin of the supernet protocol for an nn.Module subclass: everything about sharing is ``self.sharing``."""
-    cell_types = ("cell",)
-    routers = ("own",)
-    keys = ()
+    cell_types, close_router, keys = ("cell",), "own", ()
 
     @classmethod
-    def router_of(cls, cfg):
-        """The name of the router ``cfg`` asks for (``router: auto``: the first of ``routers`` after own)."""
-        return sharing.router_name(cfg, cls.routers[1] if len(cls.routers) > 1 else "own")
+    def routers(cls):
+        """The names of the routers this supernet supports."""
+        return [name for name, r in sharing.ROUTERS.items() if all(hasattr(cls, n) for n in r.needs)]
 
     @classmethod
     def plan(cls, cfg, own):
         """(router name, K blocks per bank, placeholder blocks?) for ``cfg``; config keys that apply to no part of
-        this supernet are refused here, before anything is built."""
-        name = cls.router_of(cfg)
-        if name not in cls.routers:
+        this space are refused here, before anything is built."""
+        name = sharing.router_name(cfg, cls.close_router)
+        if name not in cls.routers():
             raise ValueError(f"config router={name!r} does not apply to {cfg.space}; use one of "
-                             f"{', '.join(r for r in cls.routers if r != 'own')} (or supernet: vanilla)")
+                             f"{', '.join(r for r in cls.routers() if r != 'own')} (or supernet: vanilla)")
         sharing.check_keys(cfg, cls.applies(), owned_keys())
         return name, sharing.Sharing.bank_size(cfg, own), sharing.ROUTERS[name].placeholders
 
     @classmethod
     def applies(cls):
-        """The config keys this space reads: its own and those of every router it supports (a vanilla run ignores
-        the bank's, so that one params file serves both)."""
-        return {*cls.keys, *(k for r in cls.routers for k in sharing.ROUTERS[r].keys),
-                *(sharing.CLOSE_KEYS if len(cls.routers) > 1 else ())}
+        """The config keys this space reads: its own, the bank's and those of every router it supports (a vanilla
+        run ignores the bank's, so that one params file serves both)."""
+        return {*cls.keys, *sharing.CLOSE_KEYS, *(k for r in cls.routers() for k in sharing.ROUTERS[r].keys)}
 
     def _share(self, cfg, plan, banks, in_channels, num_classes):
         """Set up ``self.sharing`` over ``banks`` (call once the cells exist)."""

@@ -123,7 +123,7 @@ class Standalone(MacroNet):
 
 class Supernet(MacroNet, base.Supernet):
     """NB201 supernet: vanilla (6 own blocks per cell) or banked (K GLOW blocks routed by the GATE, ...)."""
-    routers = ("own", "gate", "random", "oneblock", "fewshot")
+    close_router = "gate"
     num_ops, num_slots, coerce = len(OPS), len(EDGES), staticmethod(coerce)
 
     def __init__(self, cfg, in_channels, num_classes):

@@ -199,7 +199,7 @@ class Standalone(MacroNet):
 
 class Supernet(MacroNet, base.Supernet):
     """NB301 supernet: vanilla (14 own blocks per cell) or banked (K GLOW blocks, x2 in reduction cells)."""
-    cell_types, routers = CELLS, ("own", "gate", "random", "oneblock", "fewshot")
+    cell_types, close_router = CELLS, "gate"
     num_ops, num_slots, coerce = len(OPS), len(CELLS) * 2 * len(NODES), staticmethod(coerce)
 
     def __init__(self, cfg, in_channels, num_classes):

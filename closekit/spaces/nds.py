@@ -84,12 +84,11 @@ def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale
 class Supernet(nn.Module, base.Supernet):
     """NDS supernet: per stage an unshared first block and a Bank (vanilla: one block per position; CLOSE: K
     blocks routed by the split table)."""
-    cell_types, routers, keys = tuple(f"stage{s}" for s in (1, 2, 3)), ("own", "table"), ("head_norm",)
+    cell_types, close_router, keys = tuple(f"stage{s}" for s in (1, 2, 3)), "table", ("head_norm",)
 
     def __init__(self, design, cfg, in_channels, num_classes):
         super().__init__()
         self.design, self.scale = design, cfg.channels_init / 16
-        self.positions = design.max_depth - 1
         plan = self.plan(cfg, own=self.positions)
         W = scaled(256, self.scale)                                  # max width (and max bottleneck width)
         block = BLOCKS[design.block]
@@ -104,6 +103,11 @@ class Supernet(nn.Module, base.Supernet):
         self.fc = SlicedConv(W, num_classes, 1, bias=True)            # the reference's 1x1-conv FC
         self.apply(init_weights)
         self._share(cfg, plan, self.banks, in_channels, num_classes)
+
+    @property
+    def positions(self):
+        """Routed block positions per stage: the maximum depth less the unshared first block."""
+        return self.design.max_depth - 1
 
     def coerce(self, arch):
         return self.design.coerce(arch)
