@@ -18,6 +18,7 @@ and a run of other code or another config is never reused.
     python bench/ranking.py --groups gate --gate-seeds 0 1 2        # CLOSE with each GATE variant (issue 14), then
     python bench/gate_signal.py --runs runs/bench-ranking/close_gate-*  # their routing columns
     python bench/ranking.py --stretch 3           # the same runs at 3x the epochs (schedule, SRT, patience x3)
+    python bench/ranking.py --variants vanilla "one block" close few-shot --seeds 0 1 2 [--stretch 3]  # sharing 4-way
 
 ``--stretch K`` multiplies the epochs and stretches the curriculum: epoch e of cl_schedule and srt_epochs becomes
 1 + (e - 1) K, the plateau patience becomes K times as long; the run directories differ (another config hash).
@@ -51,8 +52,13 @@ VARIANTS = {
                                                     {"gate_lr_scale": 10.0, "gate_weight_decay": 0.0}),
     # control: the most sharing, one op set for all six edges of a cell throughout (CLOSE's level 1, kept)
     "close num_blocks=1": ("params/nb201/mini-close.yaml", {"num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
+    # the same control through the one-block router (no GATE built) and few-shot NAS (its split at epoch 16)
+    "one block": ("params/nb201/mini-close.yaml", {"router": "oneblock", "num_blocks": 1, "cl_schedule": [1],
+                                                   "srt_epochs": []}),
+    "few-shot": ("params/nb201/mini-fewshot.yaml", {}),
 }
-MAIN = ("vanilla", "close", "vanilla + SRT at 13", "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1")
+MAIN = ("vanilla", "close", "vanilla + SRT at 13", "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1",
+        "one block", "few-shot")
 # beyond the paper (issue 14): CLOSE with each GATE variant of bench/gate_signal.py
 VARIANTS.update({f"close gate={name}": ("params/nb201/mini-close.yaml", over) for name, over in GATE_VARIANTS.items()
                  if over})

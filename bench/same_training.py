@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def digest(net):
-    """sha256 (16 hex) over the state dict's names and bytes."""
+    """sha256 (16 hex) over the state dict's names and bytes; names as before the Sharing object held the router and
+    the level ("sharing.router.x" -> "router.x"), so that digests compare across that change."""
     h = hashlib.sha256()
-    for k, v in sorted(net.state_dict().items()):
+    for k, v in sorted((k.removeprefix("sharing."), v) for k, v in net.state_dict().items()):
         h.update(k.encode() + v.cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
@@ -34,7 +35,7 @@ def main(argv=None):
     p.add_argument("--params", default="params/nb201/mini-close.yaml")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    cfg = RunConfig.from_yaml(ROOT / args.params, epochs=8, train_limit=1500, cl_schedule=[1, 3, 5, 6, 7],
+    cfg = RunConfig.from_yaml(ROOT / args.params, epochs=8, train_limit=1500, num_blocks=5, cl_schedule=[1, 3, 5, 6, 7],
                               srt_epochs=[5], archs="sample:20", truth=None)
     res = run(cfg, Path(args.out), log=lambda *a, **k: None, keep_snapshots=False)
     print(f"code {code_version(cfg.space)}: weights {digest(res.net)}, last train loss "

@@ -15,7 +15,7 @@ import yaml
 
 CHOICES = {
     "supernet": ("vanilla", "close"),
-    "router": ("node", "arch", "random"),
+    "gate_level": ("node", "arch"),
     "mlp_growth": ("inherit", "only_last", "full"),
     "wit_from": ("prev", "random"),
     "mlp_parent": ("prev", "wit"),
@@ -157,7 +157,10 @@ class RunConfig(YamlConfig):
     # CLOSE sharing (ignored by vanilla)
     num_blocks: int = 5                # GLOW blocks per cell
     cl_schedule: tuple = (1, 7, 13, 19, 25)  # epoch at which block k becomes active; paper 1/201/401/601/801
-    router: str = "node"               # node-level GATE | arch-level GATE | random one-hot
+    router: str = "auto"               # closekit.sharing.ROUTERS: auto (vanilla: own; close: gate on NB201/NB301,
+                                       # table on NDS) | gate | random | oneblock | fewshot | table
+    gate_level: str = "node"           # GATE: node-level (an MLP per edge over its nodes' embeddings) | arch-level
+    fewshot_edge: int = 0              # few-shot router: the slot (row of the space's slot table) whose op splits
     gumbel_temperature: float = 5.0
     gates_op_dim: int = 48
     gates_node_dim: int = 48
@@ -218,9 +221,9 @@ class RunConfig(YamlConfig):
         for name, options in CHOICES.items():
             if getattr(self, name) not in options and not (name == "gate_forward" and self.gate_forward is None):
                 raise ValueError(f"config {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
-        if self.gate_edge_op and self.router == "arch":
-            raise ValueError("config gate_edge_op=true needs router: node (the arch-level GATE maps one embedding to "
-                             "every edge, it has no per-edge input); set router: node or gate_edge_op: false")
+        if self.gate_edge_op and self.gate_level == "arch":
+            raise ValueError("config gate_edge_op=true needs gate_level: node (the arch-level GATE maps one embedding "
+                             "to every edge, it has no per-edge input); set gate_level: node or gate_edge_op: false")
         sched = self.cl_schedule
         if self.supernet == "close":
             if len(sched) != self.num_blocks:

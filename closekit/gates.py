@@ -5,7 +5,8 @@ GATES (Ning et al., ECCV 2020): node features flow along the DAG; each message i
 the op embedding of its edge. Node-level gating scores edge i->j from [z_i; z_j]; arch-level gating maps
 the output-node embedding to all edges at once.
 
-Variants beyond the paper (RunConfig keys; the defaults are the reference): ``gate_embed_norm`` normalises the node
+The GATE is a router (closekit.sharing): it routes, and grows its MLP with the bank. Variants beyond the paper
+(RunConfig keys; the defaults are the reference): ``gate_embed_norm`` normalises the node
 embeddings before the MLP (layernorm, or l2: z / ||z|| * sqrt(D)), ``gate_gcn_init: norm_preserving`` scales the GCN
 weights so the embedding keeps its scale through the layers (see ``gcn_weights``), ``gate_edge_op`` gives the
 node-level MLP the edge's own op (one-hot) beside [z_from; z_to].
@@ -15,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .sharing import Router, register
 
 
 EMBED_NORMS = ("none", "layernorm", "l2")
@@ -89,31 +92,72 @@ def gumbel_straight_through(logits, temperature, generator=None):
     return hard - soft.detach() + soft
 
 
-def gate_kwargs(cfg):
-    """The Gate / CellGate keyword arguments of a RunConfig (sizes, temperature and the GATE variant keys)."""
-    return dict(level=cfg.router, op_dim=cfg.gates_op_dim, node_dim=cfg.gates_node_dim, hidden=cfg.gates_hidden,
-                gcn_dims=cfg.gates_gcn_dims, mlp_hidden=cfg.mlp_hidden, mlp_dropout=cfg.mlp_dropout,
-                temperature=cfg.gumbel_temperature, embed_norm=cfg.gate_embed_norm, gcn_init=cfg.gate_gcn_init,
-                edge_op=cfg.gate_edge_op)
+# the RunConfig keys a GATE is built from (its constructor's keyword arguments, so no adapter is needed)
+ARGS = ("gate_level", "gates_op_dim", "gates_node_dim", "gates_hidden", "gates_gcn_dims", "mlp_hidden", "mlp_dropout",
+        "gumbel_temperature", "gate_embed_norm", "gate_gcn_init", "gate_edge_op", "mlp_growth", "mlp_parent",
+        "aw_nas_compat")
 
 
-class Gate(nn.Module):
-    """GATE router: arch -> routing [E, L] over the L active GLOW blocks (straight-through one-hot)."""
+@register("gate")
+class Gate(Router):
+    """GATE router: arch -> routing [E, L] over the L active GLOW blocks (straight-through one-hot). It grows its
+    MLP with the bank (``mlp_growth``: the new block's row inherits from ``mlp_parent``'s, or layers re-initialised;
+    ``aw_nas_compat``: grown layers become new Parameter objects the optimizer loses, and the GATE already routes
+    at level 1)."""
+    keys, needs = ARGS + ("gate_forward", "gate_lr_scale", "gate_weight_decay", "wit_from"), ("gate_input", "make_gate")
+    label, stochastic = "GATE", True
 
-    def __init__(self, edges, num_ops, num_nodes, num_blocks, *, level="node", op_dim=48, node_dim=48,
-                 hidden=96, gcn_dims=(128,) * 5, mlp_hidden=(200, 200, 200), mlp_dropout=0.1, temperature=5.0,
-                 embed_norm="none", gcn_init="uniform", edge_op=False):
+    def __init__(self, edges, num_ops, num_nodes, num_blocks, *, gate_level="node", gates_op_dim=48,
+                 gates_node_dim=48, gates_hidden=96, gates_gcn_dims=(128,) * 5, mlp_hidden=(200, 200, 200),
+                 mlp_dropout=0.1, gumbel_temperature=5.0, gate_embed_norm="none", gate_gcn_init="uniform",
+                 gate_edge_op=False, mlp_growth="inherit", mlp_parent="prev", aw_nas_compat=False):
         super().__init__()
-        self.edges, self.level_kind, self.num_blocks, self.temperature = tuple(edges), level, num_blocks, temperature
+        self._setup(edges, num_blocks, gate_level, gumbel_temperature, mlp_growth, mlp_parent, aw_nas_compat)
         self.register_buffer("to_idx", torch.tensor([j for j, _ in edges]), persistent=False)
         self.register_buffer("from_idx", torch.tensor([i for _, i in edges]), persistent=False)
-        self.encoder = GatesEncoder(num_ops, num_nodes, op_dim, node_dim, hidden, gcn_dims, gcn_init=gcn_init,
-                                    messages=len(self.edges) / (num_nodes - 1))
-        self._variant(self.encoder.out_dim, num_ops, embed_norm, edge_op)
+        self.encoder = GatesEncoder(num_ops, num_nodes, gates_op_dim, gates_node_dim, gates_hidden, gates_gcn_dims,
+                                    gcn_init=gate_gcn_init, messages=len(self.edges) / (num_nodes - 1))
+        self._variant(self.encoder.out_dim, num_ops, gate_embed_norm, gate_edge_op)
         d = self.encoder.out_dim
-        self.mlp_args = (2 * d + self.edge_op_dim if level == "node" else d, mlp_hidden,
-                         num_blocks if level == "node" else len(edges) * num_blocks, mlp_dropout)
+        self.mlp_args = (2 * d + self.edge_op_dim if gate_level == "node" else d, mlp_hidden,
+                         num_blocks if gate_level == "node" else len(edges) * num_blocks, mlp_dropout)
         self.mlp = mlp(*self.mlp_args)
+
+    @classmethod
+    def build(cls, cfg, net, K):
+        return net.make_gate(K, **{k: getattr(cfg, k) for k in ARGS})
+
+    def _setup(self, edges, num_blocks, level, temperature, mlp_growth, mlp_parent, compat):
+        self.edges, self.num_blocks, self.level_kind, self.temperature = tuple(edges), num_blocks, level, temperature
+        self.mlp_growth, self.mlp_parent, self.compat = mlp_growth, mlp_parent, compat
+
+    def by_cell(self, net, x):
+        """[..., E, L] (one routing, or one per cell type) -> {cell type: [E, L]}."""
+        return dict(zip(net.cell_types, x.reshape(-1, *x.shape[-2:]).expand(len(net.cell_types), -1, -1)))
+
+    def gated(self, level):
+        """The GATE is skipped while one block is active (the reference), unless aw_nas_compat."""
+        return level > 1 or self.compat
+
+    def route(self, net, arch, level, sample=True, generator=None):
+        if not self.gated(level):
+            return {c: torch.ones(len(ids), 1, device=net.level.device) for c, ids in net.own_blocks(arch).items()}
+        return self.by_cell(net, self(net.gate_input(arch), level, sample=sample, generator=generator))
+
+    def probs(self, net, arch, level):
+        if not self.gated(level):
+            return self.route(net, arch, level, sample=False)
+        return self.by_cell(net, F.softmax(self.logits(net.gate_input(arch))[..., :level], -1))
+
+    def grow(self, banks, new_level, parent):
+        """WIT in the banks and the MLP's growth; returns the re-initialised GATE params (optimizer state reset)."""
+        reset, row_parent = [], new_level - 2 if self.mlp_parent == "prev" else parent
+        if new_level > 1 or self.mlp_growth != "inherit":
+            if self.compat:
+                self.replace_grown(new_level, self.mlp_growth, row_parent)
+            else:
+                reset = self.grow_mlp(new_level, self.mlp_growth, row_parent)
+        return super().grow(banks, new_level, parent)[0], reset
 
     def _variant(self, d, num_ops, embed_norm, edge_op):
         """Check and record the variant keys; a LayerNorm(d) for ``embed_norm: layernorm`` (no RNG drawn; eps 1e-12:
@@ -153,7 +197,7 @@ class Gate(nn.Module):
         return F.one_hot(logits.argmax(-1), level).to(logits.dtype)
 
     @torch.no_grad()
-    def grow(self, new_level, mode, parent):
+    def grow_mlp(self, new_level, mode, parent):
         """Curriculum step to ``new_level`` blocks: the MLP changes in place; returns the re-initialised params."""
         last = self.mlp[-1]
         if mode == "inherit":                      # new block's row += parent's row (the reference's default)
@@ -181,7 +225,7 @@ class Gate(nn.Module):
         last = self.mlp[-1]
         w, b = last.weight.detach().clone(), last.bias.detach().clone()
         last.weight, last.bias = nn.Parameter(w), nn.Parameter(b)
-        self.grow(new_level, "inherit", parent)
+        self.grow_mlp(new_level, "inherit", parent)
 
 
 class FlowEncoder(nn.Module):
@@ -238,20 +282,22 @@ class CellGate(Gate):
     graphs; node-level: MLP([z_from; z_to]) per chosen connection, one MLP shared by the cell types; arch-level:
     MLP(pooled embedding) -> [positions, K], the same gate for every cell type. Routing [C, E, level]."""
 
-    def __init__(self, num_ops, num_blocks, *, num_cells=2, num_init=2, num_steps=4, level="node", op_dim=32,
-                 node_dim=32, hidden=32, gcn_dims=(64,) * 4, mlp_hidden=(200, 200, 200), mlp_dropout=0.1,
-                 temperature=5.0, embed_norm="none", gcn_init="uniform", edge_op=False):
-        nn.Module.__init__(self)
+    def __init__(self, num_ops, num_blocks, *, num_cells=2, num_init=2, num_steps=4, gate_level="node",
+                 gates_op_dim=32, gates_node_dim=32, gates_hidden=32, gates_gcn_dims=(64,) * 4,
+                 mlp_hidden=(200, 200, 200), mlp_dropout=0.1, gumbel_temperature=5.0, gate_embed_norm="none",
+                 gate_gcn_init="uniform", gate_edge_op=False, mlp_growth="inherit", mlp_parent="prev",
+                 aw_nas_compat=False):
+        Router.__init__(self)
         positions = 2 * num_steps
-        self.edges, self.level_kind, self.num_blocks = tuple(range(positions)), level, num_blocks
-        self.temperature = temperature
-        self.encoder = FlowEncoder(num_ops, num_cells, num_init, num_steps, op_dim, node_dim, hidden, gcn_dims,
-                                   gcn_init)
+        self._setup(range(positions), num_blocks, gate_level, gumbel_temperature, mlp_growth, mlp_parent,
+                    aw_nas_compat)
+        self.encoder = FlowEncoder(num_ops, num_cells, num_init, num_steps, gates_op_dim, gates_node_dim,
+                                   gates_hidden, gates_gcn_dims, gate_gcn_init)
         self.register_buffer("to_idx", self.encoder.to_idx.clone(), persistent=False)
         d = self.encoder.node_dim_out
-        self._variant(d, num_ops, embed_norm, edge_op)
-        self.mlp_args = (2 * d + self.edge_op_dim if level == "node" else self.encoder.out_dim, mlp_hidden,
-                         num_blocks if level == "node" else positions * num_blocks, mlp_dropout)
+        self._variant(d, num_ops, gate_embed_norm, gate_edge_op)
+        self.mlp_args = (2 * d + self.edge_op_dim if gate_level == "node" else self.encoder.out_dim, mlp_hidden,
+                         num_blocks if gate_level == "node" else positions * num_blocks, mlp_dropout)
         self.mlp = mlp(*self.mlp_args)
 
     def logits(self, graph):

@@ -71,7 +71,7 @@ def checkpoints(run_dir):
     rows = []
     for _, p, kind in found:
         state = read_checkpoint(p)
-        rows.append({"path": str(p), "epoch": int(state["epoch"]), "level": int(state["model"]["level"]),
+        rows.append({"path": str(p), "epoch": int(state["epoch"]), "level": int(state["model"]["sharing.level"]),
                      "kind": kind})
     df = pd.DataFrame(rows).sort_values(["epoch", "kind"], ascending=[True, False])   # snapshot before checkpoint
     return df.drop_duplicates("epoch").reset_index(drop=True)

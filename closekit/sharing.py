@@ -1,39 +1,73 @@
-"""Sharing as routing (CLOSE §3.2, §3.4): a Bank of op-sets (GLOW blocks) per cell, WIT between blocks, and the
-fixed routers that map each edge of the sampled architecture to a block (the GATE is in gates.py, the
-curriculum in curriculum.py).
+"""Sharing as routing (CLOSE §3.2-3.4): one ``Sharing`` per supernet = the banks of GLOW blocks + a router + the
+curriculum. Read this file to know everything a supernet does about sharing; write one router to try a new idea.
 
-A vanilla one-shot supernet is a bank with one block per edge and the fixed own-block router, so every
-supernet runs through the same cell code; the sharing extent is how many edges land on one block.
+A bank holds K op-sets (blocks) of one cell; every routed slot of a sampled architecture (an edge of a cell, a block
+position of an NDS stage) computes its op with the block its router picks. The sharing extent is how many slots land
+on one block: vanilla one-shot = one own block per slot, CLOSE = a few GLOW blocks, grown by a curriculum.
+
+Router protocol (subclass ``Router``, register with ``@register(name)``; the config key ``router`` picks it):
+  keys                              the config keys it reads (refused, in one line, in spaces without it)
+  needs                             what it asks of a supernet beyond ``own_blocks`` (a space without it lacks it)
+  label, stochastic                 a name for views; whether routing is sampled (probabilities, entropy, Gumbel)
+  placeholders                      True: blocks 1..K-1 are overwritten when the router grows (built off the RNG)
+  fixed                             True: all K blocks active from the start, no curriculum
+  build(cfg, net, K)                the router of supernet ``net`` with K blocks per bank (classmethod)
+  route(net, arch, level, sample, generator) -> {cell type: [slots, level]}   one-hot (straight-through if learned)
+  probs(net, arch, level)           {cell type: [slots, level]}: each block's probability under training's sample
+  grow(banks, new_level, parent)    one level change: (log note, parameters whose optimizer state resets)
+  parameters() / state_dict()       nn.Module's: the router's own weights train in their own optimizer group
+The curriculum decides *when* (the level of an epoch, the WIT parent of a new block); the router decides *how*.
+A supernet tells routers about its slots through ``own_blocks(arch)`` and what their ``needs`` name (``gate_input``,
+``make_gate``, ``slot_ops``, ``num_ops``, ``num_slots``, ``positions``); routers read nothing else of it.
 """
+import dataclasses
+
 import torch
 from torch import nn
 
+from .curriculum import Curriculum, Events
+
+ROUTERS = {}               # name -> Router subclass
+CLOSE_KEYS = ("num_blocks", "cl_schedule")          # the bank size and curriculum of every non-vanilla supernet
+
+
+def register(name):
+    """Class decorator: ``ROUTERS[name] = cls``."""
+    def add(cls):
+        cls.name = name
+        ROUTERS[name] = cls
+        return cls
+    return add
+
 
 class Bank(nn.Module):
-    """K op-sets of one cell; ``blocks[k][op]`` is the module for primitive ``op`` in GLOW block k."""
+    """K op-sets of one cell; ``blocks[k][op]`` is the module for primitive ``op`` in GLOW block k. ``placeholders``:
+    blocks 1..K-1 are built without drawing from the global RNG (a router overwrites them before they are used)."""
 
-    def __init__(self, make_opset, num_blocks):
+    def __init__(self, make_opset, num_blocks, placeholders=False):
         super().__init__()
-        self.blocks = nn.ModuleList(make_opset() for _ in range(num_blocks))
+        self.blocks = nn.ModuleList([make_opset()])
+        with torch.random.fork_rng(devices=[], enabled=placeholders):
+            self.blocks.extend(make_opset() for _ in range(num_blocks - 1))
 
     @torch.no_grad()
-    def wit(self, target, source, buffers=True):
-        """Weight inheritance (WIT, §3.4): block ``target`` += block ``source``, BN buffers included (``buffers``
-        False: parameters only)."""
+    def wit(self, target, source, buffers=True, copy=False):
+        """Weight inheritance (WIT, §3.4): block ``target`` += block ``source`` (``copy``: = instead), BN buffers
+        included (``buffers`` False: parameters only)."""
         src = self.blocks[source].state_dict()
         names = None if buffers else {n for n, _ in self.blocks[target].named_parameters()}
         for name, t in self.blocks[target].state_dict().items():
             if names is None or name in names:
-                t.add_(src[name])
+                t.copy_(src[name]) if copy else t.add_(src[name])
 
 
 def routed(bank, op, x, gates, k_sel, mode, touched):
     """Output of one edge: sum_k gates[k] * bank.blocks[k][op](x) over the active blocks (k_sel: the chosen one).
 
     mode 'all' runs every active block with autograd (reference); 'others_no_grad' runs the non-selected ones
-    without autograd (same values and gradients, less memory; their params are recorded in ``touched`` to get
+    without autograd (same values and gradients, less memory; their modules are recorded in ``touched`` to get
     zero gradients); 'selected' runs only the chosen block (single-path estimator); 'fixed' is a constant
-    one-hot (vanilla, random router, evaluation).
+    one-hot (fixed routers, evaluation).
     """
     if mode in ("fixed", "selected"):
         y = bank.blocks[k_sel][op](x)
@@ -53,35 +87,70 @@ def routed(bank, op, x, gates, k_sel, mode, touched):
     return out
 
 
-def fill_zero_grads(modules):
-    """Give params of computed-but-unselected blocks a zero gradient, as the reference's all-blocks forward does."""
-    for m in modules:
-        for p in m.parameters():
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
+def one_hot(blocks, level, device=None):
+    """[slots, level] float one-hot of a list / tensor of block indices."""
+    return nn.functional.one_hot(torch.as_tensor(blocks), level).float().to(device)
 
 
-class OwnRouter(nn.Module):
-    """Vanilla: edge i always uses block i."""
+class Router(nn.Module):
+    """Base of every router: the protocol above; by default a fixed routing grown by WIT (new block += parent)."""
+    keys, needs, label, stochastic, placeholders, fixed = (), (), "router", False, False, False
 
-    def __init__(self, num_edges):
-        super().__init__()
-        self.register_buffer("eye", torch.eye(num_edges), persistent=False)
+    @classmethod
+    def build(cls, cfg, net, K):
+        return cls()
 
-    def forward(self, adj, level, *, sample=True, generator=None):
-        return self.eye
+    def route(self, net, arch, level, sample=True, generator=None):
+        raise NotImplementedError
+
+    def probs(self, net, arch, level):
+        return self.route(net, arch, level, sample=False)
+
+    def grow(self, banks, new_level, parent):
+        """Activate block ``new_level - 1``: WIT from ``parent`` in every bank (nothing for block 0)."""
+        if parent is None:
+            return "", []
+        for bank in banks:
+            bank.wit(new_level - 1, parent)
+        return f" (WIT from block {parent})", []
 
 
-class RandomRouter(nn.Module):
-    """Ablation: a uniform random block per edge, no gradient."""
+@register("own")
+class OwnRouter(Router):
+    """Vanilla: every slot uses its own block (NB301: the block of its (from, to) edge); never grows."""
+    label, fixed = "own block per slot", True
 
-    def __init__(self, num_edges):
-        super().__init__()
-        self.num_edges = num_edges
+    def route(self, net, arch, level, sample=True, generator=None):
+        return {c: one_hot(ids, level, net.level.device) for c, ids in net.own_blocks(arch).items()}
 
-    def forward(self, adj, level, *, sample=True, generator=None):
-        k = torch.randint(level, (self.num_edges,), generator=generator)
-        return nn.functional.one_hot(k, level).float().to(adj.device)
+
+@register("oneblock")
+class OneBlockRouter(Router):
+    """Control: every slot of every cell uses block 0 (one op-set per cell); never grows."""
+    label, fixed = "one block", True
+
+    @classmethod
+    def build(cls, cfg, net, K):
+        if K != 1:
+            raise ValueError(f"config router=oneblock needs num_blocks: 1 and cl_schedule: [1], got num_blocks={K}")
+        return cls()
+
+    def route(self, net, arch, level, sample=True, generator=None):
+        return {c: one_hot([0] * len(ids), level, net.level.device) for c, ids in net.own_blocks(arch).items()}
+
+
+@register("random")
+class RandomRouter(Router):
+    """Ablation: a uniform random active block per slot, no gradient."""
+    keys, label, stochastic = ("wit_from",), "random block", True
+
+    def route(self, net, arch, level, sample=True, generator=None):
+        return {c: one_hot(torch.randint(level, (len(ids),), generator=generator), level, net.level.device)
+                for c, ids in net.own_blocks(arch).items()}
+
+    def probs(self, net, arch, level):
+        return {c: torch.full((len(ids), level), 1 / level, device=net.level.device)
+                for c, ids in net.own_blocks(arch).items()}
 
 
 def split_table(positions, level, criteria="pre", num_blocks=None):
@@ -116,17 +185,155 @@ def split_table(positions, level, criteria="pre", num_blocks=None):
     return table, splits
 
 
-class TableRouter(nn.Module):
-    """NDS CLOSE: position p uses block table[p], the table refined by ``split_table`` (no parameters)."""
+@register("table")
+class TableRouter(Router):
+    """NDS CLOSE: position p of every stage uses block table[p]; each level splits one group of positions, WIT from
+    the split block (whole state dict unless ``wit_buffers`` is false). No parameters."""
+    keys, needs, label = ("cl_criteria", "wit_buffers"), ("positions",), "split table"
 
-    def __init__(self, num_positions, num_blocks, criteria="pre"):
+    def __init__(self, positions, num_blocks, cl_criteria="pre", wit_buffers=True):
         super().__init__()
-        self.num_positions, self.num_blocks, self.criteria = num_positions, num_blocks, criteria
-        split_table(num_positions, num_blocks, criteria, num_blocks)          # fails now if it cannot split
+        if not 1 <= num_blocks <= positions:
+            raise ValueError(f"config num_blocks={num_blocks} must be in 1..{positions} ({positions} block positions "
+                             "per stage)")
+        self.positions, self.num_blocks, self.criteria, self.wit_buffers = positions, num_blocks, cl_criteria, \
+            wit_buffers
+        self.splits = split_table(positions, num_blocks, cl_criteria, num_blocks)[1]    # all K - 1, computed once
+
+    @classmethod
+    def build(cls, cfg, net, K):
+        return cls(net.positions, K, cfg.cl_criteria, cfg.wit_buffers)
 
     def table(self, level):
-        return split_table(self.num_positions, level, self.criteria, self.num_blocks)[0]
+        """The position -> block list at ``level`` (the first level - 1 splits applied)."""
+        table = [0] * self.positions
+        for _, child, m, r in self.splits[:level - 1]:
+            table[m:r] = [child] * (r - m)
+        return table
 
-    def forward(self, adj, level, *, sample=True, generator=None):
-        k = torch.tensor(self.table(level))
-        return nn.functional.one_hot(k, level).float()
+    def route(self, net, arch, level, sample=True, generator=None):
+        r = one_hot(self.table(level), level, net.level.device)
+        return {c: r for c in net.cell_types}
+
+    def grow(self, banks, new_level, parent):
+        if new_level == 1:
+            return "", []
+        parent, child, m, r = self.splits[new_level - 2]
+        for bank in banks:
+            bank.wit(child, parent, buffers=self.wit_buffers)
+        return f" (WIT from block {parent}: positions {m + 1}-{r} move to block {child})", []
+
+
+@register("fewshot")
+class FewShotRouter(Router):
+    """Few-shot NAS (Zhao et al., ICML 2021) as a router: one block until the split, then one sub-supernet (block)
+    per op of slot ``fewshot_edge`` (a row of the space's slot table), each an exact copy of block 0 at the split;
+    the op on that slot picks the block of every slot of the architecture. Curriculum: cl_schedule [1, s, ..., s]
+    splits at epoch s into num_blocks = the space's number of ops."""
+    keys, needs, label, placeholders = ("fewshot_edge",), ("slot_ops", "num_ops", "num_slots"), "few-shot split", True
+
+    def __init__(self, edge, num_ops, num_blocks, schedule):
+        super().__init__()
+        if num_blocks != num_ops or len(set(schedule[1:])) > 1:
+            raise ValueError(f"config router=fewshot needs num_blocks={num_ops} (one sub-supernet per op) and "
+                             f"cl_schedule [1, s, ..., s] (split at epoch s), got num_blocks={num_blocks}, "
+                             f"cl_schedule={list(schedule)}")
+        self.edge, self.num_blocks = edge, num_blocks
+
+    @classmethod
+    def build(cls, cfg, net, K):
+        if not 0 <= cfg.fewshot_edge < net.num_slots:
+            raise ValueError(f"config fewshot_edge={cfg.fewshot_edge} must be in 0..{net.num_slots - 1} (a row of "
+                             f"the {cfg.space} slot table)")
+        return cls(cfg.fewshot_edge, net.num_ops, K, cfg.cl_schedule)
+
+    def route(self, net, arch, level, sample=True, generator=None):
+        ops = [o for cell in net.slot_ops(arch).values() for o in cell]
+        k = ops[self.edge] if level == self.num_blocks else 0        # one block until the split
+        return {c: one_hot([k] * len(ids), level, net.level.device) for c, ids in net.own_blocks(arch).items()}
+
+    def grow(self, banks, new_level, parent):
+        if new_level == 1:
+            return "", []
+        for bank in banks:
+            bank.wit(new_level - 1, 0, copy=True)
+        return " (few-shot split: a copy of block 0)", []
+
+
+def fill_zero_grads(modules):
+    """Give params of computed-but-unselected blocks a zero gradient, as the reference's all-blocks forward does."""
+    for m in modules:
+        for p in m.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+
+
+def router_name(cfg, default):
+    """The router of a config: vanilla -> own; otherwise cfg.router, or the space's ``default`` when it is auto."""
+    if cfg.supernet == "vanilla":
+        if cfg.router not in ("auto", "own"):
+            raise ValueError(f"config router={cfg.router!r} does not apply to supernet: vanilla (every slot has its "
+                             "own block); set router: auto or supernet: close")
+        return "own"
+    return default if cfg.router == "auto" else cfg.router
+
+
+def check_keys(cfg, applies, owned):
+    """One line for the first key set away from its default that the space of ``cfg`` does not read."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    for key in sorted(owned - set(applies)):
+        if getattr(cfg, key) != defaults[key]:
+            raise ValueError(f"config {key}={getattr(cfg, key)!r} does not apply to {cfg.space} (no router or part of "
+                             f"it reads it); remove it (default {defaults[key]!r})")
+
+
+class Sharing(nn.Module):
+    """The banks of a supernet, its router and its curriculum; ``level`` (active blocks) is saved with the model."""
+
+    def __init__(self, router, curriculum, banks, num_blocks):
+        super().__init__()
+        self.router, self.curriculum, self.num_blocks, self.touched = router, curriculum, num_blocks, set()
+        self.banks = tuple(banks)                   # held by the cells (their state-dict names); not registered here
+        self.register_buffer("level", torch.tensor(curriculum.level(0)))
+
+    @staticmethod
+    def bank_size(cfg, own):
+        """K: ``own`` blocks (one per slot) for vanilla, cfg.num_blocks otherwise."""
+        return own if cfg.supernet == "vanilla" else cfg.num_blocks
+
+    @classmethod
+    def build(cls, cfg, net, banks, K, name):
+        """The Sharing of ``net`` for ``cfg``: router ``name`` (see ``router_name``), its curriculum, ``banks``."""
+        router = ROUTERS[name].build(cfg, net, K)
+        curriculum = Curriculum(fixed=K) if router.fixed else Curriculum(cfg.cl_schedule, cfg.wit_from)
+        return cls(router, curriculum, banks, K)
+
+    def active_level(self):
+        """The number of active blocks; a clear error before the first curriculum event."""
+        level = int(self.level)
+        if level < 1:
+            raise RuntimeError("the supernet has no active block yet (level 0): train it, load a trained checkpoint "
+                               "or call epoch_start(1)")
+        return level
+
+    def epoch_start(self, epoch, generator=None):
+        """Apply the curriculum events due at ``epoch`` (each once: the level is saved with the model)."""
+        log, reset = [], []
+        for new, parent in self.curriculum.due(int(self.level), epoch, generator):
+            note, params = self.grow(new, parent)
+            reset += params
+            log.append(f"epoch {epoch}: curriculum level {new}{note}")
+        return Events(log, reset)
+
+    def grow(self, new_level, parent):
+        """One level change: (log note, parameters whose optimizer state resets)."""
+        if new_level != int(self.level) + 1:
+            raise ValueError(f"sharing grows one level at a time: level {int(self.level)} -> {new_level}")
+        self.level.fill_(new_level)
+        return self.router.grow(self.banks, new_level, parent)
+
+    def after_backward(self):
+        """Zero gradients for the computed but unselected blocks (gate_forward others_no_grad)."""
+        if self.touched:
+            fill_zero_grads(self.touched)
+            self.touched.clear()

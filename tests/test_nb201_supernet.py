@@ -79,11 +79,11 @@ def test_only_live_edges_receive_gradient(space):
     assert all(cell.bank.blocks[k]["nor_conv_1x1"][1].weight.grad is None for k in (0, 1, 2, 4, 5))
 
 
-KINDS = [dict(supernet="vanilla")] + [
-    dict(supernet="close", router=r, gate_forward=g, aw_nas_compat=c, mlp_growth=m)
-    for r, g, c, m in itertools.product(("node", "arch", "random"), ("all", "others_no_grad", "selected"),
-                                        (False, True), ("inherit", "only_last", "full"))
-    if not (r == "random" and (g != "all" or m != "inherit"))]
+KINDS = [dict(supernet="vanilla"), dict(supernet="close", router="random"),
+         dict(supernet="close", router="random", wit_from="random")] + [
+    dict(supernet="close", router="gate", gate_level=lv, gate_forward=g, aw_nas_compat=c, mlp_growth=m)
+    for lv, g, c, m in itertools.product(("node", "arch"), ("all", "others_no_grad", "selected"),
+                                         (False, True), ("inherit", "only_last", "full"))]
 
 
 @pytest.mark.parametrize("kw", KINDS, ids=lambda kw: "-".join(str(v) for v in kw.values()))
@@ -100,7 +100,7 @@ def test_smoke_every_supernet_kind(space, kw):
     assert gates.shape == (6, net.num_blocks if kw["supernet"] == "vanilla" else cfg.num_blocks)
     assert torch.equal(gates.sum(1), torch.ones(6))
     if isinstance(net.router, Gate):
-        assert net.router.mlp[-1].out_features == (3 if kw["router"] == "node" else 18)
+        assert net.router.mlp[-1].out_features == (3 if kw["gate_level"] == "node" else 18)
 
 
 def test_golden_param_count_standalone(space):

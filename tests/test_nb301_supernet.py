@@ -142,7 +142,7 @@ def test_wit_applies_to_both_banks():
 
 @pytest.mark.parametrize("router", ["node", "arch"])
 def test_gate_routes_both_cells_and_grows(router):
-    net = SPACE.supernet(RunConfig(**TINY, supernet="close", router=router), 3, 10)
+    net = SPACE.supernet(RunConfig(**TINY, supernet="close", gate_level=router), 3, 10)
     for e in (1, 2, 3):
         net.epoch_start(e)
     net.eval()                                             # MLP dropout off
@@ -182,7 +182,8 @@ def test_gate_forward_modes_give_the_same_gradients():
         assert torch.allclose(out[0][n], out[1][n], atol=1e-5), n
 
 
-KINDS = [dict(supernet="vanilla")] + [dict(supernet="close", router=r, gate_forward=g, aw_nas_compat=c, mlp_growth=m)
+KINDS = [dict(supernet="vanilla")] + [dict(supernet="close", gate_level=r, gate_forward=g, aw_nas_compat=c,
+                                           mlp_growth=m)
                                       for r, g, c, m in itertools.product(("node", "arch"), ("all", "selected"),
                                                                           (False, True), ("inherit", "full"))] + \
     [dict(supernet="close", router="random", wit_from="random")]

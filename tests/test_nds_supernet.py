@@ -28,10 +28,10 @@ def test_reference_split_tables_at_epoch_1_and_the_end(space, first, final):
     # the tables of reference/close-algorithm.md §4, reached through the supernet's curriculum (tiny widths)
     net = spaces.get(space).supernet(cfg(space, channels_init=1), 3, 10)
     log = net.epoch_start(1).log
-    assert net.table() == first and int(net.level) == 9 and len(log) == 9          # 8 splits before any step
+    assert net.router.table(int(net.level)) == first and int(net.level) == 9 and len(log) == 9          # 8 splits before any step
     for e in (201, 401, 601, 801):
         net.epoch_start(e)
-    assert net.table() == final and int(net.level) == net.num_blocks
+    assert net.router.table(int(net.level)) == final and int(net.level) == net.num_blocks
     r = net.route(spaces.get(space).sample(None))
     assert list(r) == ["stage1", "stage2", "stage3"] and all(torch.equal(v.argmax(1), torch.tensor(final))
                                                            for v in r.values())
@@ -58,7 +58,7 @@ def test_wit_adds_the_split_block_to_the_new_one(buffers):
             m.running_mean.fill_(0.5)
     before = {k: v.clone() for k, v in bank.blocks[2].state_dict().items()}
     parent = {k: v.clone() for k, v in bank.blocks[0].state_dict().items()}
-    assert net.splits(3)[-1] == (0, 2, 5, 11)        # pre: group 0 ([0, 11), start < K + 1) splits again
+    assert net.router.splits[1] == (0, 2, 5, 11)        # pre: group 0 ([0, 11), start < K + 1) splits again
     net.epoch_start(2)
     after = bank.blocks[2].state_dict()
     for k, v in after.items():
@@ -69,7 +69,7 @@ def test_wit_adds_the_split_block_to_the_new_one(buffers):
 
 
 def test_gate_forward_and_gate_routers_are_refused_in_one_line():
-    for bad in (dict(gate_forward="all"), dict(router="random"), dict(wit_from="random")):
+    for bad in (dict(gate_forward="all"), dict(router="gate"), dict(gate_level="arch"), dict(fewshot_edge=1)):
         with pytest.raises(ValueError) as e:
             spaces.get("nds-resnexta").supernet(cfg("nds-resnexta", channels_init=1, **bad), 3, 10)
         assert "\n" not in str(e.value) and str(list(bad)[0]) in str(e.value)
@@ -210,6 +210,6 @@ def test_head_norm_mean_centres_the_pooled_features_batch_or_running():
     net.eval()
     assert not torch.allclose(net(x, arch).mean(0), net.fc.bias, atol=1e-3)   # eval: the running mean instead
     for name in ("nb201", "nb301"):
-        with pytest.raises(ValueError, match="head_norm='mean' does not apply to .*; set head_norm: none"):
+        with pytest.raises(ValueError, match="head_norm='mean' does not apply to .*; remove it"):
             spaces.get(name).supernet(RunConfig(space=name, head_norm="mean", channels_init=2, cells_per_stage=1),
                                       3, 10)

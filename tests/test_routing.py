@@ -115,8 +115,8 @@ def test_route_probabilities_shapes_determinism(run):
         routing.route(net, space, archs, routing="soft")
 
 
-@pytest.mark.parametrize("kw", [dict(router="node"), dict(router="arch"), dict(router="random"),
-                                dict(router="node", aw_nas_compat=True)], ids=str)
+@pytest.mark.parametrize("kw", [dict(router="gate"), dict(gate_level="arch"), dict(router="random"),
+                                dict(router="gate", aw_nas_compat=True)], ids=str)
 def test_route_matches_block_usage_loop(space, kw):
     """route gives the choices of net.route per arch (the old block_usage loop), argmax and seeded gumbel."""
     net, archs = grown(space, **kw), space.sample_list(A, 1)
@@ -129,7 +129,7 @@ def test_route_matches_block_usage_loop(space, kw):
         usage = block_usage(net, space, archs, routing=mode, seed=5)     # evaluate's API, now routing's
         assert usage.pivot(index="slot", columns="block", values="count").to_numpy().tolist() == ref.tolist()
     r = routing.route(net, space, archs)
-    if kw["router"] == "random":
+    if kw.get("router") == "random":
         assert torch.allclose(r.probs, torch.full((A, 6, 3), 1 / 3)) and math.isclose(
             routing.summary(r)["entropy_norm"], 1, rel_tol=1e-6)
 
@@ -138,7 +138,7 @@ def test_level_zero_and_one(space):
     net = space.supernet(tiny_cfg(), 3, 10)
     with pytest.raises(RuntimeError, match="no active block yet"):
         routing.route(net, space, space.sample_list(3, 0))
-    net.grow(1, None)
+    net.sharing.grow(1, None)
     r = routing.route(net, space, space.sample_list(3, 0))
     assert r.probs.shape == (3, 6, 1) and (r.probs == 1).all() and (r.chosen == 0).all()
     assert routing.entropy(r.probs).eq(0).all() and not routing.entropy(r.probs).signbit().any()

@@ -17,7 +17,7 @@ ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_con
 def grown(space, level, **kw):
     net = space.supernet(tiny_cfg(**kw), 3, 10)
     for k in range(1, level + 1):
-        net.grow(k, k - 2 if k > 1 else None)
+        net.sharing.grow(k, k - 2 if k > 1 else None)
     return net
 
 
@@ -27,8 +27,8 @@ def test_wit_adds_parent_to_own_init_including_bn_buffers(space):
     bank.blocks[0]["nor_conv_3x3"][2].running_var.fill_(2.0)
     before = {k: v.clone() for k, v in bank.blocks[1].state_dict().items()}
     parent = {k: v.clone() for k, v in bank.blocks[0].state_dict().items()}
-    net.grow(1, None)
-    net.grow(2, 0)
+    net.sharing.grow(1, None)
+    net.sharing.grow(2, 0)
     after = bank.blocks[1].state_dict()
     for k in before:
         assert torch.equal(after[k], before[k] + parent[k]), k
@@ -63,7 +63,7 @@ def test_mlp_inherit_row(space):
     net = grown(space, 1)
     last = net.router.mlp[-1]
     w0, b0 = last.weight.detach().clone(), last.bias.detach().clone()
-    net.grow(2, 0)
+    net.sharing.grow(2, 0)
     assert torch.equal(last.weight[1], w0[1] + w0[0]) and torch.equal(last.bias[1], b0[1] + b0[0])
     assert torch.equal(last.weight[0], w0[0]) and torch.equal(last.weight[2], w0[2])
 
@@ -75,14 +75,14 @@ def test_mlp_row_parent_switch(space, mlp_parent, row):
     net = grown(space, 2, wit_from="random", mlp_parent=mlp_parent)
     last = net.router.mlp[-1]
     w = last.weight.detach().clone()
-    net.grow(3, 0)
+    net.sharing.grow(3, 0)
     assert torch.equal(last.weight[2], w[2] + w[row])
 
 
 def test_arch_level_inherit_row_per_edge(space):
-    net = grown(space, 1, router="arch")
+    net = grown(space, 1, gate_level="arch")
     w0 = net.router.mlp[-1].weight.detach().clone().view(6, 3, -1)
-    net.grow(2, 0)
+    net.sharing.grow(2, 0)
     w1 = net.router.mlp[-1].weight.view(6, 3, -1)
     assert torch.equal(w1[:, 1], w0[:, 1] + w0[:, 0]) and torch.equal(w1[:, 0], w0[:, 0])
 
@@ -155,7 +155,7 @@ def test_compat_orphans_grown_gate_params(space, growth):
         net = grown(space, 1, aw_nas_compat=compat, mlp_growth=growth)
         opt, _ = make_optimizer(net.parameters(), tiny_cfg())
         tracked = {id(p) for p in opt.param_groups[0]["params"]}
-        net.grow(2, 0)
+        net.sharing.grow(2, 0)
         last = net.router.mlp[-1]
         assert (id(last.weight) in tracked) is (not compat)
         assert all(id(p) in tracked for p in net.cells[0].parameters())

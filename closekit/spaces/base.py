@@ -21,36 +21,30 @@ Space (subclass ``Space``):
   draw(arch, table, ax)             the architecture with each slot coloured by its block (``table``: the slots
                                     with block and p columns); imports matplotlib itself
   notable() -> {label: arch str}    architectures worth a look in the explorer
-  supernet(cfg, in_channels, num_classes) -> Supernet
+  supernet(cfg, in_channels, num_classes) -> Supernet   (an instance of its class ``supernet_cls``)
   standalone(arch, recipe, in_channels, num_classes) -> nn.Module   (the mini benchmark's networks)
   official_truth(path) -> loader | None   the loader of an official ground-truth file of this space
   params_file(kind) -> str          its params file of a kind (smoke, mini-close, ...) relative to params/
 
-Supernet (subclass ``Supernet`` next to an nn.Module; set it up with ``_protocol``):
+Supernet (subclass ``Supernet`` next to an nn.Module): it builds its cells with the banks of ``plan(cfg, own)``,
+then calls ``_share``; all of its sharing is then one ``closekit.sharing.Sharing`` (banks + router + curriculum):
   forward(x, arch, routing=None)    logits; routing None: ``route(arch)``
-  route(arch, sample, generator)    {cell type: one-hot [slots, level]} (straight-through when trained)
+  route(arch, sample, generator)    {cell type: one-hot [slots, level]} (straight-through when the router learns)
   route_probs(arch)                 {cell type: [slots, level]} probability of each block under training's sample
-  cell_types                        the keys of a routing, in slot-table order
-  curriculum, level                 the Curriculum and the active-block buffer (saved with the model)
-  epoch_start(epoch, generator)     apply the curriculum events due: Events(log lines, params to reset)
-  grow(new_level, parent)           one level change (WIT and router growth): the params to reset
-  router_parameters()               the router's parameters (their own optimizer group)
-  after_backward()                  called after every backward (zero grads for computed, unselected blocks)
+  cell_types, close_router, keys    routing keys in slot-table order; the router of ``router: auto`` (CLOSE);
+                                    config keys only this space reads
+  routers()                         the routers it supports: those whose ``needs`` it offers
+  own_blocks(arch)                  {cell type: the own (vanilla) block of each slot}; routers read the slots here
+  epoch_start / after_backward / router_parameters / level / curriculum   the Sharing's, for the trainer
   net_args                          the constructor's data arguments (in_channels, num_classes) for checkpoints
-
-GATE supernets of banked cells (subclass ``CellSupernet``; NB201, NB301) get ``grow`` from it: each of their
-``cells`` lists its banks with ``banks()``, and they set close, num_blocks, router, compat, mlp_growth, mlp_parent.
-They also give
-  gate_input(arch)                  the GATE's input tensor for one coerced arch (what route feeds the router)
-and get gate_logits(arch) -> {cell type: [slots, K]}, the GATE's logits over all K blocks (bench/gate_signal.py).
+Routers may ask for more (their ``needs``: ``gate_input``, ``make_gate`` for the GATE; ``slot_ops``, ``num_ops``,
+``num_slots`` for few-shot; ``positions`` for the split table): a space supports the routers whose needs it offers.
 """
 import abc
 
 import torch
 
-from ..curriculum import Events
-from ..gates import Gate
-from ..sharing import fill_zero_grads
+from .. import gates, sharing  # noqa: F401  (gates registers the GATE router)
 
 
 class Space(abc.ABC):
@@ -120,83 +114,88 @@ class Space(abc.ABC):
 
 
 class Supernet:
-    """Mixin of the supernet protocol for an nn.Module subclass; call ``_protocol`` in its __init__."""
-    cell_types = ("cell",)
+    """Mixin of the supernet protocol for an nn.Module subclass: everything about sharing is ``self.sharing``."""
+    cell_types, close_router, keys = ("cell",), "own", ()
 
-    def _protocol(self, curriculum, in_channels, num_classes):
-        self.curriculum, self.touched = curriculum, set()
+    @classmethod
+    def routers(cls):
+        """The names of the routers this supernet supports."""
+        return [name for name, r in sharing.ROUTERS.items() if all(hasattr(cls, n) for n in r.needs)]
+
+    @classmethod
+    def plan(cls, cfg, own):
+        """(router name, K blocks per bank, placeholder blocks?) for ``cfg``; config keys that apply to no part of
+        this space are refused here, before anything is built."""
+        name = sharing.router_name(cfg, cls.close_router)
+        if name not in cls.routers():
+            raise ValueError(f"config router={name!r} does not apply to {cfg.space}; use one of "
+                             f"{', '.join(r for r in cls.routers() if r != 'own')} (or supernet: vanilla)")
+        sharing.check_keys(cfg, cls.applies(), owned_keys())
+        return name, sharing.Sharing.bank_size(cfg, own), sharing.ROUTERS[name].placeholders
+
+    @classmethod
+    def applies(cls):
+        """The config keys this space reads: its own, the bank's and those of every router it supports (a vanilla
+        run ignores the bank's, so that one params file serves both)."""
+        return {*cls.keys, *sharing.CLOSE_KEYS, *(k for r in cls.routers() for k in sharing.ROUTERS[r].keys)}
+
+    def _share(self, cfg, plan, banks, in_channels, num_classes):
+        """Set up ``self.sharing`` over ``banks`` (call once the cells exist)."""
+        name, K, _ = plan
         self.net_args = {"in_channels": in_channels, "num_classes": num_classes}
-        self.register_buffer("level", torch.tensor(curriculum.level(0)))    # active blocks; saved with the model
+        self.sharing = sharing.Sharing.build(cfg, self, banks, K, name)
+
+    @property
+    def router(self):
+        return self.sharing.router
+
+    @property
+    def level(self):
+        return self.sharing.level
+
+    @property
+    def num_blocks(self):
+        return self.sharing.num_blocks
+
+    @property
+    def curriculum(self):
+        return self.sharing.curriculum
+
+    @property
+    def touched(self):
+        return self.sharing.touched
 
     def active_level(self):
-        """The number of active blocks; a clear error before the first curriculum event."""
-        level = int(self.level)
-        if level < 1:
-            raise RuntimeError("the supernet has no active block yet (level 0): train it, load a trained checkpoint "
-                               "or call epoch_start(1)")
-        return level
+        return self.sharing.active_level()
 
     def epoch_start(self, epoch, generator=None):
-        """Apply the curriculum events due at ``epoch`` (each once: the level is saved with the model)."""
-        log, reset = [], []
-        for new, parent in self.curriculum.due(int(self.level), epoch, generator):
-            reset += self.grow(new, parent)
-            log.append(f"epoch {epoch}: curriculum level {new}" + (f" (WIT from block {parent})" if parent is not None
-                                                                   else ""))
-        return Events(log, reset)
-
-    def router_parameters(self):
-        return self.router.parameters()
+        return self.sharing.epoch_start(epoch, generator)
 
     def after_backward(self):
-        """Zero gradients for the computed but unselected blocks (gate_forward others_no_grad)."""
-        if self.touched:
-            fill_zero_grads(self.touched)
-            self.touched.clear()
+        self.sharing.after_backward()
 
+    def router_parameters(self):
+        return self.sharing.router.parameters()
 
-class CellSupernet(Supernet):
-    """Supernet protocol of cells holding Banks routed by a GATE (or a fixed router): the shared curriculum step."""
+    def route(self, arch, sample=True, generator=None):
+        """{cell type: routing [slots, level]} for one architecture (one-hot forward value)."""
+        return self.router.route(self, self.coerce(arch), self.active_level(), sample, generator)
 
-    @staticmethod
-    def refuse_unsupported(cfg):
-        """One-line error for a config key a cell supernet does not implement."""
-        if cfg.head_norm != "none":
-            raise ValueError(f"config head_norm={cfg.head_norm!r} does not apply to {cfg.space} (NDS supernets only); "
-                             "set head_norm: none")
-
-    def _gated(self, level):
-        return isinstance(self.router, Gate) and (level > 1 or self.compat)    # the GATE is skipped while L = 1
+    def route_probs(self, arch):
+        """{cell type: [slots, level]}: each block's probability under training's sample (one-hot when fixed)."""
+        return self.router.probs(self, self.coerce(arch), self.active_level())
 
     def gate_logits(self, arch):
-        """{cell type: [slots, K]}: the GATE's logits for ``arch`` (coerced) over all K blocks, whatever the level (a
-        GATE shared by the cell types, as the arch-level CellGate, gives each the same)."""
-        if not isinstance(self.router, Gate):
+        """{cell type: [slots, K]}: the GATE's logits for ``arch`` over all K blocks, whatever the level (a GATE
+        shared by the cell types, as the arch-level one, gives each the same)."""
+        if not hasattr(self.router, "logits"):
             raise ValueError(f"router {type(self.router).__name__} has no GATE logits (supernet: close with router: "
-                             "node or arch has)")
-        out = self.router.logits(self.gate_input(arch))
-        out = out.reshape(-1, *out.shape[-2:]).expand(len(self.cell_types), -1, -1)
-        return dict(zip(self.cell_types, out))
+                             "gate has)")
+        return self.router.by_cell(self, self.router.logits(self.gate_input(self.coerce(arch))))
 
-    def grow(self, new_level, wit_parent):
-        """Curriculum event: activate block ``new_level - 1`` in every bank of every cell (WIT from ``wit_parent``,
-        the same index in every bank of a cell) and grow the GATE's MLP.
 
-        Returns the GATE params that were re-initialised (their optimizer state should be reset). With
-        ``aw_nas_compat`` the grown MLP layers become new Parameter objects, which the optimizer does not track.
-        The MLP row of the new block inherits from the previous block (``mlp_parent: prev``, the reference, even
-        with ``wit_from: random``) or from the WIT parent (``mlp_parent: wit``).
-        """
-        assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
-        self.level.fill_(new_level)
-        reset, row_parent = [], new_level - 2 if self.mlp_parent == "prev" else wit_parent
-        if isinstance(self.router, Gate) and (new_level > 1 or self.mlp_growth != "inherit"):
-            if self.compat:
-                self.router.replace_grown(new_level, self.mlp_growth, row_parent)
-            else:
-                reset = self.router.grow(new_level, self.mlp_growth, row_parent)
-        if new_level > 1:
-            for cell in self.cells:
-                for bank in cell.banks():
-                    bank.wit(new_level - 1, wit_parent)
-        return reset
+def owned_keys():
+    """Every config key that some router or space reads and others refuse."""
+    from . import SPACES, get
+    keys = {k for r in sharing.ROUTERS.values() for k in r.keys} | set(sharing.CLOSE_KEYS)
+    return keys | {k for name in SPACES for k in get(name).supernet_cls.keys}

@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import sharing
-from ..curriculum import Curriculum
-from ..gates import Gate, gate_kwargs
+from ..gates import Gate
 from . import base
 from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
 
@@ -67,12 +66,9 @@ def run_dag(x, live, edge):
 class Cell(nn.Module):
     """Supernet cell: every live edge's op is drawn from the bank block its router picked."""
 
-    def __init__(self, C, num_blocks):
+    def __init__(self, C, num_blocks, placeholders=False):
         super().__init__()
-        self.bank = sharing.Bank(lambda: opset(C), num_blocks)
-
-    def banks(self):
-        return [self.bank]
+        self.bank = sharing.Bank(lambda: opset(C), num_blocks, placeholders)
 
     def forward(self, x, arch, live, gates, sel, mode, touched):
         return run_dag(x, live, lambda e, h: sharing.routed(self.bank, OPS[arch[e]], h, gates[e], sel[e], mode, touched))
@@ -125,51 +121,34 @@ class Standalone(MacroNet):
         return self.run(x)
 
 
-class Supernet(MacroNet, base.CellSupernet):
-    """NB201 supernet: vanilla (6 own blocks per cell) or CLOSENet (K GLOW blocks + GATE, curriculum)."""
+class Supernet(MacroNet, base.Supernet):
+    """NB201 supernet: vanilla (6 own blocks per cell) or banked (K GLOW blocks routed by the GATE, ...)."""
+    close_router = "gate"
+    num_ops, num_slots, coerce = len(OPS), len(EDGES), staticmethod(coerce)
 
     def __init__(self, cfg, in_channels, num_classes):
-        self.refuse_unsupported(cfg)
-        close = cfg.supernet == "close"
-        num_blocks = cfg.num_blocks if close else len(EDGES)
+        plan = self.plan(cfg, own=len(EDGES))
         super().__init__(cfg.channels_init, cfg.cells_per_stage, in_channels, num_classes, cfg.dropout,
-                         lambda c: Cell(c, num_blocks))
-        self._protocol(Curriculum(cfg.cl_schedule, cfg.wit_from) if close else Curriculum(fixed=num_blocks),
-                       in_channels, num_classes)
-        self.close, self.num_blocks = close, num_blocks
+                         lambda c: Cell(c, *plan[1:]))
         self.gate_forward = cfg.gate_forward or "others_no_grad"
-        self.compat, self.mlp_growth = cfg.aw_nas_compat, cfg.mlp_growth
-        self.mlp_parent = cfg.mlp_parent
-        if not self.close:
-            self.router = sharing.OwnRouter(len(EDGES))
-        elif cfg.router == "random":
-            self.router = sharing.RandomRouter(len(EDGES))
-        else:
-            self.router = Gate(EDGES, len(OPS), 4, cfg.num_blocks, **gate_kwargs(cfg))
+        self._share(cfg, plan, [m.bank for m in self.cells], in_channels, num_classes)
 
     @property
     def cells(self):
         return [m for m in self.layers if isinstance(m, Cell)]
 
+    def own_blocks(self, arch):
+        return {"cell": range(len(EDGES))}
+
+    def slot_ops(self, arch):
+        return {"cell": list(arch)}
+
     def gate_input(self, arch):
         """The GATE's input for one (coerced) architecture: the op matrix [4, 4] long (adj[j, i] = op on i->j)."""
         return torch.tensor(to_matrix(arch), device=self.level.device)
 
-    def route(self, arch, sample=True, generator=None):
-        """{"cell": routing [6, level]} for one architecture (one-hot forward value)."""
-        arch, level = coerce(arch), self.active_level()
-        if isinstance(self.router, Gate) and not self._gated(level):
-            return {"cell": torch.ones(len(EDGES), 1, device=self.level.device)}
-        return {"cell": self.router(self.gate_input(arch), level, sample=sample, generator=generator)}
-
-    def route_probs(self, arch):
-        """{"cell": [6, level]}: each block's probability under training's Gumbel sample (one-hot when fixed)."""
-        arch, level = coerce(arch), self.active_level()
-        if self._gated(level):
-            return {"cell": F.softmax(self.router.logits(self.gate_input(arch))[:, :level], -1)}
-        if isinstance(self.router, sharing.RandomRouter):
-            return {"cell": torch.full((len(EDGES), level), 1 / level, device=self.level.device)}
-        return self.route(arch, sample=False)
+    def make_gate(self, K, **kw):
+        return Gate(EDGES, len(OPS), 4, K, **kw)
 
     def forward(self, x, arch, routing=None):
         arch = coerce(arch)
@@ -186,7 +165,7 @@ NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connec
 
 class NB201(NB201Archs, base.Space):
     """The NB201 space: architectures (NB201Archs) plus its slots, drawing and supernets."""
-    name = "nb201"
+    name, supernet_cls = "nb201", Supernet
     enumerations = ("all", "valid")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
 

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import sharing
-from ..curriculum import Curriculum
-from ..gates import CellGate, gate_kwargs
+from ..gates import CellGate
 from . import base
 from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
                          sample, to_str)
@@ -104,18 +103,18 @@ def edge_ids(cell):
 class Cell(nn.Module):
     """Supernet cell: each chosen connection runs its op from the bank block its router picked."""
 
-    def __init__(self, c_pp, c_p, C, reduction, reduction_prev, num_blocks, close):
+    def __init__(self, c_pp, c_p, C, reduction, reduction_prev, num_blocks, placeholders, own):
         super().__init__()
         self.pre0 = FactorizedReduce(c_pp, C) if reduction_prev else ReLUConvBN(c_pp, C, 1)
         self.pre1 = ReLUConvBN(c_p, C, 1)
         self.reduction, self.bank2 = reduction, None
-        if close:
-            self.bank = sharing.Bank(lambda: opset(C, 1), num_blocks)
-            if reduction:
-                self.bank2 = sharing.Bank(lambda: opset(C, 2), num_blocks)    # edges out of the input nodes
-        else:                                                                  # one op-set per edge (to, from)
+        if own:                                                                # one op-set per edge (to, from)
             strides = iter(2 if reduction and fr < 2 else 1 for _, fr in EDGES)
             self.bank = sharing.Bank(lambda: opset(C, next(strides)), NUM_EDGES)
+        else:
+            self.bank = sharing.Bank(lambda: opset(C, 1), num_blocks, placeholders)
+            if reduction:                                                      # edges out of the input nodes
+                self.bank2 = sharing.Bank(lambda: opset(C, 2), num_blocks, placeholders)
 
     def banks(self):
         return [b for b in (self.bank, self.bank2) if b is not None]
@@ -198,31 +197,28 @@ class Standalone(MacroNet):
         return self.run(x, lambda cell, s0, s1: cell(s0, s1))
 
 
-class Supernet(MacroNet, base.CellSupernet):
-    """NB301 supernet: vanilla (14 own blocks per cell) or CLOSENet (K GLOW blocks, x2 in reduction cells)."""
-    cell_types = CELLS
+class Supernet(MacroNet, base.Supernet):
+    """NB301 supernet: vanilla (14 own blocks per cell) or banked (K GLOW blocks, x2 in reduction cells)."""
+    cell_types, close_router = CELLS, "gate"
+    num_ops, num_slots, coerce = len(OPS), len(CELLS) * 2 * len(NODES), staticmethod(coerce)
 
     def __init__(self, cfg, in_channels, num_classes):
-        self.refuse_unsupported(cfg)
-        close = cfg.supernet == "close"
-        num_blocks = cfg.num_blocks if close else NUM_EDGES
+        plan = self.plan(cfg, own=NUM_EDGES)
         super().__init__(cfg.channels_init, cfg.cells_per_stage, in_channels, num_classes, cfg.dropout,
-                         lambda *a: Cell(*a, num_blocks, close))
-        self._protocol(Curriculum(cfg.cl_schedule, cfg.wit_from) if close else Curriculum(fixed=num_blocks),
-                       in_channels, num_classes)
-        self.close, self.num_blocks = close, num_blocks
+                         lambda *a: Cell(*a, *plan[1:], own=plan[0] == "own"))
         self.gate_forward = cfg.gate_forward or "others_no_grad"
-        self.compat, self.mlp_growth, self.mlp_parent = cfg.aw_nas_compat, cfg.mlp_growth, cfg.mlp_parent
-        if not close:
-            self.router = sharing.OwnRouter(NUM_EDGES)
-        elif cfg.router == "random":
-            self.router = sharing.RandomRouter(8)
-        else:
-            self.router = CellGate(len(OPS), cfg.num_blocks, **gate_kwargs(cfg))
+        self._share(cfg, plan, [b for cell in self.cells for b in cell.banks()], in_channels, num_classes)
 
     @property
     def cells(self):
         return list(self.layers)
+
+    def own_blocks(self, arch):
+        """The vanilla block of each chosen connection: its (from, to) edge."""
+        return {c: edge_ids(cell) for c, cell in zip(CELLS, arch)}
+
+    def slot_ops(self, arch):
+        return {c: [OPS.index(o) for o, _ in cell] for c, cell in zip(CELLS, arch)}
 
     def gate_input(self, arch):
         """The GATE's input for one (coerced) architecture: [2, 2, 8] long, source node and op id of each chosen
@@ -230,28 +226,8 @@ class Supernet(MacroNet, base.CellSupernet):
         return torch.tensor([[[s for _, s in c], [OPS.index(o) for o, _ in c]] for c in arch],
                             device=self.level.device)
 
-    def route(self, arch, sample=True, generator=None):
-        """{"normal": [8, level], "reduce": [8, level]} for one architecture (one-hot forward value)."""
-        arch, level = coerce(arch), self.active_level()
-        if not self.close:
-            eye = self.router(None, level)
-            return {c: eye[edge_ids(cell)] for c, cell in zip(CELLS, arch)}
-        if isinstance(self.router, sharing.RandomRouter):
-            return {c: self.router(self.level, level, generator=generator) for c in CELLS}
-        if not self._gated(level):
-            return {c: torch.ones(8, 1, device=self.level.device) for c in CELLS}
-        out = self.router(self.gate_input(arch), level, sample=sample, generator=generator)
-        return dict(zip(CELLS, out))
-
-    def route_probs(self, arch):
-        """Each block's probability under training's Gumbel sample (one-hot when fixed), per cell type."""
-        arch, level = coerce(arch), self.active_level()
-        if self._gated(level):
-            p = F.softmax(self.router.logits(self.gate_input(arch))[..., :level], -1).expand(2, -1, -1)
-            return dict(zip(CELLS, p))
-        if isinstance(self.router, sharing.RandomRouter):
-            return {c: torch.full((8, level), 1 / level, device=self.level.device) for c in CELLS}
-        return self.route(arch, sample=False)
+    def make_gate(self, K, **kw):
+        return CellGate(len(OPS), K, **kw)
 
     def forward(self, x, arch, routing=None):
         arch = coerce(arch)
@@ -281,7 +257,7 @@ NOTABLE = {"DARTS-V2": DARTS_V2,
 
 class NB301(base.Space):
     """The NB301 (DARTS) space: genotypes (nb301_arch), slots, drawing, supernets, official ground truth."""
-    name = "nb301"
+    name, supernet_cls = "nb301", Supernet
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
     canonical, sample, mutate = staticmethod(canonical), staticmethod(sample), staticmethod(mutate)
     num_cells = staticmethod(num_cells)

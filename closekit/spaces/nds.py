@@ -6,17 +6,15 @@ for studying the mini supernets' slow one-shot learning, see bench/nds_supernet_
 the stem's is affine. Every conv holds the maximum-width weights and an architecture uses its ordinal slice (layers
 and blocks: ``nds_ops``). A stage runs its first block (w_in -> w, stride, projection shortcut), then d - 1 blocks at
 positions p = 0..d-2, each position routed to one block of the stage's Bank:
-  vanilla: one own block per position (fixed router), P = max depth - 1 (23 ResNet, 15 ResNeXt-A);
-  CLOSE:   K shared blocks (17 / 13) and the position -> block table of ``sharing.split_table``, the same for the
-           3 stages; each curriculum level splits one group of positions, WIT from the split block (whole state
-           dict, BN buffers included, unless ``wit_buffers`` is false). One block per position in training and
-           evaluation: CLOSE costs what vanilla costs.
+  vanilla: one own block per position (the own router), P = max depth - 1 (23 ResNet, 15 ResNeXt-A);
+  CLOSE:   K shared blocks (17 / 13) routed by ``sharing.TableRouter``, the same table for the 3 stages; each
+           curriculum level splits one group of positions, WIT from the split block. One block per position in
+           training and evaluation: CLOSE costs what vanilla costs.
 Widths scale by ``channels_init / 16`` (the stem width; 16 = the reference) for mini runs; choices are kept.
 """
 from torch import nn
 
 from .. import sharing
-from ..curriculum import Curriculum, Events
 from . import base
 from .nds_ops import BLOCKS, MeanBN, SlicedConv, Stem, bottleneck_width, init_weights, scaled
 
@@ -86,45 +84,36 @@ def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale
 class Supernet(nn.Module, base.Supernet):
     """NDS supernet: per stage an unshared first block and a Bank (vanilla: one block per position; CLOSE: K
     blocks routed by the split table)."""
+    cell_types, close_router, keys = tuple(f"stage{s}" for s in (1, 2, 3)), "table", ("head_norm",)
 
     def __init__(self, design, cfg, in_channels, num_classes):
         super().__init__()
-        if cfg.gate_forward is not None:
-            raise ValueError(f"config gate_forward={cfg.gate_forward!r} does not apply to {cfg.space} (no GATE: one "
-                             "block per position); set gate_forward: null")
-        if cfg.gate_variant():
-            k, v = next(iter(cfg.gate_variant().items()))
-            raise ValueError(f"config {k}={v!r} does not apply to {cfg.space} (no GATE: one block per position); "
-                             f"remove it")
-        if cfg.router != "node" or cfg.wit_from != "prev":
-            raise ValueError(f"config router={cfg.router!r} / wit_from={cfg.wit_from!r}: {cfg.space} routes by the "
-                             "split table and inherits from the split block; leave router: node, wit_from: prev")
         self.design, self.scale = design, cfg.channels_init / 16
-        self.positions = design.max_depth - 1
-        close = cfg.supernet == "close"
-        K = cfg.num_blocks if close else self.positions
-        if close and not 1 <= K <= self.positions:
-            raise ValueError(f"config num_blocks={K} must be in 1..{self.positions} for {cfg.space} "
-                             f"({self.positions} block positions per stage)")
-        self.close, self.num_blocks, self.wit_buffers = close, K, cfg.wit_buffers
+        plan = self.plan(cfg, own=self.positions)
         W = scaled(256, self.scale)                                  # max width (and max bottleneck width)
         block = BLOCKS[design.block]
         self.stem, w_in = Stem(in_channels, scaled(16, self.scale)), scaled(16, self.scale)
         self.first, self.banks = nn.ModuleList(), nn.ModuleList()
         for stride in (1, 2, 2):
             self.first.append(block(w_in, W, stride, proj=True, wb=W))
-            self.banks.append(sharing.Bank(lambda: nn.ModuleDict({"block": block(W, W, 1, proj=False, wb=W)}), K))
+            self.banks.append(sharing.Bank(lambda: nn.ModuleDict({"block": block(W, W, 1, proj=False, wb=W)}),
+                                           *plan[1:]))
             w_in = W
         self.head_norm = MeanBN(W, affine=False) if cfg.head_norm == "mean" else None   # not in the reference
         self.fc = SlicedConv(W, num_classes, 1, bias=True)            # the reference's 1x1-conv FC
         self.apply(init_weights)
-        self.cell_types = tuple(f"stage{s}" for s in (1, 2, 3))
-        if close:
-            self.router = sharing.TableRouter(self.positions, K, cfg.cl_criteria)
-            curriculum = Curriculum(cfg.cl_schedule)
-        else:
-            self.router, curriculum = sharing.OwnRouter(self.positions), Curriculum(fixed=K)
-        self._protocol(curriculum, in_channels, num_classes)
+        self._share(cfg, plan, self.banks, in_channels, num_classes)
+
+    @property
+    def positions(self):
+        """Routed block positions per stage: the maximum depth less the unshared first block."""
+        return self.design.max_depth - 1
+
+    def coerce(self, arch):
+        return self.design.coerce(arch)
+
+    def own_blocks(self, arch):
+        return {c: range(self.positions) for c in self.cell_types}
 
     def widths(self, arch):
         """[(depth, w, w_b, groups)] of the 3 stages at this net's scale."""
@@ -134,22 +123,6 @@ class Supernet(nn.Module, base.Supernet):
             w = scaled(w, self.scale)
             out.append((d, w, bottleneck_width(w, b, g), g))
         return out
-
-    def table(self):
-        """The position -> block list at the current level."""
-        return self.route_one(self.active_level()).argmax(1).tolist()
-
-    def route_one(self, level):
-        return self.router(None, level).to(self.level.device)
-
-    def route(self, arch, sample=True, generator=None):
-        """{stage: one-hot [positions, level]}: the same table for the three stages."""
-        self.design.coerce(arch)
-        r = self.route_one(self.active_level())
-        return {c: r for c in self.cell_types}
-
-    def route_probs(self, arch):
-        return self.route(arch, sample=False)
 
     def forward(self, x, arch, routing=None):
         arch = self.design.coerce(arch)
@@ -163,44 +136,12 @@ class Supernet(nn.Module, base.Supernet):
         x = x.mean((2, 3), keepdim=True)                                # [N, w3, 1, 1]
         if self.head_norm is not None:
             x = self.head_norm(x)
-        return self.fc(x, self.num_classes_out).flatten(1)
-
-    @property
-    def num_classes_out(self):
-        return self.net_args["num_classes"]
-
-    def splits(self, level):
-        """The (parent, child, m, r) splits that lead to ``level``."""
-        return sharing.split_table(self.positions, level, self.router.criteria, self.num_blocks)[1]
-
-    def epoch_start(self, epoch, generator=None):
-        """The curriculum events due at ``epoch``: each level change splits one group of positions (WIT)."""
-        if not self.close:
-            return super().epoch_start(epoch, generator)
-        log, reset = [], []
-        for new, _ in self.curriculum.due(int(self.level), epoch, generator):
-            reset += self.grow(new, None)
-            line = f"epoch {epoch}: curriculum level {new}"
-            if new > 1:
-                parent, child, m, r = self.splits(new)[-1]
-                line += f" (WIT from block {parent}: positions {m + 1}-{r} move to block {child})"
-            log.append(line)
-        return Events(log, reset)
-
-    def grow(self, new_level, parent=None):
-        """Level ``new_level``: split one group (table) and WIT block parent -> child in every stage's bank."""
-        assert self.close and new_level == int(self.level) + 1 <= self.num_blocks
-        self.level.fill_(new_level)
-        if new_level > 1:
-            parent, child, _, _ = self.splits(new_level)[-1]
-            for bank in self.banks:
-                bank.wit(child, parent, buffers=self.wit_buffers)
-        return []
+        return self.fc(x, self.net_args["num_classes"]).flatten(1)
 
 
 class NDSSpace(base.Space):
     """An NDS design space (``nds_arch.Design``) with slots, drawing and supernets."""
-    enumerations = ("all",)
+    enumerations, supernet_cls = ("all",), Supernet
 
     def __init__(self, name, design, params_prefix):
         self.name, self.design, self.params_prefix = name, design, params_prefix
