@@ -97,7 +97,7 @@ def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage
     """Train (or resume) the run of ``cfg`` in ``out_dir`` (default cfg.out_dir), score its architectures, rank
     them against its ground truth; returns a ``Result``. Bad config, truth, arch list or out_dir fail before
     training; out_dir is locked while the run writes there (a second run on it is refused, changing nothing)."""
-    out = writable_dir(out_dir or cfg.out_dir, "out_dir")
+    out = writable_dir(out_dir or cfg.out_dir, "out_dir (--out)")
     progress.report("build")
     datalib.check_name(cfg.dataset)
     space = spaces.get(cfg.space)
