@@ -84,6 +84,8 @@ def test_ground_truth_errors(tmp_path, space):
     (["train", str(ROOT / "params/nb201/smoke.yaml"), "--set", "archs=sample:0", "--out", "r"],
      "archs 'sample:0': N in sample:N must be a whole number >= 1"),
     (["train", str(ROOT / "params/nb201/smoke.yaml"), "--out", "f"], "out_dir (--out) f is a file"),
+    (["train", str(ROOT / "params/nb201/smoke.yaml"), "--out", "d", "--set", "lr=1.0e+8", "grad_clip=null",
+      "truth=null", "archs=sample:2", "train_limit=600"], "closekit: error: training loss became nan at epoch "),
     (["train", str(ROOT / "params/nb201/smoke.yaml"), "--out", "f/run"], "out_dir (--out) f/run lies under the file f"),
     # a key given twice: PyYAML would keep the last one silently
     (["train", "twice.yaml"], "params file twice.yaml is not valid YAML at line 3, column 1: key 'epochs' is given twice"),
@@ -102,6 +104,14 @@ def test_cli_errors_are_one_line(args, msg, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and msg in lines[0], r.stderr
     assert not (tmp_path / "r").exists()                                    # refused before anything is written
+
+
+def test_a_supernet_near_chance_ends_with_a_warning(tmp_path, capsys):
+    assert main(["train", str(ROOT / "params/nb201/smoke.yaml"), "--out", str(tmp_path), "--set", "lr=1.0e-6",
+                 "truth=null", "archs=sample:2", "train_limit=300"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3].startswith("2 architectures scored") and out[-1] == f"run directory: {tmp_path}"
+    assert out[-2].startswith("warning: training ended near chance accuracy")
 
 
 HEAVY = ("torch", "pandas", "scipy", "matplotlib")
