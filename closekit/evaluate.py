@@ -16,8 +16,8 @@ from torch import nn
 import yaml
 
 from . import data as datalib
-from .progress import bar
 from .metrics import compare
+from .progress import bar
 from .routing import block_usage
 
 
