@@ -4,6 +4,7 @@ widgets read runs through here. torch is imported only where a file needs it, so
 
     out_dir/checkpoint.pt               the full training state (train.Trainer.state_dict), rewritten atomically
     out_dir/snapshots/epoch-NNNN.pt     the net at chosen epochs: epoch, config, net_args, model
+    out_dir/.lock                       flock'd by the run writing there, holds its pid (``locked``)
 """
 import contextlib
 import fcntl
@@ -14,7 +15,7 @@ from pathlib import Path
 
 CKPT = "checkpoint.pt"
 SNAPSHOTS = "snapshots"
-LOCK = ".lock"          # in a run directory: flock'd by the run writing there, holds its pid
+LOCK = ".lock"
 FILE_MODE = 0o666       # new files get this less the umask, as open() would give them
 
 
