@@ -1,18 +1,29 @@
 """Checkpoint and snapshot files of a run (CLOSE §4 training; exact resume): names, atomic writes, reading, and
-rebuilding a supernet from any checkpoint. Training, scoring, routing views and widgets read runs through here.
+rebuilding a supernet from any checkpoint, and the run directory's lock. Training, scoring, routing views and
+widgets read runs through here. torch is imported only where a file needs it, so config and CLI stay light.
 
     out_dir/checkpoint.pt               the full training state (train.Trainer.state_dict), rewritten atomically
     out_dir/snapshots/epoch-NNNN.pt     the net at chosen epochs: epoch, config, net_args, model
+    out_dir/.lock                       flock'd by the run writing there, holds its pid (``locked``)
 """
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 from pathlib import Path
 
-import torch
-
 CKPT = "checkpoint.pt"
 SNAPSHOTS = "snapshots"
+LOCK = ".lock"
+FILE_MODE = 0o666       # new files get this less the umask, as open() would give them
+
+
+def _umask():
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path, write):
@@ -21,6 +32,7 @@ def atomic_write(path, write):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE & ~_umask())           # mkstemp makes 0600; others read a run as the umask allows
     os.close(fd)
     try:
         write(tmp)
@@ -34,6 +46,7 @@ def atomic_write(path, write):
 
 def atomic_save(obj, path):
     """torch.save, atomically."""
+    import torch
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
@@ -57,11 +70,54 @@ def check_training_keys(saved, cfg, path):
 
 
 def read_checkpoint(path):
-    """The dict saved by Trainer.save or a snapshot (tensors on the CPU, memory-mapped)."""
+    """The dict saved by Trainer.save or a snapshot (tensors on the CPU, memory-mapped); a file that torch cannot
+    read (e.g. truncated by a full disk) is one ValueError naming it and the fix."""
+    import pickle
+    import torch
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        raise ValueError(f"checkpoint {path} is unreadable ({str(e).splitlines()[0]}); it may be truncated: "
+                         "start over with --no-resume (resume=False) or delete it") from None
+
+
+def writable_dir(path, what="output directory"):
+    """Refuse, in one line, a directory that cannot be created or written (a file, under a file, read-only)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file; pass a directory path")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{what} {path} lies under the file {parent}; pass a path under a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path} cannot be written ({parent} is read-only); pass a writable path")
+    return path
+
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """Hold the run directory's lock (created with it) while the body writes there; a second holder is refused
+    in one line before it writes anything. The kernel drops the lock when its process dies."""
+    run_dir = writable_dir(run_dir, "run directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise RuntimeError(f"run directory {run_dir} is in use by another run (pid {owner}); wait for it to "
+                               "end or pass another --out / out_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield run_dir
+    finally:
+        os.close(fd)
 
 
 def snapshot(trainer):

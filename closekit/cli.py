@@ -4,20 +4,24 @@
 them with the ground truth when one is configured; the run directory gets config.yaml, checkpoint.pt,
 history.csv, scores.csv, metrics.json.  ``closekit truth build``: a resumable mini benchmark (stand-alone
 training).  ``closekit batch``: papermill jobs over GPUs / CPU slots / a SLURM cluster.  ``closekit search RUN_DIR``:
-random search or regularized evolution on a trained run's one-shot scores.
+random search or regularized evolution on a trained run's one-shot scores.  ``closekit params``: the shipped params.
+
+Parsing arguments and checking a config import nothing heavy (torch, pandas, scipy): help and config errors come
+at once; each command imports what it runs.
 """
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import yaml
 
-from . import batch as batchlib
-from . import search as searchlib
-from .config import RunConfig
-from .run import run
+from .config import RunConfig, reference
 
-ERRORS = (ValueError, FileNotFoundError, KeyError, RuntimeError)     # one line each, exit 2
+ERRORS = (ValueError, OSError, KeyError, RuntimeError, FloatingPointError, EOFError)     # one line each, exit 2
+PARAMS = Path(__file__).resolve().parent.parent / "params"      # the shipped params files (a source checkout)
+STRATEGIES = ("random", "evolution")                            # = closekit.search.STRATEGIES (a test checks)
+SET_EXAMPLE = "--set epochs=5 lr=0.1 truth=null out_dir=runs/try"
 
 
 def _overrides(pairs):
@@ -39,6 +43,71 @@ def _error(e):
     """Print one line for an expected error; exit status 2."""
     print(f"closekit: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
     return 2
+
+
+def config_help():
+    """The config keys, grouped as RunConfig is: name, type, default and one line each (``train --help``)."""
+    lines, group = [f"config keys (set them in PARAMS.yaml or override with --set KEY=VALUE ..., e.g. "
+                    f"{SET_EXAMPLE}):"], None
+    for g, key, typ, default, doc in reference():
+        if g != group:
+            lines.append(f"\n  {g}:")
+            group = g
+        value = "null" if default is None else json.dumps(list(default) if isinstance(default, tuple) else default)
+        lines.append(f"    {key} = {value}  [{typ}]  {doc}")
+    return "\n".join(lines)
+
+
+def params_cli():
+    """List the shipped params files with the first line of their header comment."""
+    files = sorted(PARAMS.rglob("*.yaml"))
+    if not files:
+        raise FileNotFoundError(f"no params files under {PARAMS}: they ship with a source checkout of closekit")
+    for f in files:
+        first = next((t.lstrip("# ").strip() for t in f.read_text().splitlines() if t.startswith("#")), "")
+        print(f"{f.relative_to(PARAMS.parent)}  {first}")
+    return 0
+
+
+def train_cli(args):
+    """``closekit train``: a start line at once, the run (bars on a terminal), then its headline and directory."""
+    cfg = RunConfig.from_yaml(args.params, **_overrides(args.set))
+    out = args.out or cfg.out_dir
+    print(f"closekit train: {cfg.space} {cfg.supernet}, {cfg.epochs} epochs on {cfg.dataset} -> {out}", flush=True)
+    from .metrics import headline_text, training_warning
+    from .run import run
+    result = run(cfg, out, resume=not args.no_resume)
+    print(headline_text(result.metrics))
+    warning = training_warning(result.history, result.data.num_classes)
+    if warning:
+        print(f"warning: {warning}")
+    print(f"run directory: {result.out_dir}")
+    return 0
+
+
+def add_search_arguments(p):
+    """The ``closekit search`` arguments."""
+    p.add_argument("run_dir", help="a run directory (config.yaml, checkpoint.pt) or a batch job directory "
+                   "written by closekit train / batch")
+    p.add_argument("--strategy", default="evolution", choices=STRATEGIES)
+    p.add_argument("--budget", type=int, default=100, help="architectures scored (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--population", type=int, default=20, help="evolution: population size P (default 20)")
+    p.add_argument("--sample", type=int, default=5, help="evolution: tournament size S (default 5)")
+    p.add_argument("--domain", default="auto", choices=("auto", "space", "truth"),
+                   help="auto: the ground truth's archs when the run has one, else the whole space")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="folder of the history CSV and report JSON (default RUN_DIR/search)")
+    p.add_argument("--no-baseline", action="store_true", help="skip scoring every truth arch for the random baseline")
+
+
+def search_cli(args):
+    """``closekit search``: print the report as JSON."""
+    from .search import search_run
+    _, report = search_run(args.run_dir, args.strategy, args.budget, args.seed, args.domain, args.population,
+                           args.sample, args.device, baseline=not args.no_baseline, out=args.out)
+    print(json.dumps(report, indent=1, default=float))
+    return 0
 
 
 def add_batch_arguments(p):
@@ -72,6 +141,7 @@ def add_batch_arguments(p):
 
 def batch_cli(args):
     """Run ``closekit batch`` from parsed arguments; exit code 0 when every job is ok or skipped."""
+    from . import batch as batchlib
     try:
         if args.status:
             table = batchlib.batch_status(args.status)
@@ -104,11 +174,13 @@ def batch_cli(args):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="closekit", description="one-shot NAS with CLOSE: train, ground truth, batch")
     sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train a supernet, score architectures, rank against ground truth")
-    t.add_argument("params", help="params YAML file (see params/)")
+    t = sub.add_parser("train", help="train a supernet, score architectures, rank against ground truth",
+                       epilog=config_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("params", help="params YAML file (closekit params lists the shipped ones)")
     t.add_argument("--out", help="run directory (default: out_dir of the params)")
-    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config values")
+    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help=f"override config keys, e.g. {SET_EXAMPLE}")
     t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    sub.add_parser("params", help="list the shipped params files")
     tr = sub.add_parser("truth", help="ground truth tools").add_subparsers(dest="truth_cmd", required=True)
     b = tr.add_parser("build", help="mini benchmark: train archs x seeds stand-alone into a resumable directory")
     b.add_argument("--archs", required=True, help="sample:N | all | valid | text file of arch strings")
@@ -122,8 +194,8 @@ def main(argv=None):
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     bt = sub.add_parser("batch", help="run a notebook once per params file with papermill (GPU / CPU job queue)")
     add_batch_arguments(bt)
-    se = sub.add_parser("search", help="random search / regularized evolution on a trained run's one-shot scores")
-    searchlib.add_arguments(se)
+    add_search_arguments(sub.add_parser("search", help="random search / regularized evolution on a trained run's "
+                                        "one-shot scores"))
     args = p.parse_args(argv)
     if args.cmd == "batch":
         return batch_cli(args)
@@ -134,14 +206,12 @@ def main(argv=None):
             print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
                               "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
             return 0
-        if args.cmd == "search":
-            return searchlib.cli_run(args)
-        cfg = RunConfig.from_yaml(args.params, **_overrides(args.set))
-        result = run(cfg, args.out, resume=not args.no_resume)
+        return {"search": search_cli, "params": lambda _: params_cli(), "train": train_cli}[args.cmd](args)
     except ERRORS as e:
         return _error(e)
-    print(json.dumps(result.metrics, indent=1))
-    return 0
+    except KeyboardInterrupt:
+        print("closekit: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

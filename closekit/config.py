@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -75,6 +76,30 @@ def _fits(v, t):
     return isinstance(v, {"int": int, "float": (int, float), "str": str, "bool": bool}[t])
 
 
+# value domains beyond the type: (lowest allowed, is the lowest itself allowed); None passes, every float is finite
+AT_LEAST = {**dict.fromkeys(("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks", "image_size",
+                             "channels", "train_limit", "save_every", "recal_batches", "eval_batch_size",
+                             "eval_max_batches", "eval_every_archs"), (1, True)),
+            **dict.fromkeys(("plateau_patience", "eval_every", "momentum", "weight_decay", "dropout", "mlp_dropout",
+                             "gate_lr_scale", "gate_weight_decay"), (0, True)),
+            **dict.fromkeys(("lr", "gumbel_temperature", "plateau_factor", "grad_clip"), (0, False))}
+
+
+def _key(default, doc, group=None):
+    """A config field with its one-line doc (and the name of the group it opens), read by ``reference``."""
+    return dataclasses.field(default=default, metadata={"doc": doc, **({"group": group} if group else {})})
+
+
+def reference(cls=None):
+    """(group, key, type, default, doc) of every key of ``cls`` (default RunConfig), in order: what ``closekit
+    train --help`` and the docs list."""
+    rows, group = [], None
+    for f in fields(cls or RunConfig):
+        group = f.metadata.get("group", group)
+        rows.append((group, f.name, str(f.type), f.default, f.metadata.get("doc", "")))
+    return rows
+
+
 # keys that do not change the trained weights
 NOT_TRAINING = ("archs", "arch_seed", "eval_routing", "eval_seed", "bn_mode", "recal_batches", "eval_batch_size",
                 "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every")
@@ -139,82 +164,78 @@ class YamlConfig:
 @dataclass(frozen=True)
 class RunConfig(YamlConfig):
     """One run: space, data, supernet, sharing curriculum, optimisation, scoring, ground truth."""
-    # what
-    space: str = "nb201"
-    dataset: str = "embedded"          # closekit.data registry: embedded | fashion-mnist | cifar10 | synthetic
-    data_dir: str | None = None        # dataset files (None: the dataset's default place)
-    download: bool = False             # torchvision download for cifar10
-    image_size: int | None = 12        # None: native resolution
-    channels: int | None = None        # None: native channels; 3 repeats a grey channel
-    train_portion: float = 0.8         # first part of the training set trains, the rest scores
-    train_limit: int | None = None     # keep only the first n training images
-    augment: bool = True               # random crop + flip on training batches
-    # supernet
-    supernet: str = "close"            # vanilla: one block per edge, fixed router; close: GLOW bank + GATE
-    channels_init: int = 8             # C: cell channels of the first stage (then 2C, 4C); paper 16
-    cells_per_stage: int = 2           # N; paper 5
-    dropout: float = 0.1               # before the classifier
-    # CLOSE sharing (ignored by vanilla)
-    num_blocks: int = 5                # GLOW blocks per cell
-    cl_schedule: tuple = (1, 7, 13, 19, 25)  # epoch at which block k becomes active; paper 1/201/401/601/801
-    router: str = "auto"               # closekit.sharing.ROUTERS: auto (vanilla: own; close: gate on NB201/NB301,
-                                       # table on NDS) | gate | random | oneblock | fewshot | table
-    gate_level: str = "node"           # GATE: node-level (an MLP per edge over its nodes' embeddings) | arch-level
-    fewshot_edge: int = 0              # few-shot router: the slot (row of the space's slot table) whose op splits
-    gumbel_temperature: float = 5.0
-    gates_op_dim: int = 48
-    gates_node_dim: int = 48
-    gates_hidden: int = 96
-    gates_gcn_dims: tuple = (128, 128, 128, 128, 128)
-    mlp_hidden: tuple = (200, 200, 200)
-    mlp_dropout: float = 0.1
-    mlp_growth: str = "inherit"        # inherit: new row += parent row; only_last / full: re-init
-    mlp_parent: str = "prev"           # the inherited MLP row: the previous block's (reference) or the WIT parent's
-    wit_from: str = "prev"             # WIT parent: previous block or a random earlier one
-    cl_criteria: str = "pre"           # NDS split table: split the shallowest long group (pre, reference) or the
-                                       # longest (max); cell spaces ignore it
-    wit_buffers: bool = True           # NDS WIT over the whole state dict, BN running stats summed (reference), or
-                                       # parameters only (false); the cell spaces always sum both
-    head_norm: str = "none"            # NDS: the pooled features go to the FC as they are (reference) or centred by a
-                                       # mean-only batch norm (mean); the cell spaces refuse mean
-    gate_forward: str | None = None    # GATE spaces: all (reference) | others_no_grad (None: this one; same updates,
-                                       # less work) | selected; spaces without a GATE (NDS) refuse any value
-    aw_nas_compat: bool = False        # reproduce orphaned GATE params and level-1 GATE weight decay
-    keep_zero_grads: bool = False      # torch-1.x zero_grad (reference): a param once used keeps a zero grad, so SGD's
-                                       # weight decay and momentum move it every step, sampled or not
-    gate_lr_scale: float = 1.0         # GATE learning rate = lr x this (reference: 1, one optimizer for all)
-    gate_weight_decay: float | None = None  # GATE weight decay (None: weight_decay, as the reference)
-    gate_embed_norm: str = "none"      # GATE node embeddings before the MLP: as they are (reference) | layernorm | l2
-    gate_gcn_init: str = "uniform"     # GATE GCN weights: U(+-1/sqrt(out)) (reference) | norm_preserving
-    gate_edge_op: bool = False         # node-level GATE MLP also sees the edge's own op, one-hot (needs router: node)
-    # optimisation
-    epochs: int = 30                   # paper 1000
-    batch_size: int = 256
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    grad_clip: float | None = 5.0
-    plateau_factor: float = 0.5
-    plateau_patience: int = 3          # paper 30
-    srt_epochs: tuple = (13,)          # learning-rate restarts (new optimizer and scheduler); paper 401
-    seed: int = 20
-    device: str = "auto"               # auto | cpu | cuda | cuda:N
-    deterministic: bool = False        # deterministic GPU kernels: bitwise-exact resume on cuda, slower
-    save_every: int = 5                # checkpoint period in epochs (the last epoch is always saved)
-    # scoring
-    archs: str = "truth"               # all | valid | sample:N | truth | a text file of arch strings
-    arch_seed: int = 0
-    eval_routing: str = "argmax"       # argmax (deterministic) | gumbel (reference: sampled, seeded)
-    eval_seed: int = 123
-    bn_mode: str = "batch"             # batch statistics (reference) | recalibrate running stats
-    recal_batches: int = 10
-    eval_batch_size: int = 256
-    eval_max_batches: int | None = None
-    eval_every: int = 0                # score a small arch sample every n epochs (0: never)
-    eval_every_archs: int = 50
-    # ground truth and output
-    truth: str | None = "mini-nb201"   # closekit.groundtruth.load spec: shipped name, CSV, minibench dir, official file
-    out_dir: str = "runs/nb201-mini-close"
+    space: str = _key("nb201", "search space: nb201 | nb301 | nds-resnet | nds-resnexta", group="what")
+    dataset: str = _key("embedded", "closekit.data registry: embedded | fashion-mnist | cifar10 | synthetic")
+    data_dir: str | None = _key(None, "dataset files (None: the dataset's default place)")
+    download: bool = _key(False, "torchvision download for cifar10")
+    image_size: int | None = _key(12, "image side in pixels (None: native resolution)")
+    channels: int | None = _key(None, "None: native channels; 3 repeats a grey channel")
+    train_portion: float = _key(0.8, "first part of the training set trains, the rest scores")
+    train_limit: int | None = _key(None, "keep only the first n training images (None: all)")
+    augment: bool = _key(True, "random crop + flip on training batches")
+    supernet: str = _key("close", "vanilla: one own block per slot; close: a bank of GLOW blocks and a router",
+                         group="supernet")
+    channels_init: int = _key(8, "C: cell channels of the first stage (then 2C, 4C); paper 16")
+    cells_per_stage: int = _key(2, "N cells per stage; paper 5")
+    dropout: float = _key(0.1, "dropout before the classifier")
+    num_blocks: int = _key(5, "GLOW blocks per cell", group="sharing (a vanilla run ignores it)")
+    cl_schedule: tuple = _key((1, 7, 13, 19, 25), "epoch at which block k becomes active; paper 1/201/401/601/801")
+    router: str = _key("auto", "closekit.sharing.ROUTERS: auto (vanilla: own; close: gate on NB201/NB301, table on "
+                       "NDS) | gate | random | oneblock | fewshot | table")
+    gate_level: str = _key("node", "GATE: node-level (an MLP per edge over its nodes' embeddings) | arch-level")
+    fewshot_edge: int = _key(0, "few-shot router: the slot (row of the space's slot table) whose op splits")
+    gumbel_temperature: float = _key(5.0, "temperature of the GATE's Gumbel-softmax")
+    gates_op_dim: int = _key(48, "GATES encoder: op embedding size")
+    gates_node_dim: int = _key(48, "GATES encoder: node embedding size")
+    gates_hidden: int = _key(96, "GATES encoder: hidden size")
+    gates_gcn_dims: tuple = _key((128, 128, 128, 128, 128), "GATES encoder: GCN layer sizes")
+    mlp_hidden: tuple = _key((200, 200, 200), "GATE MLP hidden layer sizes")
+    mlp_dropout: float = _key(0.1, "GATE MLP dropout")
+    mlp_growth: str = _key("inherit", "inherit: new row += parent row; only_last / full: re-init")
+    mlp_parent: str = _key("prev", "the inherited MLP row: the previous block's (reference) or the WIT parent's")
+    wit_from: str = _key("prev", "WIT parent: previous block or a random earlier one")
+    cl_criteria: str = _key("pre", "NDS split table: split the shallowest long group (pre, reference) or the "
+                            "longest (max)")
+    wit_buffers: bool = _key(True, "NDS WIT over the whole state dict, BN running stats summed (reference), or "
+                             "parameters only (false)")
+    head_norm: str = _key("none", "NDS: pooled features go to the FC as they are (reference) or centred by a "
+                          "mean-only batch norm (mean)")
+    gate_forward: str | None = _key(None, "GATE spaces: all (reference) | others_no_grad (None: this one; same "
+                                    "updates, less work) | selected")
+    aw_nas_compat: bool = _key(False, "reproduce orphaned GATE params and level-1 GATE weight decay")
+    keep_zero_grads: bool = _key(False, "torch-1.x zero_grad (reference): a param once used keeps a zero grad, so "
+                                 "SGD's weight decay and momentum move it every step, sampled or not")
+    gate_lr_scale: float = _key(1.0, "GATE learning rate = lr x this (reference: 1, one optimizer for all)")
+    gate_weight_decay: float | None = _key(None, "GATE weight decay (None: weight_decay, as the reference)")
+    gate_embed_norm: str = _key("none", "GATE node embeddings before the MLP: as they are (reference) | layernorm | l2")
+    gate_gcn_init: str = _key("uniform", "GATE GCN weights: U(+-1/sqrt(out)) (reference) | norm_preserving")
+    gate_edge_op: bool = _key(False, "node-level GATE MLP also sees the edge's own op, one-hot (needs gate_level: node)")
+    epochs: int = _key(30, "training epochs; paper 1000", group="optimisation")
+    batch_size: int = _key(256, "training batch size")
+    lr: float = _key(0.05, "SGD learning rate")
+    momentum: float = _key(0.9, "SGD momentum")
+    weight_decay: float = _key(5e-4, "SGD weight decay")
+    grad_clip: float | None = _key(5.0, "gradient norm clip (None: no clipping)")
+    plateau_factor: float = _key(0.5, "ReduceLROnPlateau factor on the epoch's training loss")
+    plateau_patience: int = _key(3, "ReduceLROnPlateau patience in epochs; paper 30")
+    srt_epochs: tuple = _key((13,), "learning-rate restarts (new optimizer and scheduler); paper 401")
+    seed: int = _key(20, "seed of weights, batches, sampled archs and WIT")
+    device: str = _key("auto", "auto | cpu | cuda | cuda:N")
+    deterministic: bool = _key(False, "deterministic GPU kernels: bitwise-exact resume on cuda, slower")
+    save_every: int = _key(5, "checkpoint period in epochs (the last epoch is always saved)")
+    archs: str = _key("truth", "all | valid | sample:N | truth | a text file of arch strings", group="scoring")
+    arch_seed: int = _key(0, "seed of sample:N and of the probe's sample")
+    eval_routing: str = _key("argmax", "argmax (deterministic) | gumbel (reference: sampled, seeded)")
+    eval_seed: int = _key(123, "seed of gumbel scoring")
+    bn_mode: str = _key("batch", "batch statistics (reference) | recalibrate running stats")
+    recal_batches: int = _key(10, "training batches per arch for recalibrate")
+    eval_batch_size: int = _key(256, "scoring batch size")
+    eval_max_batches: int | None = _key(None, "held-out batches per arch (None: all)")
+    eval_every: int = _key(0, "score a small arch sample every n epochs (0: never)")
+    eval_every_archs: int = _key(50, "size of that sample")
+    truth: str | None = _key("mini-nb201", "closekit.groundtruth.load spec: shipped name, CSV, minibench dir, "
+                             "official file (None: no ranking)", group="ground truth and output")
+    out_dir: str = _key("runs/nb201-mini-close", "run directory (closekit train --out overrides it)")
 
     def __post_init__(self):
         self._check_types()
@@ -234,9 +255,13 @@ class RunConfig(YamlConfig):
         if not 0 < self.train_portion < 1:
             raise ValueError(f"config train_portion={self.train_portion} must be in (0, 1): the rest of the training "
                              "set is the held-out split that scores architectures")
-        for name in ("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"config {name}={getattr(self, name)} must be >= 1")
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"config {f.name}={v} must be a finite number")
+            low, equal = AT_LEAST.get(f.name, (None, True))
+            if v is not None and low is not None and (v < low or (v == low and not equal)):
+                raise ValueError(f"config {f.name}={v} must be {'>=' if equal else '>'} {low}")
 
     def gate_variant(self):
         """The GATE variant keys set away from the reference ({} for the paper's GATE)."""

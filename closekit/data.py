@@ -208,14 +208,22 @@ def _prepare(images: np.ndarray, labels: np.ndarray, size: int, channels: int, m
     return Split(x.sub_(m).div_(s).contiguous(), torch.as_tensor(labels, dtype=torch.int64))
 
 
+def check_name(name: str) -> None:
+    """Refuse an unknown dataset name in one line naming the config key."""
+    if name not in DATASETS:
+        raise KeyError(f"dataset {name!r} is unknown; set dataset to one of {', '.join(sorted(DATASETS))}")
+
+
 def load(name: str, *, root: str | None = None, image_size: int | None = None, channels: int | None = None,
          train_portion: float = 0.8, train_limit: int | None = None, download: bool = False,
          augment: bool = True) -> Data:
     """Load a registered dataset into memory as train / valid / test Splits."""
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    check_name(name)
     if not 0 < train_portion <= 1:
         raise ValueError(f"train_portion must be in (0, 1], got {train_portion}")
+    for key, v in (("image_size", image_size), ("channels", channels), ("train_limit", train_limit)):
+        if v is not None and v < 1:
+            raise ValueError(f"{key}={v} must be >= 1 or None (native / all)")
     raw = DATASETS[name](root, download)
     native_c, native_size = raw.train_x.shape[1], raw.train_x.shape[-1]
     size, c = image_size or native_size, channels or native_c

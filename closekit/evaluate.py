@@ -13,11 +13,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 import yaml
 
 from . import data as datalib
 from .metrics import compare
+from .progress import bar
 from .routing import block_usage
 
 
@@ -33,8 +33,8 @@ def arch_list(space, spec, seed=0, truth=None):
         return space.enumerate(spec)
     if spec.startswith("sample:"):
         n = spec.split(":", 1)[1]
-        if not n.isdigit():
-            raise ValueError(f"archs {spec!r}: N in sample:N must be a whole number, e.g. sample:40")
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"archs {spec!r}: N in sample:N must be a whole number >= 1, e.g. sample:40")
         return space.sample_list(int(n), seed)
     path = Path(spec)
     if not path.is_file():
@@ -70,7 +70,7 @@ def _bn_modules(net):
 def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_batches=10, routing="argmax",
              seed=123, batch_size=256, max_batches=None, progress=None, on_scored=None):
     """Score ``archs`` with the supernet; DataFrame with columns arch (string), acc, loss. ``on_scored(i, n)`` is
-    called after each of the n architectures."""
+    called after each of the n architectures; ``progress``: a bar (None: on a terminal only)."""
     if bn_mode not in ("batch", "recalibrate"):
         raise ValueError(f"bn_mode={bn_mode!r} is not one of batch, recalibrate")
     device = next(net.parameters()).device
@@ -85,7 +85,7 @@ def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_b
     rows = []
     try:
         net.eval()
-        for arch in tqdm(archs, desc="scoring", disable=progress is False, leave=False):
+        for arch in bar(archs, len(archs), "scoring", show=progress):
             arch = space.coerce(arch)
             gates = net.route(arch, sample=routing == "gumbel", generator=gen)
             if bn_mode == "recalibrate":

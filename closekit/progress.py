@@ -6,9 +6,14 @@ the one $CLOSEKIT_PROGRESS names (batch sets it to <job dir>/progress.json), and
 Without the variable ``report`` does nothing. Writes are atomic and at most one a second within a phase (a new
 phase and ``done == total`` are always written); an OSError never reaches the caller. Phases of the training
 pipeline: build, train (epochs), score (architectures), rank, done.
+
+On a terminal (stdout a TTY and no $CLOSEKIT_PROGRESS, i.e. not under ``closekit batch``) ``bar`` wraps the batches
+of an epoch and the architectures being scored in a tqdm bar with rate and time left; elsewhere it returns them as
+they are.
 """
 import json
 import os
+import sys
 import time
 
 from .checkpoint import atomic_json
@@ -33,6 +38,19 @@ def report(phase, done=None, total=None, **extra):
         return True
     except OSError:
         return False
+
+
+def interactive():
+    """Is a person watching stdout (a terminal, not a batch job that reads ``report``)?"""
+    return sys.stdout.isatty() and not os.environ.get(ENV)
+
+
+def bar(iterable, total=None, desc=None, show=None):
+    """``iterable`` inside a transient tqdm bar when ``show`` (None: ``interactive()``), else ``iterable`` itself."""
+    if not (interactive() if show is None else show):
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stdout, dynamic_ncols=True)
 
 
 def read(path):

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from . import groundtruth, progress, spaces
-from .checkpoint import CKPT, atomic_json, atomic_text, check_training_keys, read_checkpoint
+from . import data as datalib
+from .checkpoint import CKPT, atomic_json, atomic_text, check_training_keys, locked, read_checkpoint, writable_dir
 from .evaluate import arch_list, evaluate_cfg, probe, score_summary
 from .metrics import compare
 from .routing import block_usage
@@ -94,35 +95,37 @@ class Result(NamedTuple):
 
 def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage_every_level=True):
     """Train (or resume) the run of ``cfg`` in ``out_dir`` (default cfg.out_dir), score its architectures, rank
-    them against its ground truth; returns a ``Result``. Bad config, truth or arch list fail before training."""
-    out = Path(out_dir or cfg.out_dir)
+    them against its ground truth; returns a ``Result``. Bad config, truth, arch list or out_dir fail before
+    training; out_dir is locked while the run writes there (a second run on it is refused, changing nothing)."""
+    out = writable_dir(out_dir or cfg.out_dir, "out_dir (--out)")
     progress.report("build")
+    datalib.check_name(cfg.dataset)
     space = spaces.get(cfg.space)
     truth = groundtruth.load(cfg.truth, space, for_dataset=cfg.dataset) if cfg.truth else None
     archs = arch_list(space, cfg.archs, cfg.arch_seed, truth)
-    if resume and (out / CKPT).is_file():           # refuse other training keys before touching the run dir
-        check_training_keys(read_checkpoint(out / CKPT)["config"], cfg, out / CKPT)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_text(out / "config.yaml", cfg.to_yaml())
-    atomic_json(out / "provenance.json", provenance(cfg))
-    space, data, net = build(cfg)
-    hook = probe(space, archs, data, cfg, truth, usage_every_level=usage_every_level)
-    callbacks = [hook, snapshots()] if keep_snapshots else [hook]
-    t0 = time.time()
-    trainer, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
-                             on_epoch_end=chain(*callbacks))
-    history.to_csv(out / "history.csv", index=False)
-    train_s = time.time() - t0
-    t0 = time.time()
-    scores = evaluate_cfg(net, space, archs, data, cfg, progress=False,
-                          on_scored=lambda i, n: progress.report("score", i, n))
-    scores.to_csv(out / "scores.csv", index=False)
-    metrics = {"train_seconds": round(train_s, 1), "score_seconds": round(time.time() - t0, 1),
-               "final_train_loss": float(history["train_loss"].iloc[-1]), **score_summary(scores)}
-    if truth is not None:
-        progress.report("rank")
-        metrics.update({"truth": truth.attrs.get("version", cfg.truth), **ceiling(truth), **compare(scores, truth)})
-    atomic_json(out / "metrics.json", metrics)
+    with locked(out):                      # a second run on out is refused before it writes anything
+        if resume and (out / CKPT).is_file():           # refuse other training keys before writing the run dir
+            check_training_keys(read_checkpoint(out / CKPT)["config"], cfg, out / CKPT)
+        atomic_text(out / "config.yaml", cfg.to_yaml())
+        atomic_json(out / "provenance.json", provenance(cfg))
+        space, data, net = build(cfg)
+        hook = probe(space, archs, data, cfg, truth, usage_every_level=usage_every_level)
+        callbacks = [hook, snapshots()] if keep_snapshots else [hook]
+        t0 = time.time()
+        trainer, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
+                                 on_epoch_end=chain(*callbacks))
+        history.to_csv(out / "history.csv", index=False)
+        train_s = time.time() - t0
+        t0 = time.time()
+        scores = evaluate_cfg(net, space, archs, data, cfg, on_scored=lambda i, n: progress.report("score", i, n))
+        scores.to_csv(out / "scores.csv", index=False)
+        metrics = {"train_seconds": round(train_s, 1), "score_seconds": round(time.time() - t0, 1),
+                   "final_train_loss": float(history["train_loss"].iloc[-1]), **score_summary(scores)}
+        if truth is not None:
+            progress.report("rank")
+            metrics.update({"truth": truth.attrs.get("version", cfg.truth), **ceiling(truth),
+                            **compare(scores, truth)})
+        atomic_json(out / "metrics.json", metrics)
     progress.report("done")
     usage = hook.usage if hook.usages else block_usage(net, space, hook.archs, routing=cfg.eval_routing,
                                                        seed=cfg.eval_seed)     # resumed after the last epoch

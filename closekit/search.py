@@ -12,10 +12,8 @@ one-shot score (random search's mean outcome) and by true accuracy (training K r
     run_dir/search/<strategy>-b<budget>-s<seed>.csv    order, arch, score (one row per scored architecture)
     run_dir/search/<strategy>-b<budget>-s<seed>.json   chosen arch, settings, truth report
 """
-import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -205,12 +203,26 @@ def truth_report(result, truth, domain_scores=None):
 
 # ---- a trained run's supernet as the score function ----------------------------------------------------------
 
+def find_run(run_dir):
+    """The run directory holding checkpoint.pt: ``run_dir`` itself, or the one run under a batch job directory
+    (``<job>/runs/<name>``, found as the explorer finds it)."""
+    from .checkpoint import CKPT
+    from .routing import checkpoints
+    run_dir = Path(run_dir)
+    if (run_dir / CKPT).is_file():
+        return run_dir
+    final = checkpoints(run_dir).query("kind == 'checkpoint'")
+    if not len(final):
+        raise FileNotFoundError(f"no {CKPT} under {run_dir} (only snapshots): let its training finish first")
+    return Path(final["path"].iloc[-1]).parent
+
+
 def load_run(run_dir, device="cpu", truth=True):
-    """(space, net, data, cfg, truth or None) of a run directory (its checkpoint.pt and config)."""
+    """(space, net, data, cfg, truth or None) of a run directory (its checkpoint.pt and config) or a batch job
+    directory holding one run."""
     from . import data as datalib, groundtruth, spaces
     from .checkpoint import CKPT, load_net
-    run_dir = Path(run_dir)
-    net, cfg, _ = load_net(run_dir / CKPT, device)
+    net, cfg, _ = load_net(find_run(run_dir) / CKPT, device)
     space = spaces.get(cfg.space)
     data = datalib.load(cfg.dataset, root=cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
                         train_portion=cfg.train_portion, train_limit=cfg.train_limit, download=cfg.download,
@@ -230,7 +242,7 @@ def run_context(run_dir, device="cpu", saved=True):
     scores.csv (written by closekit.run with the same scoring keys as its config.yaml) seeds the cache."""
     space, net, data, cfg, gt = load_run(run_dir, device)
     fn = _cached(supernet_scores(net, space, data, cfg))
-    path = Path(run_dir) / "scores.csv"
+    path = find_run(run_dir) / "scores.csv"
     if saved and path.is_file():
         s = pd.read_csv(path)
         fn.memo.update(zip((space.canonical_str(a) for a in s["arch"]), s["acc"].astype(float)))
@@ -245,7 +257,10 @@ def search_run(run_dir, strategy="evolution", budget=100, seed=0, domain="auto",
     computed now or saved. ``domain``: "auto" (the truth's archs when the run has a ground truth, else the space), "space", "truth".
     ``baseline``: score every truth arch once for the random-picks-by-score expectation. ``ctx``: a
     ``run_context`` to share loaded weights and cached scores between searches. ``out``: where the history and
-    report go (default run_dir/search)."""
+    report go (default run_dir/search; checked before any work). ``run_dir`` may be a batch job directory."""
+    from .checkpoint import writable_dir
+    run_dir = find_run(run_dir)
+    out = writable_dir(out or run_dir / "search", "search --out") if save else None
     if domain not in ("auto", "space", "truth"):
         raise ValueError(f"domain {domain!r} is not one of auto, space, truth")
     if budget < 1:
@@ -261,7 +276,6 @@ def search_run(run_dir, strategy="evolution", budget=100, seed=0, domain="auto",
         dscores = dict(zip(gt["arch"], score(list(gt["arch"])))) if baseline else None
         report.update(truth_report(res, gt, dscores))
     if save:
-        out = Path(out or Path(run_dir) / "search")
         out.mkdir(parents=True, exist_ok=True)
         stem = f"{strategy}-b{budget}-s{seed}"
         res.history.to_csv(out / f"{stem}.csv", index=False)
@@ -280,36 +294,3 @@ def _cached(score_fn):
         return [memo[a] for a in archs]
     fn.memo = memo
     return fn
-
-
-def add_arguments(p):
-    """The ``closekit search`` arguments."""
-    p.add_argument("run_dir", help="a run directory (config.yaml, checkpoint.pt) written by closekit train / batch")
-    p.add_argument("--strategy", default="evolution", choices=STRATEGIES)
-    p.add_argument("--budget", type=int, default=100, help="architectures scored (default 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--population", type=int, default=20, help="evolution: population size P (default 20)")
-    p.add_argument("--sample", type=int, default=5, help="evolution: tournament size S (default 5)")
-    p.add_argument("--domain", default="auto", choices=("auto", "space", "truth"),
-                   help="auto: the ground truth's archs when the run has one, else the whole space")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="folder of the history CSV and report JSON (default RUN_DIR/search)")
-    p.add_argument("--no-baseline", action="store_true", help="skip scoring every truth arch for the random baseline")
-
-
-def cli_run(args):
-    """Run ``closekit search``; print the report as JSON."""
-    _, report = search_run(args.run_dir, args.strategy, args.budget, args.seed, args.domain, args.population,
-                           args.sample, args.device, baseline=not args.no_baseline, out=args.out)
-    print(json.dumps(report, indent=1, default=float))
-    return 0
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="closekit search", description=__doc__.split("\n")[0])
-    add_arguments(p)
-    return cli_run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

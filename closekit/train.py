@@ -100,8 +100,9 @@ class Trainer:
         cfg, net = self.cfg, self.net
         net.train()
         t0, loss_sum, correct, steps, seen = time.time(), 0.0, 0, 0, 0
-        for x, y in datalib.batches(self.data.train, cfg.batch_size, shuffle=True, generator=self.data_gen,
-                                    augment=self.data.augment, device=self.device):
+        batches = datalib.batches(self.data.train, cfg.batch_size, shuffle=True, generator=self.data_gen,
+                                  augment=self.data.augment, device=self.device)
+        for x, y in progress.bar(batches, math.ceil(len(self.data.train) / cfg.batch_size), f"epoch {epoch}"):
             loss, logits = self.step(x, y)
             loss_sum = loss_sum + loss                          # kept on the device: no sync per step
             correct = correct + (logits.argmax(1) == y).sum()

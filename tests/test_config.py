@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from closekit import RunConfig
+from closekit.config import reference
 from closekit.groundtruth.minibench import Recipe
 
 PARAMS = sorted(Path(__file__).resolve().parents[1].glob("params/**/*.yaml"))
@@ -28,6 +29,14 @@ def test_unknown_key_names_the_key_and_the_file(tmp_path):
     (dict(lr=True), "config lr=True must be a float"),
     (dict(cl_schedule=("a", 2, 3, 4, 5)), "cl_schedule=('a', 2, 3, 4, 5) must be a list of ints"),
     (dict(truth=3), "config truth=3 must be a str or null"),
+    # values outside their domain, once accepted: nan trained to a nan loss, 0 divided by zero or meant "native"
+    (dict(lr=float("nan")), "config lr=nan must be a finite number"),
+    (dict(weight_decay=float("inf")), "config weight_decay=inf must be a finite number"),
+    (dict(lr=0), "config lr=0.0 must be > 0"),
+    (dict(train_limit=0), "config train_limit=0 must be >= 1"),
+    (dict(image_size=0), "config image_size=0 must be >= 1"),
+    (dict(eval_batch_size=0), "config eval_batch_size=0 must be >= 1"),
+    (dict(momentum=-0.1), "config momentum=-0.1 must be >= 0"),
 ])
 def test_bad_values(kw, msg):
     with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
@@ -88,3 +97,13 @@ def test_paper_configs_match_the_reference():
     assert (close.cl_schedule, close.srt_epochs, close.mlp_hidden) == ((1, 201, 401, 601, 801), (401,), (200, 200, 200))
     assert (close.epochs, close.batch_size, close.lr, close.weight_decay, close.grad_clip) == (1000, 256, 0.05, 5e-4, 5.0)
     assert (close.channels_init, close.cells_per_stage, close.image_size, close.dataset) == (16, 5, 32, "cifar10")
+
+
+def test_reference_documents_every_key_in_groups():
+    rows = reference()
+    assert [r[1] for r in rows] == list(RunConfig().to_dict())                  # every key, in the config's order
+    assert all(doc and len(doc) < 200 for *_, doc in rows)                       # one doc line each
+    assert list(dict.fromkeys(r[0] for r in rows)) == ["what", "supernet", "CLOSE sharing (ignored by vanilla)",
+                                                       "optimisation", "scoring", "ground truth and output"]
+    assert ("optimisation", "lr", "float", 0.05, "SGD learning rate") in rows
+    assert ("what", "image_size", "int | None", 12, "image side in pixels (None: native resolution)") in rows

@@ -1,6 +1,8 @@
 """closekit.run, the one pipeline: provenance, re-scoring a finished run without retraining, ground-truth checks
 before any training, and scoring a ground truth that lists every isomorphic member."""
 import json
+import os
+import stat
 import types
 
 import pandas as pd
@@ -9,7 +11,7 @@ import torch
 
 import closekit
 from closekit import groundtruth, run
-from closekit.checkpoint import CKPT
+from closekit.checkpoint import CKPT, atomic_text, locked
 from closekit.run import code_version, config_hash
 from conftest import tiny_cfg
 
@@ -74,3 +76,56 @@ def test_probe_scores_do_not_change_training(tmp_path, supernet):
     a, b = runs[0].net.state_dict(), runs[1].net.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert runs[0].scores["acc"].tolist() == runs[1].scores["acc"].tolist()
+
+
+def test_a_second_run_on_a_locked_run_directory_is_refused_and_changes_nothing(tmp_path):
+    # two closekit train on one out_dir: the second used to rewrite config.yaml and provenance.json, or win outright
+    cfg = tiny_cfg(epochs=1)
+    quiet(cfg, tmp_path)
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir() if f.is_file()}
+    with locked(tmp_path):                                                  # another run is writing there
+        with pytest.raises(RuntimeError, match=f"run directory {tmp_path} is in use by another run "
+                                               f"\\(pid {os.getpid()}\\); wait for it"):
+            quiet(cfg.replace(seed=2), tmp_path, resume=False)
+    assert before == {f.name: f.read_bytes() for f in tmp_path.iterdir() if f.is_file()}
+    assert quiet(cfg, tmp_path).trainer.epoch == 1                          # the lock goes with its holder
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr("closekit.spaces.get", lambda *_: pytest.fail("started work before checking out_dir"))
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match="is a file; pass a directory path"):
+        quiet(tiny_cfg(), tmp_path / "f")
+    with pytest.raises(ValueError, match=f"lies under the file {tmp_path / 'f'}; pass a path under a directory"):
+        quiet(tiny_cfg(), tmp_path / "f" / "run")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories; run as a user to check")
+def test_a_read_only_out_dir_is_refused(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match="cannot be written .* is read-only"):
+            quiet(tiny_cfg(), tmp_path / "run")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_a_truncated_checkpoint_names_the_file_and_the_fix(tmp_path):
+    cfg = tiny_cfg(epochs=1)
+    quiet(cfg, tmp_path)
+    ckpt = tmp_path / CKPT
+    ckpt.write_bytes(ckpt.read_bytes()[:ckpt.stat().st_size // 2])         # a disk that filled up mid-write
+    with pytest.raises(ValueError, match=f"checkpoint {ckpt} is unreadable .* start over with --no-resume"):
+        quiet(cfg, tmp_path)
+    assert quiet(cfg, tmp_path, resume=False).trainer.epoch == 1             # the fix it names works
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
+    # mkstemp's 0600 made every run unreadable to the rest of a group on a shared filesystem
+    old = os.umask(umask)
+    try:
+        atomic_text(tmp_path / "a.yaml", "x: 1\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.yaml").stat().st_mode) == mode

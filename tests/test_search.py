@@ -3,6 +3,7 @@ budget, evolution beats its initial population, finite domains), the truth repor
 and search on a tiny trained run through the CLI and notebooks/search.ipynb (papermill)."""
 import json
 import math
+import shutil
 from pathlib import Path
 
 import jupytext
@@ -187,3 +188,25 @@ def test_search_notebook_runs_both_strategies(tiny_run):
     assert len(images) == 1
     text = json.dumps([c.get("outputs", []) for c in nbformat.read(out, 4).cells])
     assert "random picks, by one-shot score (expected)" in text and "regret" in text
+
+
+def test_search_takes_a_batch_job_directory(tiny_run, tmp_path):
+    # closekit batch puts the run in <job>/runs/<name>; the explorer accepted that, search said "not found"
+    job = tmp_path / "job"
+    shutil.copytree(tiny_run["run"], job / "runs" / "tiny", ignore=shutil.ignore_patterns("search"))
+    assert search.find_run(job) == job / "runs" / "tiny"
+    res, report = search.search_run(job, "random", 3, seed=0, save=False, baseline=False)
+    assert report["n_scored"] == 3 and res.chosen in tiny_run["archs"]
+
+
+def test_search_out_that_cannot_be_written_fails_before_any_work(tiny_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(search, "run_context", lambda *a, **k: pytest.fail("loaded the run before checking --out"))
+    (tmp_path / "f").write_text("")
+    assert cli.main(["search", str(tiny_run["run"]), "--out", str(tmp_path / "f")]) == 2
+    assert capsys.readouterr().err.strip() == f"closekit: error: search --out {tmp_path / 'f'} is a file; pass a " \
+                                               "directory path"
+
+
+def test_cli_offers_the_search_strategies():
+    # the CLI lists them without importing closekit.search (torch): the two lists must agree
+    assert cli.STRATEGIES == search.STRATEGIES and not hasattr(search, "cli_run")
