@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import kendalltau
 import pytest
 
 from closekit import groundtruth
@@ -44,7 +45,11 @@ def test_ground_truth_csv_joins_and_metrics(tmp_path, space):
     assert main(["train", str(ROOT / "params/nb201/smoke.yaml"), "--out", str(out2), "--no-resume",
                  "--set", f"truth={tmp_path / 'truth.csv'}"]) == 0
     m = json.loads((out2 / "metrics.json").read_text())
-    assert m["n"] == 20 and m["kendall"] > 0.99 and m["p@top50%"] == 1.0 and m["br@5%"] == 1   # tau-b: pred ties
+    assert m["n"] == 20 and m["p@top50%"] == 1.0 and m["br@5%"] == 1
+    joined = pd.read_csv(out2 / "scores.csv").merge(truth.assign(arch=[space.canonical_str(a) for a in truth["arch"]]),
+                                                    on="arch", suffixes=("", "_truth"))
+    assert len(joined) == 20 and (joined["acc"] == pd.read_csv(out1 / "scores.csv")["acc"].to_numpy()).all()
+    assert m["kendall"] == pytest.approx(kendalltau(joined["acc"], joined["acc_truth"]).statistic)   # tau-b: pred ties
 
 
 def test_ground_truth_errors(tmp_path, space):

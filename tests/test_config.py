@@ -103,7 +103,7 @@ def test_reference_documents_every_key_in_groups():
     rows = reference()
     assert [r[1] for r in rows] == list(RunConfig().to_dict())                  # every key, in the config's order
     assert all(doc and len(doc) < 200 for *_, doc in rows)                       # one doc line each
-    assert list(dict.fromkeys(r[0] for r in rows)) == ["what", "supernet", "CLOSE sharing (ignored by vanilla)",
+    assert list(dict.fromkeys(r[0] for r in rows)) == ["what", "supernet", "sharing (a vanilla run ignores it)",
                                                        "optimisation", "scoring", "ground truth and output"]
     assert ("optimisation", "lr", "float", 0.05, "SGD learning rate") in rows
     assert ("what", "image_size", "int | None", 12, "image side in pixels (None: native resolution)") in rows
