@@ -155,7 +155,7 @@ def test_train_help_lists_every_config_key_and_set(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "--set epochs=5 lr=0.1" in out and "\n  CLOSE sharing (ignored by vanilla):\n" in out
+    assert "--set epochs=5 lr=0.1" in out and "\n  sharing (a vanilla run ignores it):\n" in out
     for group, key, typ, default, doc in reference():
         assert f"    {key} = " in out and f"[{typ}]  {doc}" in out, key
     assert '    lr = 0.05  [float]  SGD learning rate' in out
