@@ -10,29 +10,13 @@ import argparse
 import json
 import sys
 
-import yaml
-
 from . import batch as batchlib
 from . import search as searchlib
-from .config import RunConfig
+from .config import RunConfig, parse_overrides
+from .jobs import JobOptions
 from .run import run
 
 ERRORS = (ValueError, FileNotFoundError, KeyError, RuntimeError)     # one line each, exit 2
-
-
-def _overrides(pairs):
-    """``--set KEY=VALUE`` pairs as a dict, each value read as YAML."""
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        k, v = pair.split("=", 1)
-        try:
-            out[k] = yaml.safe_load(v)
-        except yaml.YAMLError as e:
-            raise ValueError(f"--set {pair}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); "
-                             f"quote it, e.g. --set '{k}=\"...\"'") from None
-    return out
 
 
 def _error(e):
@@ -54,12 +38,13 @@ def add_batch_arguments(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
     g.add_argument("--cpu-slots", type=int, default=1, help="parallel jobs without GPU (default 1)")
-    p.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt (default: none)")
-    p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died (default 1)")
+    p.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt, > 0 (default: none)")
+    p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died, >= 0 (default 1)")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel spec (default python3)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
-    p.add_argument("--progress-every", type=float, default=30.0, metavar="S", help="seconds between two progress "
-                   "lines of a job's phase; a new phase is shown at once (default 30; 0: every change)")
+    p.add_argument("--progress-every", type=float, default=JobOptions.progress_every, metavar="S", help="seconds "
+                   "between two progress lines within a job's phase; a new phase is shown at once (default "
+                   f"{JobOptions.progress_every:g}; 0: every change)")
     s = p.add_argument_group("SLURM engine (pip install closekit[slurm])")
     s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
                    "array, each task runs one job on the cluster; --out must be on the shared filesystem")
@@ -79,19 +64,13 @@ def batch_cli(args):
             return 0
         if not args.notebook or not args.out or not (args.params or args.grid):
             raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
-        slurm = None
-        if args.engine == "slurm":
-            if args.gpus:
-                raise ValueError("--gpus picks this machine's GPUs; with --engine slurm use --gpus-per-job N")
-            if not args.partition:
-                raise ValueError("--engine slurm needs --partition NAME (sinfo lists them)")
-            from .slurm import parse_options
-            slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
-                         options=parse_options(args.slurm))
-        summary = batchlib.run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
-                            timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
-                            rerun=args.rerun, progress_every=args.progress_every, grid=args.grid,
-                            engine=args.engine, slurm=slurm)
+        opts = JobOptions(timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
+                          rerun=args.rerun, progress_every=args.progress_every)
+        slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
+                     options=parse_overrides(args.slurm, "--slurm"))
+        summary = batchlib.run_batch(args.notebook, args.params, args.out, opts, gpus=args.gpus,
+                                     cpu_slots=args.cpu_slots, grid=args.grid, engine=args.engine,
+                                     slurm=slurm if args.engine == "slurm" else None)
     except (ValueError, FileNotFoundError) as e:
         print(f"closekit batch: error: {e}", file=sys.stderr)
         return 2
@@ -130,13 +109,13 @@ def main(argv=None):
     try:
         if args.cmd == "truth":
             from .groundtruth import minibench
-            truth = minibench.cli_build(args, _overrides)
+            truth = minibench.cli_build(args, parse_overrides)
             print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
                               "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
             return 0
         if args.cmd == "search":
             return searchlib.cli_run(args)
-        cfg = RunConfig.from_yaml(args.params, **_overrides(args.set))
+        cfg = RunConfig.from_yaml(args.params, **parse_overrides(args.set))
         result = run(cfg, args.out, resume=not args.no_resume)
     except ERRORS as e:
         return _error(e)

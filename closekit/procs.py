@@ -1,6 +1,8 @@
 """Child processes of a runner (the batch and SLURM engines of the parameterized-notebook runs): each in a session
 of its own, a wall-clock timeout, whole-tree kills (papermill's kernel runs in a session of its own), SIGTERM of the
-runner as Ctrl-C, and the Jupyter kernel spec the children run under."""
+runner as Ctrl-C, and the Jupyter kernel spec the children run under. A runner killed with -9 takes its children
+along (Linux: PR_SET_PDEATHSIG; ipykernel then leaves as its parent is gone); what they started, found by TAG in its
+environment, ``stop_tagged`` ends before the job runs again."""
 import contextlib
 import os
 import signal
@@ -10,6 +12,11 @@ import threading
 import time
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+TAG = "CLOSEKIT_JOB"  # environment variable naming the job directory in every process of a job
+# papermill under a parent-death signal: set in the child itself (a preexec_fn is unsafe in a threaded runner);
+# prctl(PR_SET_PDEATHSIG=1, SIGKILL), then exit at once if the runner is already gone, then exec papermill
+DEATHSIG = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
+            "os.getppid() == int(sys.argv[1]) or os._exit(1); os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
 POLL = 1.0  # seconds between two on_poll calls of a running child
 _live, _live_lock = set(), threading.Lock()  # running children, killed by stop_all
 _stopping = threading.Event()  # set while a stopped runner ends its children: no new one starts
@@ -82,6 +89,8 @@ def kill_tree(proc, grace=GRACE):
 def spawn(cmd, env, logf, timeout, on_poll=None):
     """Run ``cmd`` in its own session, calling ``on_poll()`` every POLL s; its exit code, or None when it ran past
     ``timeout`` and was killed."""
+    if sys.platform.startswith("linux") and cmd[0] == sys.executable:
+        cmd = [sys.executable, "-c", DEATHSIG, str(os.getpid())] + cmd[1:]
     with _live_lock:
         if _stopping.is_set():
             return -signal.SIGTERM
@@ -103,6 +112,23 @@ def spawn(cmd, env, logf, timeout, on_poll=None):
     finally:
         with _live_lock:
             _live.discard(proc)
+
+
+def stop_tagged(value, grace=GRACE):
+    """End every other process whose environment has TAG=``value`` (left by a killed runner); how many there were."""
+    import psutil
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if p.pid != os.getpid() and p.environ().get(TAG) == value:
+                found.append(p)
+    alive = found
+    for sig in ("terminate", "kill"):
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                getattr(p, sig)()
+        alive = psutil.wait_procs(alive, timeout=grace)[1]
+    return len(found)
 
 
 def stopping():

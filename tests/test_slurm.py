@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from closekit import batch, cli, slurm
+from closekit import batch, cli, procs, slurm
+from closekit.config import parse_overrides
 from slurm_cluster import cluster_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +82,7 @@ def array(cluster, job_nb, tmp_path_factory):
                 kernel=kernel, nb=job_nb)
 
 
+@pytest.mark.slow
 def test_one_array_runs_every_job_failures_do_not_stop_others(array):
     jobs, summary = array["jobs"], array["summary"]
     states = {name: _status(d)["state"] for name, d in jobs.items()}
@@ -97,13 +99,15 @@ def test_one_array_runs_every_job_failures_do_not_stop_others(array):
     assert any("submitted SLURM array" in x for x in array["logs"])
 
 
+@pytest.mark.slow
 def test_the_timed_out_kernel_was_killed(array):
     d = array["jobs"]["sleep"]
     kernel_pid, child_pid = map(int, (d / "pids.txt").read_text().split())
     assert _gone(kernel_pid) and _gone(child_pid)
-    assert _status(d)["seconds"] < TIMEOUT + batch.GRACE + 5
+    assert _status(d)["seconds"] < TIMEOUT + procs.GRACE + 5
 
 
+@pytest.mark.slow
 def test_gpu_assignment(array):
     """Each task got one of the two fake GPUs from SLURM; tasks running at the same time never shared one."""
     runs = []
@@ -120,6 +124,7 @@ def test_gpu_assignment(array):
     assert len(overlapping) <= len(runs)                      # never three at once on two GPUs (pairs chain)
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_jobs_without_submitting(array, cluster):
     before = set((array["out"] / ".slurm").iterdir())
     t0 = time.time()
@@ -130,6 +135,7 @@ def test_rerun_skips_finished_jobs_without_submitting(array, cluster):
     assert set((array["out"] / ".slurm").iterdir()) == before
 
 
+@pytest.mark.slow
 def test_status_reads_the_job_directories(array, capsys):
     assert cli.main(["batch", "--status", str(array["out"])]) == 0
     out = capsys.readouterr().out
@@ -139,6 +145,7 @@ def test_status_reads_the_job_directories(array, capsys):
     assert cli.main(["batch", "--status", str(array["tmp"] / "nope")]) == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
     p = _params(tmp_path, sleep="mode: sleep\n", sleep2="mode: sleep\nvalue: 2\n")
     out = tmp_path / "out"
@@ -166,16 +173,26 @@ def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
     assert {_status(d)["state"] for d in out.glob("sleep*")} == {"cancelled"}
 
 
+@pytest.mark.slow
+def test_an_unknown_partition_is_one_line_before_any_work(cluster, job_nb, tmp_path, capsys):
+    (tmp_path / "ok.yaml").write_text("value: 1\n")
+    out = tmp_path / "out"
+    assert cli.main(["batch", str(job_nb), str(tmp_path / "ok.yaml"), "--out", str(out), "--engine", "slurm",
+                     "--partition", "nope"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "closekit batch: error: --partition nope: no such SLURM partition; sinfo lists them"]
+    assert not out.exists()
+
+
 def test_sbatch_options(tmp_path):
-    """What the executor asks sbatch for (text only; the cluster tests check behaviour)."""
-    ex = slurm.executor(tmp_path, "gpu", gpus_per_job=2, max_parallel=3, time_min=slurm.time_limit(600, 1),
-                        options=slurm.parse_options(["cpus_per_task=8", "mem=32G", "reservation=lab"]))
-    text = ex._make_submission_file_text("python -m x", "uid")
+    """What the executor asks sbatch for: text only, no cluster and no srun needed."""
+    params = slurm.parameters("gpu", gpus_per_job=2, max_parallel=3, time_min=slurm.time_limit(600, 1),
+                              options=parse_overrides(["cpus_per_task=8", "mem=32G", "reservation=lab"], "--slurm"))
+    text = slurm.sbatch_text(tmp_path, {**params, "map_count": 4})          # an array of 4, 3 at once
     for flag in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=8", "--mem=32G", "--reservation=lab",
-                 "--time=26", "--job-name=closekit-batch"):
+                 "--time=26", "--job-name=closekit-batch", "--array=0-3%3"):
         assert f"#SBATCH {flag}\n" in text, (flag, text)
-    assert ex.parameters["array_parallelism"] == 3                   # the array's %K
-    assert slurm.time_limit(None, 1) == 24 * 60 and slurm.time_limit(60, 0) == 6
+    assert slurm.time_limit(None, 1) == slurm.DAY and slurm.time_limit(60, 0) == 6
     with pytest.raises(ValueError, match="--slurm expects KEY=VALUE, got 'mem'"):
-        slurm.parse_options(["mem"])
-    assert "--gpus-per-node" not in slurm.executor(tmp_path, "cpu", gpus_per_job=0)._make_submission_file_text("x", "u")
+        parse_overrides(["mem"], "--slurm")
+    assert "--gpus-per-node" not in slurm.sbatch_text(tmp_path, slurm.parameters("cpu", gpus_per_job=0))
