@@ -7,6 +7,8 @@ job's process tree and marks it interrupted (a rerun resumes it).
 import fcntl
 import os
 import queue
+import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,12 +38,20 @@ def gpu_slots(gpus):
     ids = [str(g).strip() for g in (gpus.split(",") if isinstance(gpus, str) else gpus) if str(g).strip()]
     if not ids:
         raise ValueError(f"--gpus {gpus!r} names no GPU; give ids such as 0,1 (or --cpu-slots N)")
-    n = len(list(GPU_DIR.iterdir())) if GPU_DIR.is_dir() else 0
+    n = len(list(GPU_DIR.iterdir())) if GPU_DIR.is_dir() else _nvidia_smi_count()
     bad = [g for g in ids if g.isdigit() and int(g) >= n or not g.isdigit() and n == 0]
     if bad:
         raise ValueError(f"--gpus {','.join(ids)}: this machine has {n or 'no'} CUDA GPU(s) ({GPU_DIR}), so no GPU "
                          f"{', '.join(bad)}; use --cpu-slots N without a GPU")
     return ids
+
+
+def _nvidia_smi_count():
+    """GPUs ``nvidia-smi -L`` lists (0 without it): where the driver's /proc entries are not visible."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return sum(x.startswith("GPU ") for x in r.stdout.splitlines()) if r.returncode == 0 else 0
 
 
 def run_batch(notebook, params_files_or_dicts, out_dir, opts=None, *, gpus=None, cpu_slots=1, log=print, grid=None,

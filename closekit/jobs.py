@@ -1,14 +1,15 @@
-"""One notebook job of ``closekit batch`` (CLOSE's studies as many papermill runs), the same for both engines (local:
-closekit.batch, SLURM: closekit.slurm): the job list of a notebook and its params sets, the options (one frozen
-JobOptions), and ``run_job``: a lock on the job directory, a papermill subprocess with a wall-clock timeout that kills
-papermill and its kernel, bounded retries of dead kernels, progress polled into status.json, an input-free HTML report.
+"""One notebook job of ``closekit batch`` (CLOSE's studies as papermill runs), the same for both engines (local:
+closekit.batch, SLURM: closekit.slurm): the jobs of a notebook and its params sets, their options (one frozen
+JobOptions), and ``run_job``: a lock on the job directory, papermill under a wall-clock timeout that ends papermill
+and its kernel, retries of dead kernels, progress polled into status.json, an input-free HTML report.
 
     <job dir>/  params.yaml  <notebook>.ipynb  <notebook>.html  results.json  status.json  stdout.log  stderr.log
                 papermill.log  progress.json (the job's last closekit.progress.report)  .lock (its runner: pid, host)
 
-The lock is an flock (held while the runner lives); every process of a job carries procs.TAG=<job dir> in its
-environment, so a runner that takes the lock first stops what a killed runner left running there (never runs beside it).
+The lock is an flock, held while its runner lives; a runner that takes it first stops what a runner killed with -9
+left running in the job (procs.stop_tagged), so two never run one job side by side.
 """
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -91,8 +92,8 @@ def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None):
     ``grid``: [(key, values)] (closekit.grid.parse_grid) expanded over every params set."""
     known, jobs = notebook_parameters(notebook), {}
     items = list(params_files_or_dicts)
-    srcs = [str(i) if isinstance(i, (str, os.PathLike)) else load_params(i)[0] for i in items]
     loaded = [load_params(i) for i in items]
+    srcs = [str(i) if isinstance(i, (str, os.PathLike)) else name for i, (name, _) in zip(items, loaded)]
     for src, (_, params) in zip(srcs, loaded):
         unknown = ", ".join(repr(k) for k in params if k not in known)
         if unknown:
@@ -163,19 +164,12 @@ def _watcher(jid, d, status, log, every, t0):
             if seen[0] is not None and seen[0] != shown[0] and seen[0][0] != p.get("phase"):
                 show(seen[0], status["progress"], now)     # the phase that just ended, as far as it got
             status["progress"] = p
-            _save_quietly(d / "status.json", status)
+            with contextlib.suppress(OSError):          # progress is best effort
+                atomic_json(d / "status.json", status)
         key = seen[0] = (p.get("phase"), p.get("done"), p.get("total"))
         if key != shown[0] and (final or shown[0] is None or key[0] != shown[0][0] or now - shown[1] >= every):
             show(key, p, now)
     return poll
-
-
-def _save_quietly(path, obj):
-    """atomic_json, best effort (progress must never stop a job)."""
-    try:
-        atomic_json(path, obj)
-    except OSError:
-        pass
 
 
 def _error_line(out, log_path, rc):

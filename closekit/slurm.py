@@ -118,16 +118,12 @@ def cancel(array_id, log=print):
     log(f"scancel {array_id}: " + ("done" if r.returncode == 0 else r.stderr.strip()))
 
 
-def _exception_line(e):
-    """``Name: message`` of the last exception in a task's traceback text (submitit's FailedJobError)."""
-    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
-    named = [x for x in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", x)]
-    return (named or lines or ["the SLURM task raised"])[-1]
-
-
-def _last_line(text):
-    """The last non-empty line of a SLURM client's error text."""
-    return ([x.strip() for x in str(text).splitlines() if x.strip()] or ["no message"])[-1]
+def _last_line(text, named=False):
+    """The last non-empty line of an error text (``named``: of its ``Name: message`` lines, a task's exception)."""
+    lines = [x.strip() for x in str(text).splitlines() if x.strip()]
+    if named:
+        lines = [x for x in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", x)] or lines
+    return (lines or ["no message"])[-1]
 
 
 def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_job=1, max_parallel=None,
@@ -169,7 +165,7 @@ def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_j
                     with contextlib.suppress(Exception):
                         rows[jid] = s.result()
                     if jid not in rows:      # the task itself raised (not the notebook: run_job catches that)
-                        err = _exception_line(s.exception())
+                        err = _last_line(s.exception(), named=True)
                         _mark(j, "failed", error=err)
                         rows[jid] = joblib.row(jid, joblib.read_status(j["dir"]), "failed", err)
                 elif queue_ids is not None and s.job_id not in queue_ids:

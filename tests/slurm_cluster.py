@@ -173,15 +173,20 @@ class Cluster:
         psutil.wait_procs(left, timeout=5)
 
 
-def cluster_fixture(tmp_path_factory, gpus=2, cpus=2):
-    """Generator body of a pytest fixture: the started cluster, with SLURM_CONF set for the test process."""
+def require_cluster():
+    """At a test module's import: skip the module in one line saying why and how to run it, where the cluster cannot
+    start (CLOSEKIT_REQUIRE_SLURM=1: fail instead)."""
     why = _missing()
     if why:
         text = (f"SLURM test cluster: {why}; to run these tests, as root on Debian/Ubuntu: make slurm-deps "
                 f"(apt-get install {PACKAGES}), then pytest tests/test_slurm.py")
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{text} ({REQUIRE_ENV}=1)", pytrace=False)
-        pytest.skip(text)
+        pytest.skip(text, allow_module_level=True)
+
+
+def cluster_fixture(tmp_path_factory, gpus=2, cpus=2):
+    """Generator body of a pytest fixture: the started cluster, with SLURM_CONF set for the test process."""
     c = Cluster(tmp_path_factory.mktemp("slurm"), gpus, cpus)
     old = os.environ.get("SLURM_CONF")
     try:

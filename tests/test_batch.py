@@ -11,7 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from closekit import batch, cli, jobs, procs, progress
+from closekit import batch, cli, jobs as joblib, procs, progress, slurm
+from closekit.config import parse_overrides
 from closekit.record import read_results
 
 JOB_NB = Path(__file__).parent / "notebooks" / "job.ipynb"
@@ -44,13 +45,13 @@ def runs(tmp_path_factory):
     p = _params(tmp, ok="mode: ok\nvalue: 2.5\n", fail="mode: fail\nvalue: 4\n", die="mode: die\n",
                 sleep="mode: sleep\n", progress="mode: progress\n")
     out, logs = tmp / "out", []
-    old_delay, jobs.RETRY_DELAY = jobs.RETRY_DELAY, 0.2
+    old_delay, joblib.RETRY_DELAY = joblib.RETRY_DELAY, 0.2
     try:
         main = batch.run_batch(JOB_NB, [p["ok"], p["fail"], p["die"], p["progress"]], out, cpu_slots=2,
                                timeout=120, kernel=kernel, log=logs.append, progress_every=0)
         hung = batch.run_batch(JOB_NB, [p["sleep"]], out, timeout=HUNG_TIMEOUT, kernel=kernel, log=logs.append)
     finally:
-        jobs.RETRY_DELAY = old_delay
+        joblib.RETRY_DELAY = old_delay
     jobs = {d.name.split("-")[0]: d for d in out.iterdir() if d.is_dir()}
     return dict(tmp=tmp, p=p, out=out, main=main.set_index("job"), hung=hung, jobs=jobs, logs=logs)
 
@@ -62,12 +63,12 @@ def _status(d):
 @pytest.mark.slow
 def test_job_layout_and_ok_state(runs):
     d = runs["jobs"]["ok"]
-    assert d.name == f"ok-{jobs.params_hash({'mode': 'ok', 'value': 2.5})[:8]}"
+    assert d.name == f"ok-{joblib.params_hash({'mode': 'ok', 'value': 2.5})[:8]}"
     names = {f.name for f in d.iterdir()}
     assert {"params.yaml", "job.ipynb", "stdout.log", "stderr.log", "status.json", "results.json", "job.html"} <= names
     st = _status(d)
     assert st["state"] == "ok" and st["attempts"] == 1 and st["error"] is None and st["seconds"] > 0
-    assert st["params_hash"] == jobs.params_hash({"mode": "ok", "value": 2.5})
+    assert st["params_hash"] == joblib.params_hash({"mode": "ok", "value": 2.5})
     assert json.loads((d / "results.json").read_text())["doubled"] == 5.0
     # two CPU slots split the cores: each job's torch / OpenMP thread count (unless the caller set one)
     expected = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
@@ -88,7 +89,7 @@ def test_failing_job_does_not_stop_the_others(runs):
 @pytest.mark.slow
 def test_dead_kernel_is_retried_once(runs):
     st = _status(runs["jobs"]["die"])
-    assert st["state"] == "dead_kernel" and st["attempts"] == 2 and st["returncode"] == jobs.DEAD_KERNEL
+    assert st["state"] == "dead_kernel" and st["attempts"] == 2 and st["returncode"] == joblib.DEAD_KERNEL
 
 
 @pytest.mark.slow
@@ -177,7 +178,7 @@ def test_progress_of_a_running_job_in_log_and_status(runs):
 def test_watcher_throttles_lines_but_not_status(tmp_path):
     """A new phase is logged at once, a change within the phase at most every ``every`` s, nothing unchanged."""
     status, logs = {"state": "running"}, []
-    poll = jobs._watcher("j", tmp_path, status, logs.append, every=30, t0=100)
+    poll = joblib._watcher("j", tmp_path, status, logs.append, every=30, t0=100)
     put = lambda **p: (tmp_path / "progress.json").write_text(json.dumps({"done": None, "total": None, **p}))
     poll(now=101)
     assert logs == [] and "progress" not in status  # no progress.json yet
@@ -197,7 +198,7 @@ def test_watcher_throttles_lines_but_not_status(tmp_path):
     poll(now=173, final=True)
     assert logs == ["j: train 1/30 (5 s)", "j: train 2/30 (36 s)", "j: score 0/300 (71 s)", "j: score 5/300 (73 s)"]
     logs.clear()
-    poll = jobs._watcher("j", tmp_path, {}, logs.append, every=0, t0=0)
+    poll = joblib._watcher("j", tmp_path, {}, logs.append, every=0, t0=0)
     for k in (1, 2, 2, 3):
         put(phase="train", done=k, total=3)
         poll(now=k)
@@ -209,7 +210,7 @@ def test_watcher_throttles_lines_but_not_status(tmp_path):
 def test_watcher_shows_the_end_of_a_phase_before_the_next(tmp_path):
     """A short phase's last step is shown when the next phase starts, though within ``every`` s of the last line."""
     logs = []
-    poll = jobs._watcher("j", tmp_path, {}, logs.append, every=30, t0=0)
+    poll = joblib._watcher("j", tmp_path, {}, logs.append, every=30, t0=0)
     for t, (phase, done, total) in enumerate([("train", 1, 3), ("train", 2, 3), ("train", 3, 3), ("score", 0, 9)], 1):
         (tmp_path / "progress.json").write_text(json.dumps({"phase": phase, "done": done, "total": total}))
         poll(now=t)
@@ -245,6 +246,15 @@ def test_bad_option_is_one_line_before_any_work(args, line, tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ok.yaml"]          # nothing written
 
 
+def test_gpu_ids_are_checked_against_the_machines_gpus(tmp_path, monkeypatch):
+    for bus in ("0000:01:00.0", "0000:02:00.0"):                         # the driver's entries of two GPUs
+        (tmp_path / "gpus" / bus).mkdir(parents=True)
+    monkeypatch.setattr(batch, "GPU_DIR", tmp_path / "gpus")
+    assert batch.gpu_slots("0, 1") == ["0", "1"] and batch.gpu_slots([1]) == ["1"]
+    with pytest.raises(ValueError, match=r"^--gpus 0,2: this machine has 2 CUDA GPU\(s\) \(.*\), so no GPU 2; "):
+        batch.gpu_slots("0,2")
+
+
 def test_a_non_notebook_is_one_line(tmp_path, capsys):
     ok = _params(tmp_path, ok="mode: ok\n")["ok"]
     (tmp_path / "broken.ipynb").write_text("{not json")
@@ -265,7 +275,7 @@ def test_summary_of_two_runners_reads_each_jobs_status(tmp_path):
     A's summary (returned, summary.csv, printed) says x ok, never "locked", and prints no None."""
     p = _params(tmp_path, x="mode: ok\nvalue: 1\n", y="mode: ok\nvalue: 2\n")
     out = tmp_path / "out"
-    x, y = jobs.make_jobs(JOB_NB, [p["x"], p["y"]], out.resolve())
+    x, y = joblib.make_jobs(JOB_NB, [p["x"], p["y"]], out.resolve())
     sha = hashlib.sha256(JOB_NB.read_bytes()).hexdigest()
 
     def finish(job, seconds):                                           # what a runner writes at a job's end
@@ -329,3 +339,17 @@ def test_read_of_missing_or_half_written_progress(tmp_path):
     assert progress.read(tmp_path / "half.json") is None
     (tmp_path / "list.json").write_text("[1, 2]")
     assert progress.read(tmp_path / "list.json") is None
+
+
+def test_sbatch_options(tmp_path):
+    """What the SLURM engine asks sbatch for: text only, no cluster and no srun needed."""
+    params = slurm.parameters("gpu", gpus_per_job=2, max_parallel=3, time_min=slurm.time_limit(600, 1),
+                              options=parse_overrides(["cpus_per_task=8", "mem=32G", "reservation=lab"], "--slurm"))
+    text = slurm.sbatch_text(tmp_path, {**params, "map_count": 4})          # an array of 4, 3 at once
+    for flag in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=8", "--mem=32G", "--reservation=lab",
+                 "--time=26", "--job-name=closekit-batch", "--array=0-3%3"):
+        assert f"#SBATCH {flag}\n" in text, (flag, text)
+    assert slurm.time_limit(None, 1) == slurm.DAY and slurm.time_limit(60, 0) == 6
+    with pytest.raises(ValueError, match="--slurm expects KEY=VALUE, got 'mem'"):
+        parse_overrides(["mem"], "--slurm")
+    assert "--gpus-per-node" not in slurm.sbatch_text(tmp_path, slurm.parameters("cpu", gpus_per_job=0))

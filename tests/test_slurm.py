@@ -1,7 +1,8 @@
 """The SLURM engine of closekit batch against a real one-node SLURM cluster with two fake GPUs (tests/slurm_cluster.py):
 ok jobs, a failing job and a timing-out job run as one array; the others finish, every job ran on one of
 the two GPUs and jobs running at the same time had different GPUs; a rerun skips finished jobs without submitting;
---status reads the job directories; Ctrl-C of the runner cancels the array and its kernels."""
+--status reads the job directories; Ctrl-C of the runner cancels the array and its kernels. All slow; the sbatch text
+itself is checked without a cluster in tests/test_batch.py."""
 import json
 import signal
 import subprocess
@@ -14,8 +15,10 @@ import psutil
 import pytest
 
 from closekit import batch, cli, procs, slurm
-from closekit.config import parse_overrides
-from slurm_cluster import cluster_fixture
+from slurm_cluster import cluster_fixture, require_cluster
+
+require_cluster()   # else one skip line: why, and how to run these tests
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 20
@@ -82,7 +85,6 @@ def array(cluster, job_nb, tmp_path_factory):
                 kernel=kernel, nb=job_nb)
 
 
-@pytest.mark.slow
 def test_one_array_runs_every_job_failures_do_not_stop_others(array):
     jobs, summary = array["jobs"], array["summary"]
     states = {name: _status(d)["state"] for name, d in jobs.items()}
@@ -99,7 +101,6 @@ def test_one_array_runs_every_job_failures_do_not_stop_others(array):
     assert any("submitted SLURM array" in x for x in array["logs"])
 
 
-@pytest.mark.slow
 def test_the_timed_out_kernel_was_killed(array):
     d = array["jobs"]["sleep"]
     kernel_pid, child_pid = map(int, (d / "pids.txt").read_text().split())
@@ -107,7 +108,6 @@ def test_the_timed_out_kernel_was_killed(array):
     assert _status(d)["seconds"] < TIMEOUT + procs.GRACE + 5
 
 
-@pytest.mark.slow
 def test_gpu_assignment(array):
     """Each task got one of the two fake GPUs from SLURM; tasks running at the same time never shared one."""
     runs = []
@@ -124,7 +124,6 @@ def test_gpu_assignment(array):
     assert len(overlapping) <= len(runs)                      # never three at once on two GPUs (pairs chain)
 
 
-@pytest.mark.slow
 def test_rerun_skips_finished_jobs_without_submitting(array, cluster):
     before = set((array["out"] / ".slurm").iterdir())
     t0 = time.time()
@@ -135,7 +134,6 @@ def test_rerun_skips_finished_jobs_without_submitting(array, cluster):
     assert set((array["out"] / ".slurm").iterdir()) == before
 
 
-@pytest.mark.slow
 def test_status_reads_the_job_directories(array, capsys):
     assert cli.main(["batch", "--status", str(array["out"])]) == 0
     out = capsys.readouterr().out
@@ -145,7 +143,6 @@ def test_status_reads_the_job_directories(array, capsys):
     assert cli.main(["batch", "--status", str(array["tmp"] / "nope")]) == 2
 
 
-@pytest.mark.slow
 def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
     p = _params(tmp_path, sleep="mode: sleep\n", sleep2="mode: sleep\nvalue: 2\n")
     out = tmp_path / "out"
@@ -173,7 +170,6 @@ def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
     assert {_status(d)["state"] for d in out.glob("sleep*")} == {"cancelled"}
 
 
-@pytest.mark.slow
 def test_an_unknown_partition_is_one_line_before_any_work(cluster, job_nb, tmp_path, capsys):
     (tmp_path / "ok.yaml").write_text("value: 1\n")
     out = tmp_path / "out"
@@ -182,17 +178,3 @@ def test_an_unknown_partition_is_one_line_before_any_work(cluster, job_nb, tmp_p
     assert capsys.readouterr().err.splitlines() == [
         "closekit batch: error: --partition nope: no such SLURM partition; sinfo lists them"]
     assert not out.exists()
-
-
-def test_sbatch_options(tmp_path):
-    """What the executor asks sbatch for: text only, no cluster and no srun needed."""
-    params = slurm.parameters("gpu", gpus_per_job=2, max_parallel=3, time_min=slurm.time_limit(600, 1),
-                              options=parse_overrides(["cpus_per_task=8", "mem=32G", "reservation=lab"], "--slurm"))
-    text = slurm.sbatch_text(tmp_path, {**params, "map_count": 4})          # an array of 4, 3 at once
-    for flag in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=8", "--mem=32G", "--reservation=lab",
-                 "--time=26", "--job-name=closekit-batch", "--array=0-3%3"):
-        assert f"#SBATCH {flag}\n" in text, (flag, text)
-    assert slurm.time_limit(None, 1) == slurm.DAY and slurm.time_limit(60, 0) == 6
-    with pytest.raises(ValueError, match="--slurm expects KEY=VALUE, got 'mem'"):
-        parse_overrides(["mem"], "--slurm")
-    assert "--gpus-per-node" not in slurm.sbatch_text(tmp_path, slurm.parameters("cpu", gpus_per_job=0))
