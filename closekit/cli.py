@@ -49,9 +49,9 @@ def add_batch_arguments(p):
     s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
                    "array, each task runs one job on the cluster; --out must be on the shared filesystem")
     s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
-    s.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per array task (default 1; 0: CPU only)")
+    s.add_argument("--gpus-per-job", type=int, help="GPUs per array task (default 1; 0: CPU only)")
     s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
-    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", default=[], help="more submitit SlurmExecutor "
+    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", help="more submitit SlurmExecutor "
                    "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
 
 
@@ -68,6 +68,12 @@ def batch_cli(args):
                           rerun=args.rerun, progress_every=args.progress_every)
         slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
                      options=parse_overrides(args.slurm, "--slurm"))
+        flags = dict(partition="--partition", gpus_per_job="--gpus-per-job", max_parallel="--max-parallel",
+                     options="--slurm")
+        given = [flags[k] for k, v in slurm.items() if v not in (None, {})]
+        if args.engine == "local" and given:
+            raise ValueError(f"{', '.join(given)}: SLURM option(s); add --engine slurm, or leave them out")
+        slurm["gpus_per_job"] = 1 if args.gpus_per_job is None else args.gpus_per_job
         summary = batchlib.run_batch(args.notebook, args.params, args.out, opts, gpus=args.gpus,
                                      cpu_slots=args.cpu_slots, grid=args.grid, engine=args.engine,
                                      slurm=slurm if args.engine == "slurm" else None)

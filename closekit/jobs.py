@@ -39,7 +39,7 @@ DONE = ("ok", "failed", "timed_out", "dead_kernel", "lost", "cancelled")  # fina
 @dataclasses.dataclass(frozen=True)
 class JobOptions:
     """How each job runs, whichever engine runs it; bad values refused in one line."""
-    timeout: float = None        # wall-clock seconds per attempt (None: no limit)
+    timeout: float | None = None  # wall-clock seconds per attempt (None: no limit)
     retries: int = 1             # retries of a job whose kernel died
     kernel: str = "python3"      # Jupyter kernel spec
     html: bool = True            # an input-free HTML report per ok job

@@ -17,7 +17,8 @@ TAG = "CLOSEKIT_JOB"  # environment variable naming the job directory in every p
 # papermill under a parent-death signal: set in the child itself (a preexec_fn is unsafe in a threaded runner);
 # prctl(PR_SET_PDEATHSIG=1, SIGKILL), then exit at once if the runner is already gone, then exec papermill
 DEATHSIG = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
-            "os.getppid() == int(sys.argv[1]) or os._exit(1); os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
+            "os.getppid() == int(sys.argv[1]) or os._exit(1); "
+            "os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
 POLL = 1.0  # seconds between two on_poll calls of a running child
 _live, _live_lock = {}, threading.Lock()  # running children -> their TAG, stopped by stop_all
 _stopping = threading.Event()  # set while a stopped runner ends its children: no new one starts

@@ -229,6 +229,8 @@ BAD = [  # arguments after NOTEBOOK PARAMS -> the one line (tmp: the test's dire
     (["--engine", "slurm", "--partition", "gpu"], "--engine slurm: sbatch, squeue, scancel, sinfo not found on PATH; "
      "run closekit batch on a SLURM login node (or install slurm-client), or use --engine local"),
     (["--slurm", "mem"], "--slurm expects KEY=VALUE, got 'mem' (e.g. --slurm lr=0.1)"),
+    (["--gpus-per-job", "1", "--partition", "gpu"], "--partition, --gpus-per-job: SLURM option(s); add --engine slurm, "
+     "or leave them out"),
 ]
 
 
