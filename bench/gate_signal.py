@@ -151,7 +151,7 @@ def main(argv=None):
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override every config")
     p.add_argument("--out", help="also write the table (markdown) here")
     args = p.parse_args(argv)
-    from closekit.cli import _overrides
+    from closekit.config import parse_overrides as _overrides
     from closekit.spaces import get
     torch.set_num_threads(1)
     params = Path(args.params) if args.params else ROOT / "params" / get(args.space).params_file("mini-close")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from closekit import data as datalib
-from closekit.cli import _overrides
+from closekit.config import parse_overrides as _overrides
 from closekit.config import RunConfig
 from closekit.train import build, make_optimizer
 

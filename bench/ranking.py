@@ -210,7 +210,7 @@ def main(argv=None):
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override every config (a quick check)")
     args = p.parse_args(argv)
     from closekit import groundtruth
-    from closekit.cli import _overrides
+    from closekit.config import parse_overrides as _overrides
     from closekit.spaces import get
     variants, main_variants, ablations, gate, default_truth = BY_SPACE[args.space]
     args.truth = args.truth or default_truth

@@ -14,29 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
-from .config import RunConfig, reference
+from .config import RunConfig, parse_overrides, reference
+from .jobs import JobOptions
 
 ERRORS = (ValueError, OSError, KeyError, RuntimeError, FloatingPointError, EOFError)     # one line each, exit 2
 PARAMS = Path(__file__).resolve().parent.parent / "params"      # the shipped params files (a source checkout)
 STRATEGIES = ("random", "evolution")                            # = closekit.search.STRATEGIES (a test checks)
 SET_EXAMPLE = "--set epochs=5 lr=0.1 truth=null out_dir=runs/try"
-
-
-def _overrides(pairs):
-    """``--set KEY=VALUE`` pairs as a dict, each value read as YAML."""
-    out = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        k, v = pair.split("=", 1)
-        try:
-            out[k] = yaml.safe_load(v)
-        except yaml.YAMLError as e:
-            raise ValueError(f"--set {pair}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); "
-                             f"quote it, e.g. --set '{k}=\"...\"'") from None
-    return out
 
 
 def _error(e):
@@ -71,7 +55,7 @@ def params_cli():
 
 def train_cli(args):
     """``closekit train``: a start line at once, the run (bars on a terminal), then its headline and directory."""
-    cfg = RunConfig.from_yaml(args.params, **_overrides(args.set))
+    cfg = RunConfig.from_yaml(args.params, **parse_overrides(args.set))
     out = args.out or cfg.out_dir
     print(f"closekit train: {cfg.space} {cfg.supernet}, {cfg.epochs} epochs on {cfg.dataset} -> {out}", flush=True)
     from .metrics import headline_text, training_warning
@@ -123,19 +107,20 @@ def add_batch_arguments(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
     g.add_argument("--cpu-slots", type=int, default=1, help="parallel jobs without GPU (default 1)")
-    p.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt (default: none)")
-    p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died (default 1)")
+    p.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt, > 0 (default: none)")
+    p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died, >= 0 (default 1)")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel spec (default python3)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
-    p.add_argument("--progress-every", type=float, default=30.0, metavar="S", help="seconds between two progress "
-                   "lines of a job's phase; a new phase is shown at once (default 30; 0: every change)")
+    p.add_argument("--progress-every", type=float, default=JobOptions.progress_every, metavar="S", help="seconds "
+                   "between two progress lines within a job's phase; a new phase is shown at once (default "
+                   f"{JobOptions.progress_every:g}; 0: every change)")
     s = p.add_argument_group("SLURM engine (pip install closekit[slurm])")
     s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
                    "array, each task runs one job on the cluster; --out must be on the shared filesystem")
     s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
-    s.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per array task (default 1; 0: CPU only)")
+    s.add_argument("--gpus-per-job", type=int, help="GPUs per array task (default 1; 0: CPU only)")
     s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
-    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", default=[], help="more submitit SlurmExecutor "
+    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", help="more submitit SlurmExecutor "
                    "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
 
 
@@ -149,19 +134,19 @@ def batch_cli(args):
             return 0
         if not args.notebook or not args.out or not (args.params or args.grid):
             raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
-        slurm = None
-        if args.engine == "slurm":
-            if args.gpus:
-                raise ValueError("--gpus picks this machine's GPUs; with --engine slurm use --gpus-per-job N")
-            if not args.partition:
-                raise ValueError("--engine slurm needs --partition NAME (sinfo lists them)")
-            from .slurm import parse_options
-            slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
-                         options=parse_options(args.slurm))
-        summary = batchlib.run_batch(args.notebook, args.params, args.out, gpus=args.gpus, cpu_slots=args.cpu_slots,
-                            timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
-                            rerun=args.rerun, progress_every=args.progress_every, grid=args.grid,
-                            engine=args.engine, slurm=slurm)
+        opts = JobOptions(timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
+                          rerun=args.rerun, progress_every=args.progress_every)
+        slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
+                     options=parse_overrides(args.slurm, "--slurm"))
+        flags = dict(partition="--partition", gpus_per_job="--gpus-per-job", max_parallel="--max-parallel",
+                     options="--slurm")
+        given = [flags[k] for k, v in slurm.items() if v not in (None, {})]
+        if args.engine == "local" and given:
+            raise ValueError(f"{', '.join(given)}: SLURM option(s); add --engine slurm, or leave them out")
+        slurm["gpus_per_job"] = 1 if args.gpus_per_job is None else args.gpus_per_job
+        summary = batchlib.run_batch(args.notebook, args.params, args.out, opts, gpus=args.gpus,
+                                     cpu_slots=args.cpu_slots, grid=args.grid, engine=args.engine,
+                                     slurm=slurm if args.engine == "slurm" else None)
     except (ValueError, FileNotFoundError) as e:
         print(f"closekit batch: error: {e}", file=sys.stderr)
         return 2
@@ -202,7 +187,7 @@ def main(argv=None):
     try:
         if args.cmd == "truth":
             from .groundtruth import minibench
-            truth = minibench.cli_build(args, _overrides)
+            truth = minibench.cli_build(args, parse_overrides)
             print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
                               "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
             return 0

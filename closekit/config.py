@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -48,7 +49,15 @@ def unique_keys(loader):
     return cls
 
 
-def read_yaml(path, kind="params file", loader=yaml.SafeLoader):
+class Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader reading floats as YAML 1.2 does: 1.0e8 and 1e-3 are floats (YAML 1.1 wants 1.0e+8)."""
+
+
+Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+
+def read_yaml(path, kind="params file", loader=Yaml12Loader):
     """The mapping a YAML file holds; one-line FileNotFoundError / ValueError (bad YAML, a key twice, no mapping)."""
     path = Path(path)
     if not path.is_file():
@@ -280,3 +289,17 @@ def resolve_device(name):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
 
+
+def parse_overrides(pairs: list[str], flag: str = "--set") -> dict:
+    """``["lr=1.0e-3", "archs=sample:20"]`` -> {"lr": 0.001, "archs": "sample:20"}: KEY=VALUE, values read as YAML."""
+    out = {}
+    for pair in pairs or []:
+        key, eq, text = pair.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"{flag} expects KEY=VALUE, got {pair!r} (e.g. {flag} lr=0.1)")
+        try:
+            out[key.strip()] = yaml.load(text, Loader=Yaml12Loader)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{flag} {pair}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                             f"quote it, e.g. {flag} '{key}=\"...\"'") from None
+    return out

@@ -1,6 +1,9 @@
 """Child processes of a runner (the batch and SLURM engines of the parameterized-notebook runs): each in a session
-of its own, a wall-clock timeout, whole-tree kills (papermill's kernel runs in a session of its own), SIGTERM of the
-runner as Ctrl-C, and the Jupyter kernel spec the children run under."""
+of its own, a wall-clock timeout, SIGTERM of the runner as Ctrl-C, and the Jupyter kernel spec the children run under.
+Every process of a job carries TAG=<job dir> in its environment (the kernel, in a session of its own, and what it
+starts included): ``stop_tagged`` ends a job on timeout, on Ctrl-C, and what a runner killed with -9 left behind; that
+runner's papermill dies with it (Linux: PR_SET_PDEATHSIG) and ipykernel leaves when its parent is gone.
+"""
 import contextlib
 import os
 import signal
@@ -10,8 +13,14 @@ import threading
 import time
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+TAG = "CLOSEKIT_JOB"  # environment variable naming the job directory in every process of a job
+# papermill under a parent-death signal: set in the child itself (a preexec_fn is unsafe in a threaded runner);
+# prctl(PR_SET_PDEATHSIG=1, SIGKILL), then exit at once if the runner is already gone, then exec papermill
+DEATHSIG = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
+            "os.getppid() == int(sys.argv[1]) or os._exit(1); "
+            "os.execv(sys.executable, [sys.executable] + sys.argv[2:])")
 POLL = 1.0  # seconds between two on_poll calls of a running child
-_live, _live_lock = set(), threading.Lock()  # running children, killed by stop_all
+_live, _live_lock = {}, threading.Lock()  # running children -> their TAG, stopped by stop_all
 _stopping = threading.Event()  # set while a stopped runner ends its children: no new one starts
 
 
@@ -48,46 +57,17 @@ def check_kernel(kernel, log=print):
         log(f"note: kernel {kernel!r} runs {exe}, not {sys.executable}")
 
 
-def kill_tree(proc, grace=GRACE):
-    """SIGTERM the process groups of ``proc`` and all its descendants, then SIGKILL what is alive after ``grace`` s.
-
-    jupyter_client starts the kernel in a session of its own: killing papermill's group alone misses it.
-    """
-    import psutil
-
-    def alive(p):
-        try:
-            return p.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-    procs, groups = [], {proc.pid}  # proc leads its own group (start_new_session)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        procs = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            groups.add(os.getpgid(p.pid))
-    groups.discard(os.getpgrp())
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for g in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(g, sig)
-        deadline = time.monotonic() + grace
-        while any(alive(p) for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not any(alive(p) for p in procs):
-            break
-    proc.wait()
-
-
 def spawn(cmd, env, logf, timeout, on_poll=None):
     """Run ``cmd`` in its own session, calling ``on_poll()`` every POLL s; its exit code, or None when it ran past
     ``timeout`` and was killed."""
+    if sys.platform.startswith("linux") and cmd[0] == sys.executable:
+        cmd = [sys.executable, "-c", DEATHSIG, str(os.getpid())] + cmd[1:]
     with _live_lock:
         if _stopping.is_set():
             return -signal.SIGTERM
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-        _live.add(proc)
+        _live[proc] = env[TAG]
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
@@ -96,13 +76,40 @@ def spawn(cmd, env, logf, timeout, on_poll=None):
                 return proc.wait(timeout=POLL if left is None else max(0.0, min(POLL, left)))
             except subprocess.TimeoutExpired:
                 if left is not None and left <= POLL:
-                    kill_tree(proc)
+                    stop_tagged(env[TAG])
+                    proc.wait()
                     return None
             if on_poll is not None:
                 on_poll()
     finally:
         with _live_lock:
-            _live.discard(proc)
+            _live.pop(proc, None)
+
+
+def stop_tagged(value, grace=GRACE):
+    """SIGTERM every other process whose environment has TAG=``value``, SIGKILL what is alive after ``grace`` s;
+    how many there were."""
+    import psutil
+
+    def alive(p):
+        with contextlib.suppress(psutil.Error):
+            return p.status() != psutil.STATUS_ZOMBIE
+        return False
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if p.pid != os.getpid() and p.environ().get(TAG) == value:
+                found.append(p)
+    left = found
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(sig)
+        deadline = time.monotonic() + grace
+        while any(alive(p) for p in left) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [p for p in left if alive(p)]
+    return len(found)
 
 
 def stopping():
@@ -116,9 +123,10 @@ def stop_all(grace=1.0):
     _stopping.set()
     try:
         with _live_lock:
-            running = list(_live)
-        for p in running:
-            kill_tree(p, grace=grace)
+            running = list(_live.items())
+        for proc, tag in running:
+            stop_tagged(tag, grace)
+            proc.wait()
         yield
     finally:
         _stopping.clear()

@@ -5,9 +5,9 @@ system-wide is written), the node reached on 127.0.0.1 only, with ``gpus`` fake 
 listen on 127.0.0.1 only when the host name resolves to a loopback address (else on all interfaces, as SLURM does
 by default; every connection still goes to 127.0.0.1); stopping cancels every job first.
 
-Needs root (slurmd runs jobs as their user and mknod needs CAP_MKNOD) and the packages (.ci/run installs them).
-When either is missing the cluster fails loudly; set CLOSEKIT_SKIP_SLURM=1 to skip the SLURM tests instead on a
-machine where they cannot run.
+Needs root (slurmd runs jobs as their user and mknod needs CAP_MKNOD) and the packages (`make test` installs them
+as root on Debian/Ubuntu, through `make slurm-deps`). Where either is missing the tests that need the cluster skip
+with one line saying why and how to run them; CLOSEKIT_REQUIRE_SLURM=1 (.ci/run sets it) makes that a failure.
 """
 import contextlib
 import os
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-SKIP_ENV = "CLOSEKIT_SKIP_SLURM"
+REQUIRE_ENV = "CLOSEKIT_REQUIRE_SLURM"
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
 PACKAGES = "slurmctld slurmd slurm-client munge"
 
@@ -59,10 +59,10 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 def _missing():
     """Why this machine cannot start the cluster (None when it can)."""
     if os.name != "posix" or os.geteuid() != 0:
-        return "the SLURM test cluster needs root (slurmd, mknod)"
+        return "not root (slurmd and mknod need it)"
     gone = [b for b in BINARIES if shutil.which(b) is None]
     if gone:
-        return f"missing {', '.join(gone)}: apt-get install -y {PACKAGES} (.ci/run does)"
+        return f"{', '.join(gone)} not installed"
     return None
 
 
@@ -173,13 +173,20 @@ class Cluster:
         psutil.wait_procs(left, timeout=5)
 
 
-def cluster_fixture(tmp_path_factory, gpus=2, cpus=2):
-    """Generator body of a pytest fixture: the started cluster, with SLURM_CONF set for the test process."""
+def require_cluster():
+    """At a test module's import: skip the module in one line saying why and how to run it, where the cluster cannot
+    start (CLOSEKIT_REQUIRE_SLURM=1: fail instead)."""
     why = _missing()
     if why:
-        if os.environ.get(SKIP_ENV) == "1":
-            pytest.skip(f"{why} ({SKIP_ENV}=1)")
-        pytest.fail(f"{why}; on a machine that cannot run SLURM set {SKIP_ENV}=1 to skip these tests", pytrace=False)
+        text = (f"SLURM test cluster: {why}; to run these tests, as root on Debian/Ubuntu: make slurm-deps "
+                f"(apt-get install {PACKAGES}), then pytest tests/test_slurm.py")
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{text} ({REQUIRE_ENV}=1)", pytrace=False)
+        pytest.skip(text, allow_module_level=True)
+
+
+def cluster_fixture(tmp_path_factory, gpus=2, cpus=2):
+    """Generator body of a pytest fixture: the started cluster, with SLURM_CONF set for the test process."""
     c = Cluster(tmp_path_factory.mktemp("slurm"), gpus, cpus)
     old = os.environ.get("SLURM_CONF")
     try:

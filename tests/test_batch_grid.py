@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from closekit import batch, cli
+from closekit import batch, cli, jobs as joblib
+from closekit.config import parse_overrides, read_yaml
+from closekit.grid import parse_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 NB201 = ROOT / "notebooks/nb201.ipynb"
@@ -13,7 +15,7 @@ JOB_NB = Path(__file__).parent / "notebooks" / "job.ipynb"
 
 
 def test_values_are_typed_like_the_notebook_parameters():
-    grid = dict(batch.parse_grid(["seed=0,1,2", "gate_lr_scale=1,10", "truth=null,mini-nb201",
+    grid = dict(parse_grid(["seed=0,1,2", "gate_lr_scale=1,10", "truth=null,mini-nb201",
                                   "cl_schedule=[1,2,3],[1,3,5]", "augment=true,false", "image_size=None,16",
                                   "archs=sample:20,truth", "dataset='synthetic'"], NB201))
     assert grid["seed"] == [0, 1, 2] and all(type(v) is int for v in grid["seed"])
@@ -22,7 +24,7 @@ def test_values_are_typed_like_the_notebook_parameters():
     assert grid["cl_schedule"] == [[1, 2, 3], [1, 3, 5]]               # commas inside brackets do not split
     assert grid["augment"] == [True, False] and grid["image_size"] == [None, 16]
     assert grid["archs"] == ["sample:20", "truth"] and grid["dataset"] == ["synthetic"]
-    assert dict(batch.parse_grid(["space=123"], NB201))["space"] == ["123"]   # a str parameter keeps the text
+    assert dict(parse_grid(["space=123"], NB201))["space"] == ["123"]   # a str parameter keeps the text
 
 
 @pytest.mark.parametrize("pair, message", [
@@ -38,17 +40,17 @@ def test_values_are_typed_like_the_notebook_parameters():
 ])
 def test_bad_grid_is_one_line_naming_the_token(pair, message):
     with pytest.raises(ValueError, match=message):
-        batch.parse_grid([pair], NB201)
+        parse_grid([pair], NB201)
     with pytest.raises(ValueError, match="given twice"):
-        batch.parse_grid(["seed=0", "seed=1"], NB201)
+        parse_grid(["seed=0", "seed=1"], NB201)
 
 
 def test_product_over_every_params_file_and_names(tmp_path):
     a, b = tmp_path / "mini-close.yaml", tmp_path / "mini-vanilla.yaml"
     a.write_text("supernet: close\nseed: 7\n")
     b.write_text("supernet: vanilla\n")
-    grid = batch.parse_grid(["seed=0,1,2", "gate_lr_scale=1,10"], NB201)
-    jobs = batch.make_jobs(NB201, [a, b], tmp_path / "out", grid)
+    grid = parse_grid(["seed=0,1,2", "gate_lr_scale=1,10"], NB201)
+    jobs = joblib.make_jobs(NB201, [a, b], tmp_path / "out", grid)
     assert len(jobs) == 2 * 3 * 2
     names = [j["id"].rsplit("-", 1)[0] for j in jobs]
     assert names[:3] == ["mini-close_seed-0_gate_lr_scale-1.0", "mini-close_seed-0_gate_lr_scale-10.0",
@@ -57,8 +59,8 @@ def test_product_over_every_params_file_and_names(tmp_path):
     first = jobs[0]["params"]
     assert first == {"supernet": "close", "seed": 0, "gate_lr_scale": 1.0}      # the grid value over the file's
     assert jobs[0]["src"] == str(a) and len({j["hash"] for j in jobs}) == 12
-    assert batch.make_jobs(NB201, [a], tmp_path / "out") [0]["params"] == {"supernet": "close", "seed": 7}
-    only = batch.make_jobs(NB201, [], tmp_path / "out", batch.parse_grid(["seed=0,1"], NB201))
+    assert joblib.make_jobs(NB201, [a], tmp_path / "out") [0]["params"] == {"supernet": "close", "seed": 7}
+    only = joblib.make_jobs(NB201, [], tmp_path / "out", parse_grid(["seed=0,1"], NB201))
     assert [j["id"].rsplit("-", 1)[0] for j in only] == ["nb201_seed-0", "nb201_seed-1"]   # defaults, grid only
 
 
@@ -73,6 +75,7 @@ def test_a_bad_grid_runs_nothing(tmp_path, capsys):
     assert "--out DIR" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_three_value_study_is_one_command(tmp_path, capsys):
     p = tmp_path / "ok.yaml"
     p.write_text("mode: ok\n")
@@ -88,3 +91,13 @@ def test_three_value_study_is_one_command(tmp_path, capsys):
     assert cli.main(["batch", "--status", str(out)]) == 0
     status = capsys.readouterr().out
     assert all(d.name in status for d in dirs) and status.count(" ok ") == 3
+
+
+def test_overrides_and_yaml_files_read_1e8_as_a_float(tmp_path):
+    """YAML 1.1 reads 1.0e8 as a string (it wants 1.0e+8); --set, --slurm and params files read YAML 1.2 floats."""
+    assert parse_overrides(["lr=1.0e8", "wd=1e-3", "x=1.0e+8", "archs=sample:20", "n=1_000"]) == \
+        {"lr": 1e8, "wd": 1e-3, "x": 1e8, "archs": "sample:20", "n": 1000}
+    (tmp_path / "p.yaml").write_text("lr: 1.0e8\nname: 1e3x\n")
+    assert read_yaml(tmp_path / "p.yaml") == {"lr": 1e8, "name": "1e3x"}
+    with pytest.raises(ValueError, match=r"^--set expects KEY=VALUE, got 'lr' \(e\.g\. --set lr=0\.1\)$"):
+        parse_overrides(["lr"])

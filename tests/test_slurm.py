@@ -1,7 +1,8 @@
 """The SLURM engine of closekit batch against a real one-node SLURM cluster with two fake GPUs (tests/slurm_cluster.py):
 ok jobs, a failing job and a timing-out job run as one array; the others finish, every job ran on one of
 the two GPUs and jobs running at the same time had different GPUs; a rerun skips finished jobs without submitting;
---status reads the job directories; Ctrl-C of the runner cancels the array and its kernels."""
+--status reads the job directories; Ctrl-C of the runner cancels the array and its kernels. All slow; the sbatch text
+itself is checked without a cluster in tests/test_batch.py."""
 import json
 import signal
 import subprocess
@@ -13,8 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from closekit import batch, cli, slurm
-from slurm_cluster import cluster_fixture
+from closekit import batch, cli, procs, slurm
+from slurm_cluster import cluster_fixture, require_cluster
+
+require_cluster()   # else one skip line: why, and how to run these tests
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 20
@@ -101,7 +105,7 @@ def test_the_timed_out_kernel_was_killed(array):
     d = array["jobs"]["sleep"]
     kernel_pid, child_pid = map(int, (d / "pids.txt").read_text().split())
     assert _gone(kernel_pid) and _gone(child_pid)
-    assert _status(d)["seconds"] < TIMEOUT + batch.GRACE + 5
+    assert _status(d)["seconds"] < TIMEOUT + procs.GRACE + 5
 
 
 def test_gpu_assignment(array):
@@ -166,16 +170,11 @@ def test_ctrl_c_cancels_the_array_and_its_kernels(cluster, job_nb, tmp_path):
     assert {_status(d)["state"] for d in out.glob("sleep*")} == {"cancelled"}
 
 
-def test_sbatch_options(tmp_path):
-    """What the executor asks sbatch for (text only; the cluster tests check behaviour)."""
-    ex = slurm.executor(tmp_path, "gpu", gpus_per_job=2, max_parallel=3, time_min=slurm.time_limit(600, 1),
-                        options=slurm.parse_options(["cpus_per_task=8", "mem=32G", "reservation=lab"]))
-    text = ex._make_submission_file_text("python -m x", "uid")
-    for flag in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=8", "--mem=32G", "--reservation=lab",
-                 "--time=26", "--job-name=closekit-batch"):
-        assert f"#SBATCH {flag}\n" in text, (flag, text)
-    assert ex.parameters["array_parallelism"] == 3                   # the array's %K
-    assert slurm.time_limit(None, 1) == 24 * 60 and slurm.time_limit(60, 0) == 6
-    with pytest.raises(ValueError, match="--slurm expects KEY=VALUE, got 'mem'"):
-        slurm.parse_options(["mem"])
-    assert "--gpus-per-node" not in slurm.executor(tmp_path, "cpu", gpus_per_job=0)._make_submission_file_text("x", "u")
+def test_an_unknown_partition_is_one_line_before_any_work(cluster, job_nb, tmp_path, capsys):
+    (tmp_path / "ok.yaml").write_text("value: 1\n")
+    out = tmp_path / "out"
+    assert cli.main(["batch", str(job_nb), str(tmp_path / "ok.yaml"), "--out", str(out), "--engine", "slurm",
+                     "--partition", "nope"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "closekit batch: error: --partition nope: no such SLURM partition; sinfo lists them"]
+    assert not out.exists()

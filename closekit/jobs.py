@@ -1,0 +1,278 @@
+"""One notebook job of ``closekit batch`` (CLOSE's studies as papermill runs), the same for both engines (local:
+closekit.batch, SLURM: closekit.slurm): the jobs of a notebook and its params sets, their options (one frozen
+JobOptions), and ``run_job``: a lock on the job directory, papermill under a wall-clock timeout that ends papermill
+and its kernel, retries of dead kernels, progress polled into status.json, an input-free HTML report.
+
+    <job dir>/  params.yaml  <notebook>.ipynb  <notebook>.html  results.json  status.json  stdout.log  stderr.log
+                papermill.log  progress.json (the job's last closekit.progress.report)  .lock (its runner: pid, host)
+
+The lock is an flock, held while its runner lives; a runner that takes it first stops what a runner killed with -9
+left running in the job (procs.stop_tagged), so two never run one job side by side.
+"""
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from . import procs, progress
+from .checkpoint import atomic_json
+from .config import read_yaml
+from .grid import expand_grid
+
+RETRY_DELAY = 5.0  # seconds before a dead kernel's job is retried
+DEAD_KERNEL = 138  # papermill's exit code when the kernel died (OOM, segfault)
+TAIL = 20          # log lines kept in status.json
+DONE = ("ok", "failed", "timed_out", "dead_kernel", "lost", "cancelled")  # final states ("interrupted" resumes)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOptions:
+    """How each job runs, whichever engine runs it; bad values refused in one line."""
+    timeout: float | None = None  # wall-clock seconds per attempt (None: no limit)
+    retries: int = 1             # retries of a job whose kernel died
+    kernel: str = "python3"      # Jupyter kernel spec
+    html: bool = True            # an input-free HTML report per ok job
+    rerun: bool = False          # run finished jobs again
+    progress_every: float = 10.0  # seconds between two progress lines within a phase (0: every change)
+
+    def __post_init__(self):
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"--timeout {self.timeout:g} must be > 0 seconds; leave it out for no limit")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"--retries {self.retries} must be an int >= 0 (0: no retry of a dead kernel)")
+        if not self.progress_every >= 0:
+            raise ValueError(f"--progress-every {self.progress_every:g} must be >= 0 seconds (0: every change)")
+
+
+def notebook_parameters(notebook):
+    """The parameters papermill finds in ``notebook`` ({name: info}); one line for a missing or non-notebook file."""
+    nb = Path(notebook)
+    if not nb.is_file():
+        raise FileNotFoundError(f"notebook {nb} not found; pass an existing .ipynb file first")
+    if nb.suffix != ".ipynb":
+        raise ValueError(f"notebook {nb} is not a .ipynb file; pass the notebook first, then the params YAML files")
+    import papermill
+    with warnings.catch_warnings():      # nbformat's validation warnings: the error below says it in one line
+        warnings.simplefilter("ignore")
+        try:
+            return papermill.inspect_notebook(str(nb))
+        except Exception as e:           # noqa: BLE001  (nbformat / JSON errors of every kind)
+            raise ValueError(f"notebook {nb} cannot be read as a notebook ({type(e).__name__}); "
+                             "pass a valid .ipynb file") from None
+
+
+def load_params(item):
+    """(name, params) of a YAML file path, a dict (name "job") or a (name, dict) pair."""
+    if isinstance(item, tuple):
+        return str(item[0]), dict(item[1])
+    if isinstance(item, dict):
+        return "job", dict(item)
+    from papermill.iorw import NoDatesSafeLoader  # what papermill -f uses: dates stay strings
+    return Path(item).stem, read_yaml(item, loader=NoDatesSafeLoader)
+
+
+def params_hash(params):
+    """sha1 of the canonical JSON of ``params``."""
+    return hashlib.sha1(json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None):
+    """Job dicts (id, src, params, hash, dir), every params set checked against the notebook's parameters;
+    ``grid``: [(key, values)] (closekit.grid.parse_grid) expanded over every params set."""
+    known, jobs = notebook_parameters(notebook), {}
+    items = list(params_files_or_dicts)
+    loaded = [load_params(i) for i in items]
+    srcs = [str(i) if isinstance(i, (str, os.PathLike)) else name for i, (name, _) in zip(items, loaded)]
+    for src, (_, params) in zip(srcs, loaded):
+        unknown = ", ".join(repr(k) for k in params if k not in known)
+        if unknown:
+            raise ValueError(f"{src}: unknown parameter(s) {unknown} for {Path(notebook).name}; "
+                             f"known: {', '.join(known)}")
+    per_item = [expand_grid([li], grid) for li in loaded] if loaded else [expand_grid([], grid, Path(notebook).stem)]
+    for src, points in zip(srcs or ["grid"], per_item):
+        for name, params in points:
+            h = params_hash(params)
+            jid = f"{name}-{h[:8]}"
+            jobs[jid] = dict(id=jid, src=src, params=params, hash=h, dir=Path(out_dir) / jid)
+    return list(jobs.values())
+
+
+def read_status(d):
+    """A job directory's status.json ({} when missing or unreadable)."""
+    try:
+        return json.loads((Path(d) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def finished(job, notebook):
+    """True when the job's status.json says ok for the same params and the same notebook bytes."""
+    old = read_status(job["dir"])
+    return old.get("state") == "ok" and old.get("params_hash") == job["hash"] and \
+        old.get("notebook_sha256") == hashlib.sha256(Path(notebook).read_bytes()).hexdigest()
+
+
+def row(job_id, st, state=None, error=None):
+    """A summary row (job, state, seconds, attempts, error) from a status dict."""
+    return dict(job=job_id, state=state or st.get("state", "lost"), seconds=st.get("seconds"),
+                attempts=st.get("attempts", 0), error=error if error is not None else st.get("error"))
+
+
+def _now():
+    """UTC time stamp."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _tail(path, n=TAIL):
+    """Last ``n`` lines of a text file (empty if missing)."""
+    return Path(path).read_text(errors="replace").splitlines()[-n:] if Path(path).exists() else []
+
+
+def progress_line(p):
+    """``train 12/30`` of a progress dict (``score 7`` without a total, ``rank`` without counts)."""
+    done, total = p.get("done"), p.get("total")
+    return str(p.get("phase")) + (f" {done}/{total}" if total is not None else f" {done}" if done is not None else "")
+
+
+def _watcher(jid, d, status, log, every, t0):
+    """A ``poll(now=None, final=False)`` that puts ``d``/progress.json into ``status`` (and status.json) when it
+    changed and logs it: a new phase at once (after the last step of the phase before, if not shown yet), a step
+    within a phase at most every ``every`` s (``final``: whatever changed)."""
+    shown, seen = [None, 0.0], [None]  # [key, time] of the last line; the last key read
+
+    def show(key, p, now):
+        shown[:] = key, now
+        log(f"{jid}: {progress_line(p)} ({now - t0:.0f} s)")
+
+    def poll(now=None, final=False):
+        now = time.time() if now is None else now
+        p = progress.read(d / "progress.json")
+        if p is None:
+            return
+        if p != status.get("progress"):
+            if seen[0] is not None and seen[0] != shown[0] and seen[0][0] != p.get("phase"):
+                show(seen[0], status["progress"], now)     # the phase that just ended, as far as it got
+            status["progress"] = p
+            with contextlib.suppress(OSError):          # progress is best effort
+                atomic_json(d / "status.json", status)
+        key = seen[0] = (p.get("phase"), p.get("done"), p.get("total"))
+        if key != shown[0] and (final or shown[0] is None or key[0] != shown[0][0] or now - shown[1] >= every):
+            show(key, p, now)
+    return poll
+
+
+def _error_line(out, log_path, rc):
+    """The notebook's first error output as ``Name: message``, else the last line of papermill's log."""
+    try:
+        for cell in json.loads(Path(out).read_text())["cells"]:
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "error":
+                    return f"{o['ename']}: {o['evalue']}"
+    except (OSError, ValueError, KeyError):
+        pass
+    lines = [x for x in _tail(log_path) if x.strip()]
+    return lines[-1].strip() if lines else f"papermill exited with code {rc}"
+
+
+def _html(out):
+    """Convert the executed notebook to HTML without input cells; (file name, None) or (None, error line)."""
+    r = subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", "--no-input", str(out)],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if r.returncode == 0 and out.with_suffix(".html").exists():
+        return out.with_suffix(".html").name, None
+    return None, ([x for x in r.stderr.splitlines() if x.strip()] or [f"nbconvert exited {r.returncode}"])[-1]
+
+
+def run_job(job, notebook, opts, slot="", log=print, threads=None, extra=None):
+    """Run one job in its directory (skipped when status.json says ok for the same params and notebook, unless
+    ``opts.rerun``); its summary row. ``threads``: the job's OMP_NUM_THREADS unless the caller's environment sets
+    it. ``extra``: more keys for status.json (the SLURM engine's task id and host)."""
+    d, nb = job["dir"], Path(notebook).resolve()
+    nb_sha = hashlib.sha256(nb.read_bytes()).hexdigest()
+    old = read_status(d)
+    if old.get("state") == "ok" and old.get("params_hash") == job["hash"] and not opts.rerun:
+        if old.get("notebook_sha256") == nb_sha:
+            return {**row(job["id"], old, "skipped", ""), "attempts": 0}
+        log(f"{job['id']}: the notebook changed since its ok run: running it again")
+    d.mkdir(parents=True, exist_ok=True)
+    lock = open(d / ".lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        owner = lock.read().strip() or "another closekit batch"
+        lock.close()
+        error = f"another closekit batch is running this job ({owner}; it holds {d / '.lock'})"
+        log(f"{job['id']}: locked: {error}")
+        return row(job["id"], {}, "locked", error)
+    try:
+        lock.seek(0)
+        killed = lock.read().strip()
+        n = procs.stop_tagged(str(d))        # what a runner killed with -9 left running in this job
+        if n:
+            log(f"{job['id']}: stopped {n} process(es) left running by a killed runner ({killed or 'unknown'})")
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {_now()}\n")
+        lock.flush()
+        return _run_locked(job, d, nb, nb_sha, opts, slot, log, threads, extra)
+    finally:
+        lock.close()
+
+
+def _run_locked(job, d, nb, nb_sha, opts, slot, log, threads, extra):
+    """run_job's work, holding the job directory's lock."""
+    (d / "params.yaml").write_text(yaml.safe_dump(job["params"], sort_keys=False))
+    out = d / f"{nb.stem}.ipynb"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": slot, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
+           "CLOSEKIT_RECORD_DIR": str(d), progress.ENV: str(d / "progress.json"), procs.TAG: str(d)}
+    if threads and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(threads)
+    cmd = [sys.executable, "-m", "papermill", str(nb), str(out), "-f", str(d / "params.yaml"), "-k", opts.kernel,
+           "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"),
+           "--stderr-file", str(d / "stderr.log")]
+    status = dict(job=job["id"], state="running", params_hash=job["hash"], params=job["params"], notebook=str(nb),
+                  notebook_sha256=nb_sha, params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0,
+                  **(extra or {}))
+    atomic_json(d / "status.json", status)
+    log(f"{job['id']}: start (CUDA_VISIBLE_DEVICES={slot!r})")
+    t0 = time.time()
+    watch = _watcher(job["id"], d, status, log, opts.progress_every, t0)
+    for attempt in range(1, opts.retries + 2):
+        if attempt > 1:
+            log(f"{job['id']}: dead kernel, retry {attempt - 1}/{opts.retries}")
+            time.sleep(RETRY_DELAY)
+        (d / "results.json").unlink(missing_ok=True)
+        (d / "progress.json").unlink(missing_ok=True)
+        for f in ("stdout.log", "stderr.log"):  # papermill creates them only on a first write
+            (d / f).write_text("")
+        with open(d / "papermill.log", "w" if attempt == 1 else "a") as logf:
+            rc = procs.spawn(cmd, env, logf, opts.timeout, watch)
+        watch(final=True)
+        state = "timed_out" if rc is None else \
+            {0: "ok", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed" if rc > 0 else "interrupted")  # < 0: a signal
+        if procs.stopping():
+            state = "interrupted"
+        if state != "dead_kernel":
+            break
+    error = "" if state == "ok" else \
+        f"wall-clock timeout after {opts.timeout:g} s" if state == "timed_out" else \
+        "interrupted: the runner or the scheduler stopped the job; a rerun resumes it" if state == "interrupted" else \
+        _error_line(out, d / "papermill.log", rc)
+    status.update(state=state, end=_now(), seconds=round(time.time() - t0, 2), attempts=attempt, returncode=rc,
+                  error=error or None, stderr_tail=_tail(d / "stderr.log"), log_tail=_tail(d / "papermill.log"))
+    if opts.html and state == "ok":
+        status["html"], status["html_error"] = _html(out)
+    atomic_json(d / "status.json", status)
+    log(f"{job['id']}: {state} in {status['seconds']:.1f} s" + (f": {error}" if error else ""))
+    return row(job["id"], status, error=error)
