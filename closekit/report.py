@@ -293,8 +293,10 @@ def training_log(log):
     _show(HTML(_folded(f"{len(lines)} lines", f"<pre>{html.escape(chr(10).join(lines))}</pre>")))
 
 
-def body(result, log=None):
-    """Everything after the headline, in SECTIONS order (sections a space or run cannot fill are left out)."""
+def body(result, log=None, to=None):
+    """Everything after the headline, in SECTIONS order (sections a space or run cannot fill are left out), then
+    the results recorded into ``record_dir(to, result)``."""
+    from .record import record
     scores_vs_truth(result)
     training(result)
     block_usage(result)
@@ -302,12 +304,13 @@ def body(result, log=None):
     size(result)
     details(result)
     training_log(log)
+    record(record_dir(to, result), **results(result))
 
 
-def show(result, log=None):
+def show(result, log=None, to=None):
     """The whole report: headline, then ``body``."""
     headline(result, log)
-    body(result, log)
+    body(result, log, to)
 
 
 def record_dir(record_dir, result):

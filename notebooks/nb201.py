@@ -14,6 +14,8 @@
 # ---
 
 # %% tags=["parameters"]
+# The RunConfig keys this space's params files set (any other key: RunConfig's default). A key some file leaves
+# out defaults to RunConfig's value, so that a params file means here what it means to `closekit train`.
 # data
 space: str = "nb201"  # search space (closekit.spaces registry)
 dataset: str = "embedded"  # embedded | fashion-mnist | cifar10 | synthetic
@@ -61,20 +63,19 @@ out_dir: str = "runs/nb201-mini-close"  # run directory: checkpoint (resumed whe
 record_dir: "Optional[str]" = None  # results.json here (None: closekit batch's job directory, else out_dir)
 
 # %%
-import closekit
-from closekit import report
-log = report.Log()                                        # the live training log, replaced by the headline
-result = closekit.run(report.config(globals()), log=log)
+from closekit import report, run
+
+log = report.Log()                                # the live training log, then the headline in its place
+result = run(report.config(globals()), log=log)
 report.headline(result, log)
 
 # %% [markdown]
 # **What ran.** CLOSE (Zhou et al., ECCV 2022) on NAS-Bench-201: every cell holds a bank of GLOW blocks (full
 # op-weight sets) and a GATE routes each edge of the sampled architecture to one block; the bank grows during
 # training (curriculum, WIT init) and the learning rate restarts once (SRT), so architectures share less as training
-# goes on. `supernet: vanilla` is the one-shot baseline (one block per edge). Defaults: `params/nb201/mini-close.yaml`;
-# many configurations: `closekit batch notebooks/nb201.ipynb params/nb201/*.yaml --out runs/batch`, then
-# `compare.ipynb`; the routing in detail: `gate_explorer.ipynb`.
+# goes on. `supernet: vanilla` is the one-shot baseline (one block per edge). One params file by hand (results next
+# to its run): `papermill notebooks/nb201.ipynb runs/x/nb201.ipynb -f params/nb201/mini-close.yaml -p out_dir
+# runs/x`; many: `closekit batch notebooks/nb201.ipynb params/nb201/*.yaml --out runs/batch`, then `compare.ipynb`.
 
 # %%
-report.body(result, log)
-recorded = closekit.record(report.record_dir(record_dir, result), **report.results(result))
+report.body(result, log, record_dir)              # figures, details, the log; results.json (see record_dir)

@@ -14,6 +14,8 @@
 # ---
 
 # %% tags=["parameters"]
+# The RunConfig keys this space's params files set (any other key: RunConfig's default). A key some file leaves
+# out defaults to RunConfig's value, so that a params file means here what it means to `closekit train`.
 # data
 space: str = "nb301"  # search space (closekit.spaces registry)
 dataset: str = "embedded"  # embedded | fashion-mnist | cifar10 | synthetic
@@ -21,7 +23,7 @@ data_dir: "Optional[str]" = None  # dataset files (None: the dataset's default p
 download: bool = False  # torchvision download for cifar10
 image_size: "Optional[int]" = 12  # input resolution (None: native)
 train_portion: float = 0.8  # first part of the training set trains the supernet, the rest scores (< 1)
-train_limit: "Optional[int]" = 3000  # keep only the first n training images (None: all)
+train_limit: "Optional[int]" = None  # keep only the first n training images (None: all)
 # supernet
 supernet: str = "close"  # vanilla (one block per possible edge, 14 per cell, fixed router) | close (GLOW bank + GATE)
 channels_init: int = 8  # C: cell channels before the first reduction (then 2C, 4C)
@@ -31,10 +33,10 @@ dropout: float = 0.1  # dropout before the classifier
 num_blocks: int = 5  # GLOW blocks per cell
 cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each GLOW block becomes active (sorted, starts at 1)
 router: str = "node"  # node (node-level GATE) | arch (arch-level GATE) | random (one-hot ablation)
-gates_op_dim: int = 32  # GATES op embedding size
-gates_node_dim: int = 32  # GATES node embedding size
-gates_hidden: int = 32  # GATES hidden size
-gates_gcn_dims: list = [64, 64, 64, 64]  # GATES graph-convolution layer sizes
+gates_op_dim: int = 48  # GATES op embedding size
+gates_node_dim: int = 48  # GATES node embedding size
+gates_hidden: int = 96  # GATES hidden size
+gates_gcn_dims: list = [128, 128, 128, 128, 128]  # GATES graph-convolution layer sizes
 mlp_hidden: list = [200, 200, 200]  # GATE MLP hidden sizes
 mlp_dropout: float = 0.1  # GATE MLP dropout
 mlp_growth: str = "inherit"  # inherit (new row gets the parent row added) | only_last | full (re-init)
@@ -66,20 +68,19 @@ out_dir: str = "runs/nb301-mini-close"  # run directory: checkpoint (resumed whe
 record_dir: "Optional[str]" = None  # results.json here (None: closekit batch's job directory, else out_dir)
 
 # %%
-import closekit
-from closekit import report
-log = report.Log()                                        # the live training log, replaced by the headline
-result = closekit.run(report.config(globals()), log=log)
+from closekit import report, run
+
+log = report.Log()                                # the live training log, then the headline in its place
+result = run(report.config(globals()), log=log)
 report.headline(result, log)
 
 # %% [markdown]
 # **What ran.** CLOSE (Zhou et al., ECCV 2022) on NAS-Bench-301, the DARTS space: a genotype is a normal and a
-# reduction cell, each node taking two (op, input) pairs from the 7 DARTS ops; the supernet is the DARTS macro network
-# (3N+2 cells). Every cell holds K GLOW blocks (reduction cells K stride-1 and K stride-2 ones) and a GATE reads both
-# cell graphs and routes each of the 8 chosen connections per cell type. Defaults: `params/nb301/mini-close.yaml`;
-# many configurations: `closekit batch notebooks/nb301.ipynb params/nb301/*.yaml --out runs/batch`, then
-# `compare.ipynb`.
+# reduction cell, each node taking two (op, input) pairs from the 7 DARTS ops; the supernet is the DARTS macro
+# network (3N+2 cells). Every cell holds K GLOW blocks (reduction cells K stride-1 and K stride-2 ones) and a GATE
+# reads both cell graphs and routes each of the 8 chosen connections per cell type. One params file by hand (results
+# next to its run): `papermill notebooks/nb301.ipynb runs/x/nb301.ipynb -f params/nb301/mini-close.yaml -p out_dir
+# runs/x`; many: `closekit batch notebooks/nb301.ipynb params/nb301/*.yaml --out runs/batch`, then `compare.ipynb`.
 
 # %%
-report.body(result, log)
-recorded = closekit.record(report.record_dir(record_dir, result), **report.results(result))
+report.body(result, log, record_dir)              # figures, details, the log; results.json (see record_dir)

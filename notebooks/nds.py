@@ -14,6 +14,8 @@
 # ---
 
 # %% tags=["parameters"]
+# The RunConfig keys this space's params files set (any other key: RunConfig's default). A key some file leaves
+# out defaults to RunConfig's value, so that a params file means here what it means to `closekit train`.
 # data
 space: str = "nds-resnet"  # nds-resnet | nds-resnexta
 dataset: str = "embedded"  # embedded | fashion-mnist | cifar10 | synthetic
@@ -26,8 +28,8 @@ train_limit: "Optional[int]" = None  # keep only the first n training images (No
 supernet: str = "close"  # vanilla (one block per position) | close (shared blocks, split table grown by the curriculum)
 channels_init: int = 2  # stem width; every width scales by channels_init / 16 (16: the reference)
 # CLOSE sharing: the position -> block split table (ignored by vanilla)
-num_blocks: int = 17  # CLOSE: shared blocks per stage (reference 17 ResNet, 13 ResNeXt-A, at most the positions)
-cl_schedule: list = [1, 1, 1, 1, 1, 1, 1, 1, 1, 5, 5, 9, 9, 13, 13, 17, 17]  # epoch at which each block becomes active
+num_blocks: int = 5  # CLOSE: shared blocks per stage (reference 17 ResNet, 13 ResNeXt-A, at most the positions)
+cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each block becomes active
 cl_criteria: str = "pre"  # NDS split table: pre (shallowest long group, reference) | max (longest group)
 wit_buffers: bool = True  # NDS WIT sums BN running stats too (reference) | false: parameters only
 gate_forward: "Optional[str]" = None  # None: NDS has no GATE (any other value is refused)
@@ -39,7 +41,7 @@ momentum: float = 0.9  # SGD momentum
 weight_decay: float = 5e-05  # SGD weight decay
 grad_clip: "Optional[float]" = None  # gradient-norm clipping (None: off)
 plateau_factor: float = 0.5  # ReduceLROnPlateau factor
-plateau_patience: int = 2  # ReduceLROnPlateau patience in epochs
+plateau_patience: int = 3  # ReduceLROnPlateau patience in epochs
 srt_epochs: list = [9]  # epochs at which the learning rate restarts (SRT)
 seed: int = 20  # training seed
 save_every: int = 5  # checkpoint period in epochs (the last epoch is always saved)
@@ -55,10 +57,10 @@ out_dir: str = "runs/nds-resnet-mini-close"  # run directory: checkpoint (resume
 record_dir: "Optional[str]" = None  # results.json here (None: closekit batch's job directory, else out_dir)
 
 # %%
-import closekit
-from closekit import report
-log = report.Log()                                        # the live training log, replaced by the headline
-result = closekit.run(report.config(globals()), log=log)
+from closekit import report, run
+
+log = report.Log()                                # the live training log, then the headline in its place
+result = run(report.config(globals()), log=log)
 report.headline(result, log)
 
 # %% [markdown]
@@ -66,9 +68,9 @@ report.headline(result, log)
 # `nds-resnet` or `nds-resnexta`): no cell graph and no GATE. Each stage runs an unshared first block, then one
 # shared block per depth position, and a position -> block table (the same in the three stages) says which; each
 # curriculum level splits one group of contiguous positions in two (WIT from the split block). One block runs per
-# position either way, so CLOSE costs what vanilla costs. Defaults: `params/nds/resnet-mini-close.yaml`; many:
+# position either way, so CLOSE costs what vanilla costs. One params file by hand (results next to its run):
+# `papermill notebooks/nds.ipynb runs/x/nds.ipynb -f params/nds/resnet-mini-close.yaml -p out_dir runs/x`; many:
 # `closekit batch notebooks/nds.ipynb params/nds/resnet-mini-*.yaml --out runs/batch`, then `compare.ipynb`.
 
 # %%
-report.body(result, log)
-recorded = closekit.record(report.record_dir(record_dir, result), **report.results(result))
+report.body(result, log, record_dir)              # figures, details, the log; results.json (see record_dir)

@@ -114,3 +114,43 @@ def test_log_keeps_every_line_and_prints_outside_a_notebook(capsys):
     for i in range(5):
         log(f"epoch {i}")
     assert log.lines == [f"epoch {i}" for i in range(5)] and capsys.readouterr().out.count("epoch") == 5
+
+
+def test_plots_without_optional_columns():
+    figs = [plots.trajectory(pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.5], "train_acc": [.1, .3]})),
+            plots.block_usage(pd.DataFrame({"edge": [0, 1], "block": [0, 0], "count": [3, 3]})),
+            plots.scores_by_config(pd.DataFrame({"acc": [.1, .2, .3], "config": ["a", "a", "b"]})),
+            plots.by_config(pd.DataFrame({"config": ["a", "b"], "kendall": [.1, np.nan]}), ["kendall", "p@top5%"])]
+    for fig in figs:
+        assert fig.axes
+        plt.close(fig)
+
+
+def test_probe_curves_one_panel_per_budget_with_the_seed_spread():
+    probes = pd.DataFrame({"epoch": [6, 12, 6, 12, 18, 36, 18, 36], "probe_kendall": [.1, .3, .2, .5, .0, .4, .2, .6],
+                           "variant": ["close"] * 8, "seed": [0, 0, 1, 1, 0, 0, 1, 1],
+                           "budget": ["x1"] * 4 + ["x3"] * 4})
+    fig = plots.probe_curves(probes)
+    assert [ax.get_title() for ax in fig.axes] == ["budget = x1", "budget = x3"]
+    (line,) = [ln for ln in fig.axes[0].get_lines() if len(ln.get_xdata())]   # (the other: a legend handle)
+    assert list(line.get_xdata()) == [6, 12] and list(line.get_ydata()) == pytest.approx([.15, .4])   # seed means
+    assert fig.axes[0].collections                                    # the ± sd band
+    plt.close(fig)
+
+
+def ref_lines(ax):
+    """(y, label, linestyle) of the labelled horizontal lines of ``ax``."""
+    return [(ln.get_ydata()[0], ln.get_label(), ln.get_linestyle()) for ln in ax.get_lines()
+            if not ln.get_label().startswith("_") and ln.get_ydata()[0] == ln.get_ydata()[-1]]
+
+
+def test_by_config_draws_labelled_reference_lines():
+    table = pd.DataFrame({"config": ["a", "a", "b"], "kendall": [.3, .4, .5], "p@top5%": [.1, .2, .3]})
+    fig = plots.by_config(table, ["kendall", "p@top5%"],
+                          lines={"kendall": [(.8, "best reachable", "-"), (.6, "seed-to-seed", "--")]})
+    kendall, top = fig.axes
+    assert ref_lines(kendall) == [(.8, "best reachable", "-"), (.6, "seed-to-seed", "--")]
+    assert [t.get_text() for t in kendall.get_legend().get_texts()] == ["best reachable", "seed-to-seed"]
+    assert kendall.get_ylim()[1] >= .8                                       # the ceiling is in view
+    assert ref_lines(top) == [] and top.get_legend() is None
+    plt.close(fig)
