@@ -1,6 +1,6 @@
 """The run report every run notebook shows (CLOSE §5: ranking quality, training, sharing per curriculum level).
 
-Functions over ``closekit.run``'s ``Result``; the notebooks call ``show``. The report leads with the result (the
+Functions over ``closekit.run``'s ``Result``; a run notebook calls ``headline`` and ``body``. The report leads with the result (the
 space that ran, the headline against the truth's ceilings, a warning when training failed), then the figures,
 then the details; the training log comes last, folded. What differs between spaces comes from the space's own
 protocol (``slots``, ``draw``, an optional ``complexity``), never from its name. Heavy libraries are imported
@@ -33,7 +33,7 @@ def config(namespace):
 
 class Log:
     """A ``log`` for ``closekit.run`` that keeps every line and, in a notebook, shows only the latest ones in place
-    (``headline`` then takes their place; the full log goes to the end of the report); prints outside a notebook."""
+    (``replace`` puts the headline there; the full log goes to the end of the report); prints outside a notebook."""
 
     def __init__(self):
         self.lines, self._handle = [], None
@@ -51,6 +51,12 @@ class Log:
             print(line)
         else:
             self._handle.update({"text/plain": "\n".join(self.lines[-LOG_TAIL:])}, raw=True)
+
+    def replace(self, markdown):
+        """Show ``markdown`` where the live lines were; False outside a notebook."""
+        if self._handle is not None:
+            self._handle.update({"text/markdown": markdown, "text/plain": markdown}, raw=True)
+        return self._handle is not None
 
 
 def _show(*objs):
@@ -73,10 +79,6 @@ def _section(name, note=""):
     _md(f"## {name}" + (f"\n{note}" if note else ""))
 
 
-def _num_classes(result):
-    return getattr(result.data, "num_classes", None) or int(result.net.num_classes)
-
-
 def title(result):
     """The space that ran and the supernet (and the ground truth it was ranked against)."""
     m = result.metrics
@@ -93,7 +95,7 @@ def warning_html(text):
 def headline_markdown(result):
     """Title, the headline numbers (or the score summary) and a warning when training failed, as Markdown."""
     from .metrics import headline_text, training_warning
-    warn = training_warning(result.history, _num_classes(result))
+    warn = training_warning(result.history, result.data.num_classes)
     return (f"{title(result)}\n## {SECTIONS[0]}\n**{headline_text(result.metrics)}**\n"
             + (f"\n{warning_html(warn)}\n" if warn else ""))
 
@@ -102,9 +104,7 @@ def headline(result, log=None):
     """Show the headline, in place of ``log``'s live lines when it has them (so the report starts with it)."""
     from IPython.display import Markdown
     text = headline_markdown(result)
-    if log is not None and getattr(log, "_handle", None) is not None:
-        log._handle.update({"text/markdown": text, "text/plain": text}, raw=True)
-    else:
+    if not (log is not None and log.replace(text)):
         _show(Markdown(text))
 
 
@@ -307,16 +307,10 @@ def body(result, log=None, to=None):
     record(record_dir(to, result), **results(result))
 
 
-def show(result, log=None, to=None):
-    """The whole report: headline, then ``body``."""
-    headline(result, log)
-    body(result, log, to)
-
-
-def record_dir(record_dir, result):
-    """Where a run notebook's results.json goes: ``record_dir`` when passed, else the job directory closekit
-    batch names, else the run directory (a hand-run notebook: where its run is, not the current directory)."""
-    return Path(record_dir or os.environ.get(BATCH_RECORD_ENV) or result.out_dir)
+def record_dir(given, result):
+    """Where a run notebook's results.json goes: ``given`` when passed, else the job directory closekit batch
+    names, else the run directory (a hand-run notebook: where its run is, not the current directory)."""
+    return Path(given or os.environ.get(BATCH_RECORD_ENV) or result.out_dir)
 
 
 def results(result):
