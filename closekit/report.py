@@ -141,7 +141,8 @@ def missing_levels(cfg, shown):
         elif level < len(sched) and sched[level] <= start:
             out[level] = f"no epoch ends at it: level {level + 1} starts at the same epoch ({start})"
         else:
-            out[level] = "no usage recorded"
+            out[level] = ("not trained in this session (a resumed run shows the levels it trained; "
+                          "gate_explorer.ipynb reads every level's snapshot)")
     return out
 
 
@@ -290,7 +291,7 @@ def training_log(log):
     from IPython.display import HTML
     lines = log.lines if hasattr(log, "lines") else list(log or ())
     _section(SECTIONS[7])
-    _show(HTML(_folded(f"{len(lines)} lines", f"<pre>{html.escape(chr(10).join(lines))}</pre>")))
+    _show(HTML(_folded(f"{len(lines)} line{'' if len(lines) == 1 else 's'}", f"<pre>{html.escape(chr(10).join(lines))}</pre>")))
 
 
 def body(result, log=None, to=None):

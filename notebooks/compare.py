@@ -15,20 +15,12 @@
 
 # %% [markdown]
 # # Compare the runs of a batch
-#
-# Reads the results that a run notebook recorded under `batch_dir` (`closekit batch notebooks/<space>.ipynb
-# params/<space>/*.yaml --out DIR`, or hand-run notebooks; `closekit.read_results`) and puts the configurations side
-# by side. It leads with the headline: how well each
-# configuration ranks the architectures (mean ± std over the runs that differ only in `seed`), next to the best
-# Kendall τ the ground truth itself allows and its seed-to-seed agreement; then the ranking metrics and the
-# one-shot scores per configuration as figures; then the full table of every recorded metric and the runs.
+# The configurations side by side, headline first (ranking quality per configuration, mean ± std over the runs that
+# differ only in `seed`, next to the ground truth's ceilings), then figures, then every recorded metric and run. A
+# configuration is the supernet plus every config key that differs between the runs but `seed` and `out_dir`.
 
 # %% tags=["parameters"]
 batch_dir: str = "runs/batch"  # a `closekit batch --out` directory (or any directory of executed run notebooks)
-
-# %% [markdown]
-# A configuration is the supernet plus every config key that differs between the runs, except `seed` and
-# `out_dir`; runs of one configuration are seeds of it.
 
 # %%
 from pathlib import Path
@@ -76,9 +68,6 @@ def plural(k, word):
 
 # %% [markdown]
 # ## Headline
-# Ranking quality per configuration (Kendall τ, Spearman ρ, P@top5%, best true rank among the predicted top 5%
-# relative to the number of architectures; mean ± std over seeds). The ground truth's ceilings are shown once
-# when every run recorded the same ones, else as columns.
 
 # %%
 ceilings = {k: float(runs[k].iloc[0]) for k in CEILINGS     # shown once when every run recorded the same value
