@@ -139,7 +139,7 @@ def missing_levels(cfg, shown):
         if start > cfg.epochs:
             out[level] = f"starts at epoch {start}, after the last ({cfg.epochs})"
         elif level < len(sched) and sched[level] <= start:
-            out[level] = f"no epoch ends at it: level {level + 1} starts at the same epoch ({start})"
+            out[level] = f"no epoch ends at it (the next level starts at the same epoch, {start})"
         else:
             out[level] = ("not trained in this session (a resumed run shows the levels it trained; "
                           "gate_explorer.ipynb reads every level's snapshot)")
@@ -167,8 +167,12 @@ def block_usage(result):
         _md("Vanilla supernet: every position always uses its own block (no sharing to show).")
         return
     notes = missing_levels(cfg, set(usage["level"].unique()))
-    if notes:
-        _md("Levels not shown: " + "; ".join(f"level {k}: {v}" for k, v in notes.items()) + ".")
+    by_reason = {}
+    for level, why in notes.items():
+        by_reason.setdefault(why, []).append(str(level))
+    if by_reason:
+        _md("Levels not shown: " + "; ".join(f"level{'s' if len(ls) > 1 else ''} {', '.join(ls)}: {why}"
+                                             for why, ls in by_reason.items()) + ".")
     table = _fixed_table(usage)
     if table is None:
         _fig(plots.block_usage(usage))
@@ -178,7 +182,7 @@ def block_usage(result):
     _md(f"Every position used one block for all probe architectures at each level: one position -> block table "
         f"per level{same}.")
     for cells, cols in groups:
-        _fig(plots.routing_table(table[cols], title=" = ".join(cells)))
+        _fig(plots.routing_table(table[cols], title=" = ".join(cells) if len(groups) > 1 or len(cells) > 1 else ""))
 
 
 def _cell_groups(result, table):

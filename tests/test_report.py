@@ -24,7 +24,7 @@ def test_report_module_imports_no_plotting_library():
 
 
 @pytest.mark.parametrize("schedule, epochs, shown, missing", [
-    ((1, 1, 1, 2), 2, {3, 4}, {1: "level 2 starts at the same epoch (1)", 2: "level 3 starts at the same epoch (1)"}),
+    ((1, 1, 1, 2), 2, {3, 4}, {1: "the next level starts at the same epoch, 1", 2: "the same epoch, 1"}),
     ((1, 2, 5), 3, {1, 2}, {3: "starts at epoch 5, after the last (3)"}),
     ((1, 2, 3), 3, {1, 2, 3}, {}),
 ])
