@@ -1,10 +1,10 @@
 """The run report every run notebook shows (CLOSE §5: ranking quality, training, sharing per curriculum level).
 
-Functions over ``closekit.run``'s ``Result``; a run notebook calls ``headline`` and ``body``. The report leads with the result (the
-space that ran, the headline against the truth's ceilings, a warning when training failed), then the figures,
-then the details; the training log comes last, folded. What differs between spaces comes from the space's own
-protocol (``slots``, ``draw``, an optional ``complexity``), never from its name. Heavy libraries are imported
-inside the functions, so importing this module is instant.
+Functions over ``closekit.run``'s ``Result``; a run notebook calls ``headline`` and ``body``. The report leads with
+the result (the space that ran, the headline against the truth's ceilings, a warning when training failed), then
+the figures, then the details; the training log comes last, folded. What differs between spaces comes from the
+space's own protocol (``slots``, ``draw``, an optional ``complexity``), never from its name. Heavy libraries are
+imported inside the functions, so importing this module is instant.
 """
 import html
 import os
@@ -295,7 +295,8 @@ def training_log(log):
     from IPython.display import HTML
     lines = log.lines if hasattr(log, "lines") else list(log or ())
     _section(SECTIONS[7])
-    _show(HTML(_folded(f"{len(lines)} line{'' if len(lines) == 1 else 's'}", f"<pre>{html.escape(chr(10).join(lines))}</pre>")))
+    text = html.escape("\n".join(lines))
+    _show(HTML(_folded(f"{len(lines)} line{'' if len(lines) == 1 else 's'}", f"<pre>{text}</pre>")))
 
 
 def body(result, log=None, to=None):

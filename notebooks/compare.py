@@ -79,7 +79,8 @@ truths = ", ".join(f"`{t}`" for t in runs["truth"].dropna().unique()) if "truth"
 note = ", ".join(f"{CEILINGS[k][0]} = {v:.3f}" for k, v in ceilings.items())
 display(Markdown(f"Runs of {', '.join(f'`{nb}`' for nb in notebooks) or 'run notebooks'} on "
                  f"{', '.join(spaces)}: **{plural(len(table), 'configuration')}**, {plural(len(runs), 'run')} "
-                 f"with recorded results ({len(results)} in `{batch_dir}`), ranked against {truths or 'no ground truth'}"
+                 f"with recorded results ({len(results)} in `{batch_dir}`), ranked against "
+                 f"{truths or 'no ground truth'}"
                  + (f"; ground-truth ceilings: {note}" if note else "")))
 head
 

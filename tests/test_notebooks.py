@@ -41,7 +41,8 @@ def params_files(space):
 
 def parameters(nb):
     """The parameters cell of notebooks/<nb>.ipynb, evaluated (literals only)."""
-    cell = next(c for c in nbformat.read(NOTEBOOKS / f"{nb}.ipynb", 4).cells if "parameters" in c.metadata.get("tags", []))
+    cells = nbformat.read(NOTEBOOKS / f"{nb}.ipynb", 4).cells
+    cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
     ns = {}
     exec(cell.source, ns)
     return {k: v for k, v in ns.items() if k in set(papermill.inspect_notebook(str(NOTEBOOKS / f"{nb}.ipynb")))}
