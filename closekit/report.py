@@ -16,8 +16,8 @@ BATCH_RECORD_ENV = "CLOSEKIT_RECORD_DIR"   # closekit batch names its job direct
 LOG_TAIL = 3              # log lines shown live while a notebook trains
 TOP = 10                  # architectures in the details table
 DRAWN = ("best", "median", "worst")     # architectures drawn, by one-shot accuracy
-DRAW_SIZE = (8.0, 3.7)    # inches per drawn architecture, one per row, at DRAW_DPI: ~1000 px wide with labels
-DRAW_DPI = 125            # legible at the report's width (the spaces draw their labels in points)
+DRAW_SIZE = (7.0, 4.2)    # inches per drawn architecture, one per row, at DRAW_DPI: ~1000 px wide with labels
+DRAW_DPI = 140            # legible at the report's width (the spaces draw their labels in points)
 TABLE_MAX_POSITIONS = 40  # a fixed routing table wider than this is shown per cell type
 
 
