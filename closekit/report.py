@@ -139,7 +139,7 @@ def missing_levels(cfg, shown):
         if start > cfg.epochs:
             out[level] = f"starts at epoch {start}, after the last ({cfg.epochs})"
         elif level < len(sched) and sched[level] <= start:
-            out[level] = f"no epoch ends at it (the next level starts at the same epoch, {start})"
+            out[level] = f"no epoch ends inside it (the next level starts at the same epoch, {start})"
         else:
             out[level] = ("not trained in this session (a resumed run shows the levels it trained; "
                           "gate_explorer.ipynb reads every level's snapshot)")
