@@ -7,11 +7,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
 from .metrics import compare, join_scores
 
 STYLE = "whitegrid"
+TABLE_CELL_IN = 0.3     # inches per position of a routing table
+MAX_WIDTH_IN = 12.0     # widest figure (the report's width)
+LOG_SPAN = 5            # a size axis is logarithmic when its values span this factor or more
 
 
 def _title_metrics(m):
@@ -54,7 +58,7 @@ def trajectory(history, srt_epochs=()):
     has_kendall = "probe_kendall" in history and history["probe_kendall"].notna().any()
     n = 3 if has_kendall else 2
     with sns.axes_style(STYLE):
-        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6))
+        fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), sharex=True)
         sns.lineplot(data=history, x="epoch", y="train_loss", ax=axes[0], marker="o")
         axes[0].set(ylabel="training loss", title="loss")
         sns.lineplot(data=history, x="epoch", y="train_acc", ax=axes[1], marker="o", label="train (sampled arch)")
@@ -109,6 +113,55 @@ def block_usage(usage):
             sns.heatmap(table, ax=ax, annot=True, fmt="d", cbar=False, vmin=0, vmax=vmax, cmap="Blues")
             ax.set(title=f"level {level}" if level is not None else "", xlabel="GLOW block",
                    ylabel=name if ax is axes[0][0] else "")
+        fig.tight_layout()
+    return fig
+
+
+def routing_table(table, title=""):
+    """A level x position table of blocks (routing that does not depend on the architecture): colour (as in every
+    block view) and number = the block, one row per curriculum level."""
+    n_rows, n_cols = table.shape
+    with sns.axes_style("white"):
+        fig, ax = plt.subplots(figsize=(min(1.5 + TABLE_CELL_IN * n_cols, MAX_WIDTH_IN), 1.2 + 0.4 * n_rows))
+        vals = table.to_numpy()
+        n = int(vals.max()) + 1
+        ax.imshow(vals, cmap=ListedColormap(block_colours(n)), vmin=-0.5, vmax=n - 0.5, aspect="auto")
+        for (i, j), b in np.ndenumerate(vals):
+            ax.text(j, i, int(b), ha="center", va="center", fontsize=8)
+        ax.set(xticks=range(n_cols), yticks=range(n_rows), yticklabels=table.index, xlabel="position",
+               ylabel="curriculum level")
+        ax.set_xticklabels(table.columns, rotation=90, fontsize=8)
+        ax.set_title(f"position -> block per level{': ' + title if title else ''}", fontsize=10)
+        fig.tight_layout()
+    return fig
+
+
+def _compact(v):
+    """1500000 -> '1.5M', 200000 -> '200k'."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+def against_size(sizes, acc):
+    """One-shot accuracy against each column of ``sizes`` (e.g. params, FLOPs): a log x axis labelled in 1-2-5
+    steps in compact units (200k, 1.5M) when the column spans LOG_SPAN or more, else a linear one; minor ticks are
+    never labelled (their labels overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    with sns.axes_style(STYLE):
+        fig, axes = plt.subplots(1, sizes.shape[1], figsize=(4.6 * sizes.shape[1], 3.6), sharey=True, squeeze=False)
+        for ax, col in zip(axes[0], sizes):
+            ax.scatter(sizes[col], acc, s=14, alpha=0.7)
+            ax.set(xlabel=f"stand-alone {col}")
+            if sizes[col].max() >= LOG_SPAN * sizes[col].min() > 0:
+                ax.set_xscale("log")
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
+        axes[0][0].set_ylabel("one-shot accuracy")
         fig.tight_layout()
     return fig
 

@@ -1,5 +1,6 @@
-"""Record run results: ``record(**values)`` shows them in the executing notebook as one custom-mimetype
-display output and merges them into ``results.json``; ``read_results`` gathers many runs into a DataFrame.
+"""Record run results: ``record(to, **values)`` shows them in the executing notebook as one custom-mimetype
+display output and merges them into ``to``/results.json (the destination is passed, never read from the
+environment); ``read_results`` gathers many runs into a DataFrame.
 
 Same idea as scrapbook's ``glue`` without the dependency. Non-finite floats are recorded as null.
 """
@@ -34,31 +35,22 @@ def _jsonable(v, key):
     raise TypeError(f"record: value of {key!r} is a {type(v).__name__}, not JSON-serialisable")
 
 
-def _brief(v):
-    """Readable text for a recorded value: scalars in full, containers by size (the JSON keeps everything)."""
-    if isinstance(v, list):
-        return f"[{len(v)} items]"
-    if isinstance(v, dict):
-        return f"{{{len(v)} keys}}"
-    return repr(v)
-
-
-def record(**values):
-    """Show ``values`` in the notebook and merge them into results.json; returns the JSON-ready dict."""
+def record(to, /, **values):
+    """Show ``values`` in the notebook (one output that ``read_notebook_records`` reads back) and merge them into
+    ``to``/results.json (``to`` None: the executed notebook alone keeps them); returns the JSON-ready dict."""
     values = {k: _jsonable(v, k) for k, v in values.items()}
-    text = "closekit.record: " + ", ".join(f"{k}={_brief(v)}" for k, v in values.items())
+    path = None if to is None else Path(to) / RESULTS
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_json(path, {**(json.loads(path.read_text()) if path.exists() else {}), **values})
     try:
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:
         get_ipython = lambda: None  # noqa: E731
     if get_ipython() is not None:
+        text = f"results recorded in {path}" if path else "results recorded in this notebook"
         display({MIME: values, "text/plain": text}, raw=True)
-    else:
-        print(text)
-    path = Path(os.environ.get("CLOSEKIT_RECORD_DIR") or ".") / RESULTS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_json(path, {**(json.loads(path.read_text()) if path.exists() else {}), **values})
     return values
 
 

@@ -14,22 +14,17 @@
 # ---
 
 # %% [markdown]
-# # Compare runs of `nb201.ipynb`
-#
-# Reads the results that `closekit batch notebooks/nb201.ipynb params/nb201/*.yaml --out DIR` recorded
-# (`closekit.read_results`) and puts the configurations side by side. It leads with the headline: how well each
-# configuration ranks the architectures (mean ± std over the runs that differ only in `seed`), next to the best
-# Kendall τ the ground truth itself allows and its seed-to-seed agreement; then the ranking metrics and the
-# one-shot scores per configuration as figures; then the full table of every recorded metric and the runs.
+# # Compare the runs of a batch
+# The configurations side by side, headline first (ranking quality per configuration, mean ± std over the runs that
+# differ only in `seed`, next to the ground truth's ceilings), then figures, then every recorded metric and run. A
+# configuration is the supernet plus every config key that differs between the runs but `seed` and `out_dir`.
 
 # %% tags=["parameters"]
-batch_dir: str = "runs/batch"  # a `closekit batch --out` directory (or any directory of executed nb201 notebooks)
-
-# %% [markdown]
-# A configuration is the supernet plus every config key that differs between the runs, except `seed` and
-# `out_dir`; runs of one configuration are seeds of it.
+batch_dir: str = "runs/batch"  # a `closekit batch --out` directory (or any directory of executed run notebooks)
 
 # %%
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -43,8 +38,11 @@ CEILINGS = {"truth_best_kendall": ("best reachable τ", "-"),   # ground-truth c
 
 results = closekit.read_results(batch_dir)
 if "config" not in results or results["config"].isna().all():
-    raise ValueError(f"no recorded nb201 results under {batch_dir!r}; run closekit batch notebooks/nb201.ipynb first")
+    raise ValueError(f"no recorded run results under {batch_dir!r}; run closekit batch notebooks/<space>.ipynb first")
 runs = results[results["config"].notna()].copy()
+notebooks = sorted({p.name for r in runs["run"] for p in
+                    ([Path(r)] if r.endswith(".ipynb") else Path(r).glob("*.ipynb")) if p.suffix == ".ipynb"})
+spaces = sorted({c["space"] for c in runs["config"]})
 configs = pd.DataFrame(list(runs["config"]), index=runs.index).drop(columns=["seed", "out_dir"], errors="ignore")
 varying = [k for k in configs if k != "supernet" and configs[k].map(str).nunique() > 1]
 runs["config_name"] = [" ".join([c["supernet"], *(f"{k}={c[k]}" for k in varying)]) for _, c in configs.iterrows()]
@@ -63,11 +61,13 @@ def mean_std(cols, spec=".4g"):
                              for a, s in zip(table[f"{m}_mean"], table[f"{m}_std"])] for m in cols}, index=table.index)
 
 
+def plural(k, word):
+    """'1 run', '2 runs'."""
+    return f"{k} {word}{'' if k == 1 else 's'}"
+
+
 # %% [markdown]
 # ## Headline
-# Ranking quality per configuration (Kendall τ, Spearman ρ, P@top5%, best true rank among the predicted top 5%
-# relative to the number of architectures; mean ± std over seeds). The ground truth's ceilings are shown once
-# when every run recorded the same ones, else as columns.
 
 # %%
 ceilings = {k: float(runs[k].iloc[0]) for k in CEILINGS     # shown once when every run recorded the same value
@@ -77,8 +77,10 @@ differ = [k for k in CEILINGS if k in runs and runs[k].notna().any() and k not i
 head = table[["runs"]].join(mean_std((ranked or ["oneshot_acc_mean"]) + differ, ".3g"))
 truths = ", ".join(f"`{t}`" for t in runs["truth"].dropna().unique()) if "truth" in runs else ""
 note = ", ".join(f"{CEILINGS[k][0]} = {v:.3f}" for k, v in ceilings.items())
-display(Markdown(f"**{len(table)} configuration(s)**, {len(runs)} runs with recorded results ({len(results)} in "
-                 f"`{batch_dir}`), ranked against {truths or 'no ground truth'}"
+display(Markdown(f"Runs of {', '.join(f'`{nb}`' for nb in notebooks) or 'run notebooks'} on "
+                 f"{', '.join(spaces)}: **{plural(len(table), 'configuration')}**, {plural(len(runs), 'run')} "
+                 f"with recorded results ({len(results)} in `{batch_dir}`), ranked against "
+                 f"{truths or 'no ground truth'}"
                  + (f"; ground-truth ceilings: {note}" if note else "")))
 head
 
@@ -120,4 +122,4 @@ display(table[["runs", "seeds"]].join(mean_std(metric_cols)))
 display(results[["run", "status"]])
 
 # %%
-recorded = closekit.record(compare_table=table.reset_index(), truth_ceilings=ceilings)
+recorded = closekit.record(None, compare_table=table.reset_index(), truth_ceilings=ceilings)   # kept in this notebook

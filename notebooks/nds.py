@@ -13,215 +13,64 @@
 #     name: python3
 # ---
 
-# %% [markdown]
-# # CLOSE on NDS ResNet / ResNeXt-A: train a supernet, score configurations, rank them
-#
-# **CLOSE** (Zhou et al., ECCV 2022) on the NDS design spaces (Radosavovic et al., ICCV 2019) has no cell graph
-# and no GATE: each stage runs an unshared first block, then one bank block per depth position, and a
-# **position -> block table** shared by the three stages says which. It starts with all positions on few blocks
-# and each curriculum level splits one group of contiguous positions in two (the new block inherits the split
-# one's weights: WIT), so configurations share less as training goes on. The vanilla supernet has one block per
-# position. One block runs per position either way, so CLOSE costs what vanilla costs.
-#
-# This notebook runs one configuration end to end (`space` = `nds-resnet` or `nds-resnexta`): it trains the
-# supernet, scores the configured architectures with the shared weights, ranks them against a ground truth when
-# `truth` is set, and plots the scores, the training trajectory, the position -> block table per curriculum level
-# and the one-shot score against parameters and FLOPs. Parameters default to `closekit.RunConfig`'s but for the
-# space, stem width, ground truth and output (every params file sets those): run many with
-# `closekit batch notebooks/nds.ipynb params/nds/resnet-mini-*.yaml --out runs/batch`.
-
 # %% tags=["parameters"]
+# The RunConfig keys this space's params files set (any other key: RunConfig's default). A key some file leaves
+# out defaults to RunConfig's value, so that a params file means here what it means to `closekit train`.
 # data
 space: str = "nds-resnet"  # nds-resnet | nds-resnexta
 dataset: str = "embedded"  # embedded | fashion-mnist | cifar10 | synthetic
 data_dir: "Optional[str]" = None  # dataset files (None: the dataset's default place)
 download: bool = False  # torchvision download for cifar10
 image_size: "Optional[int]" = 12  # input resolution (None: native)
-channels: "Optional[int]" = None  # input channels (None: native; 3 repeats a grey channel)
 train_portion: float = 0.8  # first part of the training set trains the supernet, the rest scores (< 1)
 train_limit: "Optional[int]" = None  # keep only the first n training images (None: all)
-augment: bool = True  # random crop + flip on training batches
 # supernet
-supernet: str = "close"  # vanilla (one block per edge, fixed router) | close (GLOW bank + GATE)
+supernet: str = "close"  # vanilla (one block per position) | close (shared blocks, split table grown by the curriculum)
 channels_init: int = 2  # stem width; every width scales by channels_init / 16 (16: the reference)
-cells_per_stage: int = 2  # unused by NDS (depths are architecture decisions)
-dropout: float = 0.1  # dropout before the classifier
-# CLOSE sharing (ignored by vanilla)
+# CLOSE sharing: the position -> block split table (ignored by vanilla)
 num_blocks: int = 5  # CLOSE: shared blocks per stage (reference 17 ResNet, 13 ResNeXt-A, at most the positions)
-cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each GLOW block becomes active (sorted, starts at 1)
-router: str = "node"  # node (node-level GATE) | arch (arch-level GATE) | random (one-hot ablation)
-gumbel_temperature: float = 5.0  # GATE Gumbel-softmax temperature
-gates_op_dim: int = 48  # GATES op embedding size
-gates_node_dim: int = 48  # GATES node embedding size
-gates_hidden: int = 96  # GATES hidden size
-gates_gcn_dims: list = [128, 128, 128, 128, 128]  # GATES graph-convolution layer sizes
-mlp_hidden: list = [200, 200, 200]  # GATE MLP hidden sizes
-mlp_dropout: float = 0.1  # GATE MLP dropout
-mlp_growth: str = "inherit"  # inherit (new row gets the parent row added) | only_last | full (re-init)
-mlp_parent: str = "prev"  # inherited MLP row: prev (previous block, reference) | wit (the WIT parent)
-wit_from: str = "prev"  # WIT parent: prev (previous block) | random (a random earlier block)
+cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each block becomes active
 cl_criteria: str = "pre"  # NDS split table: pre (shallowest long group, reference) | max (longest group)
 wit_buffers: bool = True  # NDS WIT sums BN running stats too (reference) | false: parameters only
-head_norm: str = "none"  # NDS: pooled features to the FC as they are (reference) | mean: centred first
-gate_forward: "Optional[str]" = None  # all (reference) | others_no_grad (None: this; same updates, less work) | selected
-aw_nas_compat: bool = False  # reproduce the reference's orphaned GATE params and level-1 GATE decay
-keep_zero_grads: bool = False  # torch-1.x zero_grad as the reference ran: every param once used gets decay + momentum each step
-gate_lr_scale: float = 1.0  # GATE learning rate: lr times this (reference: 1)
-gate_weight_decay: "Optional[float]" = None  # GATE weight decay (None: weight_decay, as the reference)
-gate_embed_norm: str = "none"  # GATE node embeddings before the MLP: none (reference) | layernorm | l2
-gate_gcn_init: str = "uniform"  # GATE GCN weights: uniform U(+-1/sqrt(out)) (reference) | norm_preserving
-gate_edge_op: bool = False  # node-level GATE MLP also sees the edge's own op, one-hot (needs router: node)
+gate_forward: "Optional[str]" = None  # None: NDS has no GATE (any other value is refused)
 # optimisation
-epochs: int = 30  # supernet training epochs
-batch_size: int = 256  # training batch size
+epochs: int = 20  # supernet training epochs
+batch_size: int = 128  # training batch size
 lr: float = 0.05  # SGD learning rate (also after each SRT restart)
 momentum: float = 0.9  # SGD momentum
-weight_decay: float = 0.0005  # SGD weight decay
-grad_clip: "Optional[float]" = 5.0  # gradient-norm clipping (None: off)
+weight_decay: float = 5e-05  # SGD weight decay
+grad_clip: "Optional[float]" = None  # gradient-norm clipping (None: off)
 plateau_factor: float = 0.5  # ReduceLROnPlateau factor
 plateau_patience: int = 3  # ReduceLROnPlateau patience in epochs
-srt_epochs: list = [13]  # epochs at which the learning rate restarts (SRT)
+srt_epochs: list = [9]  # epochs at which the learning rate restarts (SRT)
 seed: int = 20  # training seed
-device: str = "auto"  # auto | cpu | cuda | cuda:N
-deterministic: bool = False  # deterministic GPU kernels (bitwise-exact resume on cuda, slower)
 save_every: int = 5  # checkpoint period in epochs (the last epoch is always saved)
 # scoring
 archs: str = "truth"  # architectures to score: all | valid | sample:N | truth | a text file of arch strings
-arch_seed: int = 0  # seed of sample:N
-eval_routing: str = "argmax"  # argmax (deterministic) | gumbel (reference: sampled, seeded)
 eval_seed: int = 123  # seed of gumbel routing at evaluation
 bn_mode: str = "batch"  # batch statistics (reference) | recalibrate running statistics
-recal_batches: int = 10  # training batches per architecture for bn_mode recalibrate
 eval_batch_size: int = 256  # scoring batch size
 eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (None: all)
-eval_every: int = 0  # probe-score eval_every_archs architectures every n epochs (0: never)
-eval_every_archs: int = 50  # probe architectures (a seeded sample, arch_seed, of the scored ones); also block usage
 # ground truth and output
 truth: "Optional[str]" = "mini-nds-resnet"  # ground truth: shipped mini-nds-resnet, CSV (arch, acc), minibench dir, NDS JSON / aw_nas .pkl
 out_dir: str = "runs/nds-resnet-mini-close"  # run directory: checkpoint (resumed when present), results.json
-
-# %% [markdown]
-# ## The run
-# Every parameter above goes through `closekit.RunConfig` (unknown values and wrong types are refused), then
-# `closekit.run` trains (one log line per epoch; curriculum events and SRT restarts as they happen), scores the
-# configured architectures with the shared weights and ranks them against the ground truth. The checkpoint goes
-# to `out_dir` and a rerun resumes from it (a finished run with other scoring keys is re-scored, not retrained);
-# `out_dir/snapshots/` keeps the net at the last epoch of every curriculum level for
-# `notebooks/gate_explorer.ipynb`.
+record_dir: "Optional[str]" = None  # results.json here (None: closekit batch's job directory, else out_dir)
 
 # %%
-import dataclasses
-import os
+from closekit import report, run
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-from IPython.display import Markdown, display
-
-import closekit
-from closekit import plots
-from closekit.metrics import by_k, headline
-
-cfg = closekit.RunConfig.from_dict({f.name: globals()[f.name] for f in dataclasses.fields(closekit.RunConfig)})
-os.environ.setdefault("CLOSEKIT_RECORD_DIR", cfg.out_dir)  # results.json: the batch job dir, else out_dir
-result = closekit.run(cfg)
-metrics, scores, truth_df = result.metrics, result.scores, result.truth
+log = report.Log()                                # the live training log, then the headline in its place
+result = run(report.config(globals()), log=log)
+report.headline(result, log)
 
 # %% [markdown]
-# ## Result
-# How well the one-shot scores rank the architectures against the ground truth, next to the best Kendall τ the
-# ground truth itself allows (its seed mean against the noise-free ranking) and its seed-to-seed agreement.
+# **What ran.** CLOSE (Zhou et al., ECCV 2022) on the NDS design spaces (Radosavovic et al., ICCV 2019; `space`:
+# `nds-resnet` or `nds-resnexta`): no cell graph and no GATE. Each stage runs an unshared first block, then one
+# shared block per depth position, and a position -> block table (the same in the three stages) says which; each
+# curriculum level splits one group of contiguous positions in two (WIT from the split block). One block runs per
+# position either way, so CLOSE costs what vanilla costs. One params file by hand (results next to its run):
+# `papermill notebooks/nds.ipynb runs/x/nds.ipynb -f params/nds/resnet-mini-close.yaml -p out_dir runs/x`; many:
+# `closekit batch notebooks/nds.ipynb params/nds/resnet-mini-*.yaml --out runs/batch`, then `compare.ipynb`.
 
 # %%
-if truth_df is not None:
-    head = headline(metrics)
-    display(Markdown(f"**{cfg.supernet}** on {cfg.space}, {metrics['n']} architectures vs `{metrics['truth']}`: "
-                     + ", ".join(f"{k} = {v:.3f}" for k, v in head.items() if k != "n")))
-    scores["truth_acc"] = scores["arch"].map(truth_df.set_index("arch")["acc"])
-else:
-    display(Markdown("No ground truth configured (`truth: None`): no ranking metrics, only the score summary. "
-                     "Set `truth` to a CSV (`arch,acc`), a `closekit truth build` directory or an official file."))
-    display(pd.Series({k: metrics[k] for k in metrics if k.startswith("oneshot")}).to_frame("value"))
-
-# %% [markdown]
-# One-shot accuracy against ground-truth accuracy.
-
-# %%
-if truth_df is not None:
-    fig = plots.score_vs_truth(scores, truth_df, metrics)
-    display(fig)
-    plt.close(fig)
-else:
-    print("no ground truth: no score-vs-truth figure")
-
-# %% [markdown]
-# Training trajectory: loss and accuracy of the sampled architectures per epoch (probe scores when
-# `eval_every` > 0); dashed lines mark curriculum levels, dotted lines SRT restarts.
-
-# %%
-fig = plots.trajectory(result.history, cfg.srt_epochs)
-display(fig)
-plt.close(fig)
-
-# %% [markdown]
-# The position -> block table at the last epoch of every curriculum level (CLOSE only): row = level, column =
-# block position after a stage's first block, colour and number = the bank block (the same table in all three
-# stages). Each level splits one group of contiguous positions; the reference's `pre` criterion gives the
-# shallow positions, which every configuration uses, their own blocks first.
-
-# %%
-if cfg.supernet == "close":
-    stage1 = result.usage[result.usage["position"].str.startswith("s1.") & (result.usage["count"] > 0)]
-    table = stage1.sort_values("count").drop_duplicates(["level", "slot"], keep="last")
-    table = table.pivot(index="level", columns="slot", values="block").sort_index()
-    fig, ax = plt.subplots(figsize=(0.32 * table.shape[1] + 2, 0.4 * len(table) + 1.2))
-    ax.imshow(table.to_numpy(), cmap="tab20", vmin=0, vmax=19, aspect="auto")
-    for (i, j), b in np.ndenumerate(table.to_numpy()):
-        ax.text(j, i, int(b), ha="center", va="center", fontsize=7)
-    ax.set(xticks=range(table.shape[1]), xticklabels=[str(s + 1) for s in table.columns], yticks=range(len(table)),
-           yticklabels=table.index, xlabel="block position", ylabel="curriculum level")
-    ax.set_title("position -> block table per level", fontsize=9)
-    fig.tight_layout()
-    display(fig)
-    plt.close(fig)
-else:
-    print("vanilla supernet: position p always uses its own block p")
-
-# %% [markdown]
-# One-shot accuracy against the stand-alone network's parameters and FLOPs (reference scale, 32x32, pycls
-# counting): how much of the ranking is size alone.
-
-# %%
-cx = pd.DataFrame([result.space.complexity(a) for a in scores["arch"]], columns=["params", "flops"])
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-for ax, col in zip(axes, ["params", "flops"]):
-    ax.scatter(cx[col], scores["acc"], s=12, alpha=0.7)
-    ax.set(xscale="log", xlabel=f"stand-alone {col}")
-axes[0].set_ylabel("one-shot accuracy")
-fig.tight_layout()
-display(fig)
-plt.close(fig)
-
-# %% [markdown]
-# ## Details
-# Ranking metrics at every K (P@top/bottom-K, Kendall τ within the predicted top/bottom K, best/worst true rank
-# among the predicted top K), the score summary, the ten best architectures by one-shot score, and the
-# configuration keys that differ from the defaults.
-
-# %%
-if truth_df is not None:
-    display(by_k(metrics).round(3))
-summary = {k: v for k, v in metrics.items() if "@" not in k and k not in ("n",)}
-display(pd.Series(summary, name="value").to_frame())
-display(scores.sort_values(["acc", "loss"], ascending=[True, False]).tail(10)[::-1])
-defaults = closekit.RunConfig().to_dict()
-print("config (non-default keys):", {k: v for k, v in cfg.to_dict().items() if v != defaults[k]} or "all defaults")
-
-# %% [markdown]
-# Everything above, recorded for `closekit.read_results` / `compare.ipynb`: the flat metrics (score summary,
-# ranking metrics, ground-truth ceilings), the config, the history, the block usage and the per-architecture
-# scores.
-
-# %%
-recorded = closekit.record(**metrics, config=cfg.to_dict(), history=result.history, block_usage=result.usage,
-                           scores=scores)
+report.body(result, log, record_dir)              # figures, details, the log; results.json (see record_dir)

@@ -94,8 +94,8 @@ display(fig)
 plt.close(fig)
 
 # %% [markdown]
-# Recorded for `closekit.read_results`: each strategy's report and history.
+# Recorded in this notebook for `closekit.read_results`: each strategy's report and history.
 
 # %%
-recorded = closekit.record(search={s: r for s, (_, r) in runs.items()},
+recorded = closekit.record(None, search={s: r for s, (_, r) in runs.items()},
                            history={s: res_.history for s, (res_, _) in runs.items()}, **report)

@@ -16,43 +16,42 @@ JOB_NB = Path(__file__).parent / "notebooks" / "job.ipynb"
 
 @pytest.fixture
 def rundir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLOSEKIT_RECORD_DIR", str(tmp_path))
-    return tmp_path
+    monkeypatch.chdir(tmp_path)                                    # nothing may land in the current directory
+    monkeypatch.setenv("CLOSEKIT_RECORD_DIR", str(tmp_path / "env"))   # nor where an environment variable says
+    return tmp_path / "dest"
 
 
-def test_record_outside_notebook_merges_results(rundir, capsys):
-    record(a=1, b=np.float32(0.5), arr=np.arange(3), nan=float("nan"))
-    out = record(b=2, s=pd.Series([1.5, 2.5], index=["x", "y"]), df=pd.DataFrame({"k": [1, 2]}),
+def test_record_merges_results_where_it_is_told(rundir, tmp_path):
+    record(rundir, a=1, b=np.float32(0.5), arr=np.arange(3), nan=float("nan"))
+    out = record(rundir, b=2, s=pd.Series([1.5, 2.5], index=["x", "y"]), df=pd.DataFrame({"k": [1, 2]}),
                  nested={"t": (np.int64(3), "u")})
-    assert "closekit.record: b=2" in capsys.readouterr().out
     assert out["s"] == {"x": 1.5, "y": 2.5}
     got = json.loads((rundir / "results.json").read_text())
     assert got == {"a": 1, "b": 2, "arr": [0, 1, 2], "nan": None, "s": {"x": 1.5, "y": 2.5},
                    "df": [{"k": 1}, {"k": 2}], "nested": {"t": [3, "u"]}}
-    assert isinstance(got["a"], int) and [p.name for p in rundir.iterdir()] == ["results.json"]
+    assert isinstance(got["a"], int) and sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
+    assert [p.name for p in rundir.iterdir()] == ["results.json"]
 
 
-def test_record_cwd_when_no_env(tmp_path, monkeypatch):
-    monkeypatch.delenv("CLOSEKIT_RECORD_DIR", raising=False)
-    monkeypatch.chdir(tmp_path)
-    record(x=1)
-    assert json.loads((tmp_path / "results.json").read_text()) == {"x": 1}
+def test_record_to_none_writes_no_file(rundir, tmp_path):
+    assert record(None, x=np.int64(1)) == {"x": 1}
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_record_refuses_unserialisable(rundir):
     with pytest.raises(TypeError, match="'bad'"):
-        record(ok=1, bad=object())
+        record(rundir, ok=1, bad=object())
     assert not (rundir / "results.json").exists()
 
 
 def test_record_write_is_atomic(rundir, monkeypatch):
-    record(a=1)
+    record(rundir, a=1)
 
     def broken(*a):
         raise OSError("disk full")
     monkeypatch.setattr(os, "replace", broken)
     with pytest.raises(OSError):
-        record(a=2)
+        record(rundir, a=2)
     assert json.loads((rundir / "results.json").read_text()) == {"a": 1}
     assert [p.name for p in rundir.iterdir()] == ["results.json"]  # no temp file left behind
 
@@ -92,6 +91,7 @@ def test_read_results_joins_params_and_records(tmp_path):
     assert df["run"].tolist() == [str(run), str(loose)] and df["acc"].tolist() == [0.9, 1.0]
 
 
+@pytest.mark.slow
 def test_record_through_papermill(tmp_path, monkeypatch):
     import papermill as pm
     monkeypatch.delenv("CLOSEKIT_RECORD_DIR", raising=False)
