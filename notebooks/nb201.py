@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,13 +25,14 @@ image_size: "Optional[int]" = 12  # input resolution (None: native)
 train_portion: float = 0.8  # first part of the training set trains the supernet, the rest scores (< 1)
 train_limit: "Optional[int]" = None  # keep only the first n training images (None: all)
 # supernet
-supernet: str = "close"  # vanilla (one block per edge, fixed router) | close (GLOW bank + GATE)
+supernet: str = "close"  # vanilla (one own block per edge) | close (a bank of GLOW blocks and a router)
 channels_init: int = 8  # C: cell channels of the first stage (then 2C, 4C)
 cells_per_stage: int = 2  # N: cells per stage
 # CLOSE sharing (ignored by vanilla)
 num_blocks: int = 5  # GLOW blocks per cell
 cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each GLOW block becomes active (sorted, starts at 1)
-router: str = "node"  # node (node-level GATE) | arch (arch-level GATE) | random (one-hot ablation)
+router: str = "auto"  # auto (the GATE) | gate | random | oneblock | fewshot (closekit.sharing.ROUTERS)
+fewshot_edge: int = 0  # few-shot router: the edge whose op picks the sub-supernet
 gates_gcn_dims: list = [128, 128, 128, 128, 128]  # GATES graph-convolution layer sizes
 mlp_hidden: list = [200, 200, 200]  # GATE MLP hidden sizes
 mlp_growth: str = "inherit"  # inherit (new row gets the parent row added) | only_last | full (re-init)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -32,7 +32,6 @@ dropout: float = 0.1  # dropout before the classifier
 # CLOSE sharing (ignored by vanilla)
 num_blocks: int = 5  # GLOW blocks per cell
 cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each GLOW block becomes active (sorted, starts at 1)
-router: str = "node"  # node (node-level GATE) | arch (arch-level GATE) | random (one-hot ablation)
 gates_op_dim: int = 48  # GATES op embedding size
 gates_node_dim: int = 48  # GATES node embedding size
 gates_hidden: int = 96  # GATES hidden size
