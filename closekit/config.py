@@ -212,6 +212,8 @@ class RunConfig(YamlConfig):
     # ground truth and output
     truth: str | None = "mini-nb201"   # closekit.groundtruth.load spec: shipped name, CSV, minibench dir, official file
     out_dir: str = "runs/nb201-mini-close"
+    tensorboard: bool | str = False    # TensorBoard scalars: true (<out_dir>/tensorboard) | DIR (DIR/<run name>, one
+                                       # log dir for a batch: pass an absolute path) | false
 
     def __post_init__(self):
         self._check_types()

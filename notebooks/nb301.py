@@ -102,6 +102,7 @@ eval_every_archs: int = 50  # probe architectures (a seeded sample, arch_seed, o
 # ground truth and output
 truth: "Optional[str]" = "mini-nb301"  # ground truth: shipped name, CSV (arch, acc), minibench dir or official file
 out_dir: str = "runs/nb301-mini-close"  # run directory: checkpoint (resumed when present), results.json
+tensorboard: "Union[bool, str]" = False  # TensorBoard scalars: true (out_dir/tensorboard) | DIR (DIR/<run name>)
 
 # %% [markdown]
 # ## The run

@@ -99,6 +99,7 @@ eval_every_archs: int = 50  # probe architectures (a seeded sample, arch_seed, o
 # ground truth and output
 truth: "Optional[str]" = "mini-nds-resnet"  # ground truth: shipped mini-nds-resnet, CSV (arch, acc), minibench dir, NDS JSON / aw_nas .pkl
 out_dir: str = "runs/nds-resnet-mini-close"  # run directory: checkpoint (resumed when present), results.json
+tensorboard: "Union[bool, str]" = False  # TensorBoard scalars: true (out_dir/tensorboard) | DIR (DIR/<run name>)
 
 # %% [markdown]
 # ## The run
