@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 
 SUBDIR = "tensorboard"                     # tensorboard: true -> <run dir>/tensorboard
-TAGS = {"train_loss": "train/loss", "train_acc": "train/accuracy", "lr": "train/learning_rate",
-        "level": "curriculum/level", "probe_kendall": "probe/kendall", "probe_acc_mean": "probe/accuracy_mean",
-        "seconds": "time/epoch_seconds"}   # history column -> TensorBoard tag; other numeric columns go to history/
+TAGS = {"train_loss": "epoch/train_loss", "train_acc": "epoch/train_accuracy", "lr": "epoch/learning_rate",
+        "level": "epoch/curriculum_level", "probe_kendall": "epoch/probe_kendall",
+        "probe_acc_mean": "epoch/probe_accuracy_mean"}   # history column -> tag; other numbers go to epoch/<column>
+USAGE_TAG = "sharing/block{}"              # a block's share of the probe's routed slots at each level end
 
 
 def log_dir(setting, out_dir):
@@ -58,18 +59,19 @@ class TensorBoard:
                 continue
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self.writer.add_scalar(TAGS.get(key, f"history/{key}"), value, row["epoch"])
+                    self.writer.add_scalar(TAGS.get(key, f"epoch/{key}"), value, row["epoch"])
             self.written.add(row["epoch"])
         usages = self.probe.usages if self.probe is not None else []
         for table in usages[self.usages_written:]:
             counts = table.groupby("block")["count"].sum()
             for block, share in (counts / counts.sum()).items():
-                self.writer.add_scalar(f"block_usage/block{int(block)}", float(share), trainer.epoch)
+                self.writer.add_scalar(USAGE_TAG.format(int(block)), float(share), trainer.epoch)
         self.usages_written = len(usages)
         self.writer.flush()
 
 
 def callbacks(cfg, out_dir, probe=None):
-    """The run's tracking callbacks: [] when ``cfg.tensorboard`` is off, else one ``TensorBoard``."""
+    """The run's tracking callbacks: [] when ``cfg.tensorboard`` is off, else one ``TensorBoard`` (block usage for
+    shared banks only: vanilla's blocks are its edges, each used by every architecture)."""
     directory = log_dir(cfg.tensorboard, out_dir)
-    return [TensorBoard(directory, probe)] if directory else []
+    return [TensorBoard(directory, probe if cfg.supernet != "vanilla" else None)] if directory else []

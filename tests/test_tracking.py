@@ -48,16 +48,18 @@ def test_run_writes_history_and_block_usage(tmp_path, monkeypatch):
     for supernet, res in result.items():
         got = scalars(logdir / f"smoke-{supernet}")
         hist = res.history
-        for column, tag in [("train_loss", "train/loss"), ("train_acc", "train/accuracy"),
-                            ("lr", "train/learning_rate"), ("level", "curriculum/level"),
-                            ("probe_kendall", "probe/kendall")]:
+        for column, tag in [("train_loss", "epoch/train_loss"), ("train_acc", "epoch/train_accuracy"),
+                            ("lr", "epoch/learning_rate"), ("level", "epoch/curriculum_level"),
+                            ("probe_kendall", "epoch/probe_kendall")]:
             assert [s for s, _ in got[tag]] == [1, 2, 3]                     # every epoch, the last one included
             assert [v for _, v in got[tag]] == pytest.approx(hist[column].tolist(), rel=1e-6)
+    assert not any(tag.startswith("sharing/") for tag in scalars(logdir / "smoke-vanilla"))
     close = scalars(logdir / "smoke-close")
-    assert [v for _, v in close["curriculum/level"]] == [1, 2, 2]
-    usage = pd.DataFrame([(tag, s, v) for tag, pts in close.items() if tag.startswith("block_usage/")
+    assert [v for _, v in close["epoch/curriculum_level"]] == [1, 2, 2]
+    usage = pd.DataFrame([(tag, s, v) for tag, pts in close.items() if tag.startswith("sharing/")
                           for s, v in pts], columns=["tag", "step", "share"])
-    assert set(usage["tag"]) == {"block_usage/block0", "block_usage/block1"}
+    assert set(usage["tag"]) == {"sharing/block0", "sharing/block1"}
+    assert sorted(usage["step"].unique()) == [1, 3]                        # level ends: epoch 1 (L=1), 3 (final)
     assert usage.groupby("step")["share"].sum().tolist() == pytest.approx([1.0] * usage["step"].nunique())
 
 
