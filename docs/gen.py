@@ -70,12 +70,21 @@ def tutorials():
     from papermill.parameterize import parameterize_notebook
     for page, (notebook, params) in TUTORIALS.items():
         nb = load_notebook_node(str(ROOT / "notebooks" / f"{notebook}.ipynb"))
-        if isinstance(params, str):
-            params = yaml.safe_load((ROOT / params).read_text())
-        nb = parameterize_notebook(nb, params, kernel_name="python3", language="python")
+        values = yaml.safe_load((ROOT / params).read_text()) if isinstance(params, str) else params
+        nb = parameterize_notebook(nb, values, kernel_name="python3", language="python")
         nb.metadata.pop("papermill", None)                 # its timestamps would defeat the cache
+        title = next(c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# "))
+        title.source = "#" + title.source                  # under the page's own title
         for cell in nb.cells:
             cell.metadata.pop("papermill", None)
+            if "parameters" in cell.metadata.get("tags", []):
+                cell.metadata.tags.append("hide-input")    # every default: long, one click away
+        where = params if isinstance(params, str) else ", ".join(f"{k}={v}" for k, v in params.items())
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+            f"# Tutorial: {page}\n\n`notebooks/{notebook}.ipynb` executed when the site was built, on `{where}` "
+            "(seconds to a minute on a CPU; the mini and paper params are the same notebook at larger scale)."))
+        for i, cell in enumerate(nb.cells):
+            cell.id = f"cell-{i}"                          # stable ids: an unchanged page is not rewritten
         write(OUT / "tutorials" / f"{page}.ipynb", nbformat.writes(nb))
 
 
@@ -106,14 +115,14 @@ def config_reference():
         if f.name in CHOICES:
             doc += f" (one of: {', '.join(map(str, CHOICES[f.name]))})"
         rows.append((f.metadata.get("group", group), f.name, str(f.type), repr(f.default),
-                     doc, f.metadata.get("spaces", "all")))
+                     doc, f.metadata.get("spaces", "")))
     cell = lambda s: str(s).replace("|", "\\|")
     lines = ["# Config reference", "",
              "Generated from `closekit.RunConfig` by `docs/gen.py` at build time: every key a params file, "
              "`--set KEY=VALUE` or a notebook's parameters cell takes. Unknown keys and wrong types are refused in "
              "one line.", ""]
     for group in dict.fromkeys(r[0] for r in rows):
-        lines += [f"## {group or 'other'}", "", "| key | type | default | spaces | doc |", "|---|---|---|---|---|"]
+        lines += [f"## {group or 'other'}", "", "| key | type | default | only for spaces | doc |", "|---|---|---|---|---|"]
         lines += [f"| `{k}` | `{cell(t)}` | `{cell(d)}` | {cell(s)} | {cell(doc)} |"
                   for g, k, t, d, doc, s in rows if g == group]
         lines.append("")
@@ -136,17 +145,19 @@ def mean_sd(values):
 
 
 def ranking_table(csv):
-    """One markdown table from a bench/ranking.py CSV: per variant the seeds, metric mean ± sd, train s, code."""
+    """One markdown table from a bench/ranking.py CSV (per variant: seeds, metric mean ± sd, train s, code
+    version) and the ground truths it was ranked against."""
     df = pd.read_csv(csv)
-    lines = ["| variant | seeds | " + " | ".join(METRICS) + " | train s/run | code version | truth |",
-             "|---" * (len(METRICS) + 5) + "|"]
+    keys = ["code_version", "truth_key"]      # a re-scored row ('X, scored ...') has them from its run's row
+    df[keys] = df.groupby("seed")[keys].ffill()
+    lines = ["| variant | seeds | " + " | ".join(METRICS) + " | train s/run | code version |",
+             "|---" * (len(METRICS) + 4) + "|"]
     for variant, g in df.groupby("variant", sort=False):
         seeds = " ".join(str(s) for s in sorted(g["seed"]))
-        code = ", ".join(sorted({str(c)[:8] for c in g["code_version"]}))
-        truth = ", ".join(sorted({str(t) for t in g["truth_key"].dropna()})) or "not recorded"
+        code = ", ".join(sorted({str(c)[:8] for c in g["code_version"].dropna()})) or "not recorded"
         lines.append(f"| {variant} | {seeds} | " + " | ".join(mean_sd(g[m]) for m in METRICS)
-                     + f" | {g['train_seconds'].mean():.0f} | `{code}` | `{truth}` |")
-    return "\n".join(lines)
+                     + f" | {g['train_seconds'].mean():.0f} | `{code}` |")
+    return "\n".join(lines), sorted({str(t) for t in df["truth_key"].dropna()})
 
 
 def results():
@@ -160,8 +171,10 @@ def results():
                  "bench; mean ± sd over the listed seeds).", ""]
         for csv in sorted(folder.glob("ranking*.csv")):
             key = f"{folder.name}/{csv.stem}"
-            lines += [f"## {csv.stem}", "", ranking_table(csv), "",
+            table, truths = ranking_table(csv)
+            lines += [f"## {csv.stem}", "", table, "",
                       f"*Command:* `{COMMANDS.get(key, 'python bench/ranking.py (see the folder README)')}`; "
+                      f"*ground truth:* {', '.join(f'`{t}`' for t in truths) or 'not recorded'}; "
                       f"*machine:* {MACHINE}; *date:* {committed(csv)}; *file:* `bench/results/{key}.csv`.", ""]
         for png in sorted(folder.glob("*.png")):
             dst = OUT / "results" / folder.name / png.name
