@@ -1,11 +1,13 @@
 """The README stays short and runnable; the docs generator covers every config key and bench table; the site builds
 with warnings as errors and a broken internal link fails it."""
 import dataclasses
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from closekit import RunConfig
@@ -45,9 +47,9 @@ def test_readme_cheap_commands_run_as_written(tmp_path):
     assert len(wanted) == 2
     bindir = Path(sys.executable).parent
     subprocess.run([bindir / "closekit", "init", str(tmp_path)], check=True, capture_output=True)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}   # this python first
     for cmd in wanted:
-        cmd = cmd.replace("closekit ", f"{bindir / 'closekit'} ", 1).replace("python ", f"{sys.executable} ", 1)
-        p = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True)
+        p = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, env=env)
         assert p.returncode == 0, f"{cmd}\n{p.stderr[-2000:]}"
         assert "kendall" in p.stdout
 
@@ -71,7 +73,7 @@ def test_results_pages_carry_command_code_machine_date(tmp_path, monkeypatch):
         section = page.split(f"## {csv.stem}\n", 1)[1].split("\n## ", 1)[0]
         assert "*Command:* `python bench/ranking.py" in section and "*machine:*" in section
         assert re.search(r"\*date:\* \d{4}-\d\d-\d\d", section)
-        codes = {str(c)[:8] for c in __import__("pandas").read_csv(csv)["code_version"].dropna()}
+        codes = {str(c)[:8] for c in pd.read_csv(csv)["code_version"].dropna()}
         assert all(c in section for c in codes)
 
 
