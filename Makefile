@@ -45,7 +45,19 @@ demo: $(VENV)/.installed
 demo-%:   # make demo-nb301, demo-nds-resnet, demo-nds-resnexta
 	$(MAKE) demo DEMO=$*
 
-.PHONY: install test demo truth slurm-deps
+# The documentation site into docs/_build/html: docs/gen.py writes the generated pages (tutorial notebooks on their
+# smoke params, the config reference, the results pages), then Sphinx builds with warnings as errors (a broken
+# internal link is one). The tutorials execute on the first build (minutes on 2 cores) and come from
+# docs/_build/.jupyter_cache after that. `make docs-html BIN=/path/to/venv/bin` builds with another environment.
+BIN ?= $(VENV)/bin
+docs: $(VENV)/.installed
+	$(MAKE) docs-html
+docs-html:
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PYTHONPATH=$(CURDIR) $(BIN)/python docs/gen.py
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PYTHONPATH=$(CURDIR) $(BIN)/python -m sphinx -W --keep-going -q -b html \
+		docs docs/_build/html
+
+.PHONY: install test demo truth slurm-deps docs docs-html
 
 # What tests/test_slurm.py needs to start its one-node SLURM cluster (Debian/Ubuntu, as root; a no-op when present).
 SLURM_PKGS ?= slurmctld slurmd slurm-client munge

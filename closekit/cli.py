@@ -181,7 +181,16 @@ def main(argv=None):
     add_batch_arguments(bt)
     add_search_arguments(sub.add_parser("search", help="random search / regularized evolution on a trained run's "
                                         "one-shot scores"))
+    ini = sub.add_parser("init", help="copy the notebooks and params files into a working directory")
+    ini.add_argument("dir", help="working directory to fill (notebooks/, params/, README.md)")
+    ini.add_argument("--force", action="store_true", help="overwrite files already there")
     args = p.parse_args(argv)
+    if args.cmd == "init":
+        from . import starter
+        try:
+            return starter.cli_run(args)
+        except (FileExistsError, FileNotFoundError) as e:
+            return _error(e)
     if args.cmd == "batch":
         return batch_cli(args)
     try:

@@ -111,7 +111,7 @@ def reference(cls=None):
 
 # keys that do not change the trained weights
 NOT_TRAINING = ("archs", "arch_seed", "eval_routing", "eval_seed", "bn_mode", "recal_batches", "eval_batch_size",
-                "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every")
+                "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every", "tensorboard")
 
 
 class YamlConfig:
@@ -245,6 +245,8 @@ class RunConfig(YamlConfig):
     truth: str | None = _key("mini-nb201", "closekit.groundtruth.load spec: shipped name, CSV, minibench dir, "
                              "official file (None: no ranking)", group="ground truth and output")
     out_dir: str = _key("runs/nb201-mini-close", "run directory (closekit train --out overrides it)")
+    tensorboard: bool | str = _key(False, "TensorBoard scalars: true (<out_dir>/tensorboard) | DIR (DIR/<run name>, "
+                                   "one log dir for a batch: pass an absolute path) | false")
 
     def __post_init__(self):
         self._check_types()

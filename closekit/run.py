@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from . import groundtruth, progress, spaces
+from . import groundtruth, progress, spaces, tracking
 from . import data as datalib
 from .checkpoint import CKPT, atomic_json, atomic_text, check_training_keys, locked, read_checkpoint, writable_dir
 from .evaluate import arch_list, evaluate_cfg, probe, score_summary
@@ -111,6 +111,7 @@ def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage
         space, data, net = build(cfg)
         hook = probe(space, archs, data, cfg, truth, usage_every_level=usage_every_level)
         callbacks = [hook, snapshots()] if keep_snapshots else [hook]
+        callbacks += tracking.callbacks(cfg, out, hook)             # tensorboard: scalars as training goes
         t0 = time.time()
         trainer, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
                                  on_epoch_end=chain(*callbacks))
