@@ -183,15 +183,16 @@ class GateExplorer:
                     w.options = list(opts)
                 w.value = value
 
+    # handlers read the widgets' values now, not change["new"]: an action queued behind the lock may be stale
     def _on_notable(self, change):
-        if not self._syncing and change["new"] != CUSTOM:
+        if not self._syncing and self.notable.value != CUSTOM:
             with self._hold():
-                self.arch.value = self.notables[change["new"]]
+                self.arch.value = self.notables[self.notable.value]
 
     def _on_arch(self, change):                 # typed by the user; render syncs the op dropdowns
         if not self._syncing:
             with self._hold():
-                self.notable.value = self._label(change["new"])
+                self.notable.value = self._label(self.arch.value)
 
     def _on_op(self, change):
         if self._syncing:
@@ -199,7 +200,7 @@ class GateExplorer:
         i = next(k for k, w in enumerate(self.ops) if w is change["owner"])
         with self._hold():
             try:
-                text = self.space.to_str(self.space.edit(self.shown, i, change["new"]))
+                text = self.space.to_str(self.space.edit(self.shown, i, change["owner"].value))
             except ValueError:                  # not an architecture of the space: back to the one drawn
                 self._set_ops(self.shown)
                 return
@@ -209,12 +210,12 @@ class GateExplorer:
     def _on_epoch(self, change):
         if not self._syncing:
             with self._hold():
-                self.level.value = int(self.ckpts["level"].iloc[change["new"]])
+                self.level.value = int(self.ckpts["level"].iloc[self.epoch.value])
 
     def _on_level(self, change):
         if not self._syncing:
             with self._hold():
-                self.epoch.value = int(self.ckpts.index[self.ckpts["level"] == change["new"]][-1])
+                self.epoch.value = int(self.ckpts.index[self.ckpts["level"] == self.level.value][-1])
 
     def _update(self, change):
         self.render(self.arch.value, self.epoch.value, self.usage.value)
