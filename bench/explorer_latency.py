@@ -33,6 +33,8 @@ WATCH = """root => { window._ex = {last: performance.now(), minH: root.getBoundi
       {subtree: true, childList: true, attributes: true, characterData: true});
   const tick = () => { window._ex.minH = Math.min(window._ex.minH, root.getBoundingClientRect().height);
                        requestAnimationFrame(tick); }; tick(); }"""
+DONE = """() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.innerText);
+  return p.length > 0 && p.every(t => /\\[\\d+\\]/.test(t)); }"""      # every cell ran: no [*] or [ ] prompt
 VIEW = """root => [...root.querySelectorAll('pre, img, table')].map(e => e.src || e.innerText).join('|')"""
 
 
@@ -95,18 +97,24 @@ def wait_idle(port, token, limit=900):
         time.sleep(1)
 
 
+def quiet(page, t0=0.0):
+    """Whether the explorer changed after ``t0`` and has been still for QUIET_MS since."""
+    now, last = page.evaluate("[performance.now(), window._ex.last]")
+    return last > t0 and now - last > QUIET_MS
+
+
 def measure(page, root, act):
-    """ms from ``act()`` to the explorer's last DOM change, and its smallest height meanwhile (px)."""
-    before = root.evaluate(VIEW)
+    """ms from ``act()`` to the explorer's last DOM change (its view changed), and its smallest height meanwhile."""
     root.evaluate(WATCH)
-    t0 = page.evaluate("performance.now()")
+    while not quiet(page, -1):                   # the previous render is over
+        time.sleep(0.05)
+    before, t0 = root.evaluate(VIEW), page.evaluate("performance.now()")
+    root.evaluate("root => { window._ex.minH = root.getBoundingClientRect().height; }")
     act()
     deadline = time.time() + TIMEOUT_MS / 1000
     while time.time() < deadline:
-        now, last, changed = page.evaluate("performance.now()"), page.evaluate("window._ex.last"), \
-            root.evaluate(VIEW) != before
-        if changed and now - last > QUIET_MS:
-            return round(last - t0), round(page.evaluate("window._ex.minH"))
+        if quiet(page, t0) and root.evaluate(VIEW) != before:
+            return round(page.evaluate("window._ex.last") - t0), round(page.evaluate("window._ex.minH"))
         time.sleep(0.05)
     return float("nan"), round(page.evaluate("window._ex.minH"))
 
@@ -133,28 +141,34 @@ def controls(page, root):
     usage = root.locator(".widget-toggle-buttons button:text-is('expected (Gumbel)')")
     if usage.count() and usage.first.is_visible():
         acts.append(("usage toggle", usage.first.click))
-    acts.append(("epoch slider again", slider("End")))
+    acts.append(("epoch slider back", slider("ArrowLeft")))
     return acts
 
 
 def run_notebook(browser, port, token, name, book, out):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors = []
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    errors, phase = [], ["open"]                 # open: the stored (executed) notebook; run: the live kernel
+    page.on("console", lambda m: errors.append(f"{phase[0]}: {m.text.splitlines()[0]}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"{phase[0]}: page error {e}"))
     page.goto(f"http://127.0.0.1:{port}/lab/tree/{book.name}?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     wait_idle(port, token)
     page.locator(".jp-Notebook").first.click()
     page.keyboard.press("Escape")
     page.get_by_role("menuitem", name="Run", exact=True).click()
+    phase[0] = "run"
     page.get_by_text("Run All Cells", exact=True).click()
     t0 = time.time()
-    time.sleep(3)
+    page.wait_for_function(f"() => !({DONE})()", timeout=30_000, polling=100)   # the run started ...
+    page.wait_for_function(DONE, timeout=900_000, polling=1000)                  # ... and every cell ran
     wait_idle(port, token)
     ready = round(time.time() - t0, 1)
     root = page.locator(".jp-OutputArea-output .widget-vbox:has(img):visible").first
-    root.wait_for(timeout=120_000)
+    try:
+        root.wait_for(timeout=120_000)
+    except Exception:
+        page.screenshot(path=out / f"{name}-failed.png", full_page=True)
+        raise
     root.scroll_into_view_if_needed()
     root.screenshot(path=out / f"{name}-0-start.png")
     rows = []
@@ -176,11 +190,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="work dir: runs, executed notebooks, screenshots")
     ap.add_argument("--archs", default="sample:100", help="the explorer's architecture set")
+    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which smoke runs")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    books = prepare(out, args.archs)
+    books = {k: v for k, v in prepare(out, args.archs).items() if k in args.runs}
     port, token = free_port(), secrets.token_hex(16)
     lab = start_lab(out, port, token)
     rows, notes = [], []

@@ -18,7 +18,7 @@ def _bend(src, dst):
     """Control-point height of the curve src -> dst: longer jumps bend further (alternating sides)."""
     if src < 2:
         return NODE_XY[src][1] * 0.6 + (0.25 if src == 0 else -0.25) * (dst - 2)
-    return 0.45 * (dst - src - 1) * (1 if (src + dst) % 2 else -1)
+    return 0.8 * (dst - src - 1) * (1 if (src + dst) % 2 else -1)
 
 
 def draw_cell(ax, cell, rows, colours, y0, name):
