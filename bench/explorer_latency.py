@@ -53,10 +53,14 @@ def prepare(out, archs):
         if not (run / "snapshots").is_dir():
             subprocess.run([BIN / "closekit", "train", ROOT / params, "--set", f"out_dir={run}"], env=env,
                            check=True, stdout=subprocess.DEVNULL)
-        books[name] = out / f"explorer-{name}.ipynb"
-        if not books[name].exists():
-            subprocess.run([BIN / "papermill", NOTEBOOK, books[name], "-p", "run_dir", str(run), "-p", "archs",
+        books[name] = book = out / f"explorer-{name}.ipynb"
+        if not book.exists():
+            subprocess.run([BIN / "papermill", NOTEBOOK, book, "-p", "run_dir", str(run), "-p", "archs",
                             archs, "--no-progress-bar"], env=env, check=True, stderr=subprocess.DEVNULL)
+            nb = json.loads(book.read_text())
+            nb["metadata"].pop("jupytext", None)     # no py twin: Lab would ask which of the two to open
+            book.write_text(json.dumps(nb))
+        book.with_suffix(".py").unlink(missing_ok=True)
     return books
 
 
@@ -150,7 +154,7 @@ def run_notebook(browser, port, token, name, book, out):
     errors, phase = [], ["open"]                 # open: the stored (executed) notebook; run: the live kernel
     page.on("console", lambda m: errors.append(f"{phase[0]}: {m.text.splitlines()[0]}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"{phase[0]}: page error {e}"))
-    page.goto(f"http://127.0.0.1:{port}/lab/tree/{book.name}?token={token}")
+    page.goto(f"http://127.0.0.1:{port}/lab/tree/{book.name}?reset&token={token}")   # reset: this notebook only
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     wait_idle(port, token)
     page.locator(".jp-Notebook").first.click()
@@ -164,11 +168,7 @@ def run_notebook(browser, port, token, name, book, out):
     wait_idle(port, token)
     ready = round(time.time() - t0, 1)
     root = page.locator(".jp-OutputArea-output .widget-vbox:has(img):visible").first
-    try:
-        root.wait_for(timeout=120_000)
-    except Exception:
-        page.screenshot(path=out / f"{name}-failed.png", full_page=True)
-        raise
+    root.wait_for(timeout=120_000)
     root.scroll_into_view_if_needed()
     root.screenshot(path=out / f"{name}-0-start.png")
     rows = []
@@ -206,6 +206,8 @@ def main():
                 try:
                     r, n = run_notebook(browser, port, token, name, book, out)
                 except Exception as e:              # the other notebook still gets measured
+                    for page in browser.contexts[0].pages if browser.contexts else ():
+                        page.screenshot(path=out / f"{name}-failed.png")
                     r, n = [], {"run": name, "ready_s": float("nan"), "console": [], "kernel_stderr": [],
                                 "failed": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
                 rows += r

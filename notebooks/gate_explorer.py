@@ -25,8 +25,8 @@
 # checkpoint (curriculum level) to the next. It knows the search space only through its protocol
 # (`closekit/spaces/base.py`): slots, drawing and notable architectures come from the space.
 #
-# `run_dir` is a run directory of `notebooks/nb201.ipynb` (its `out_dir`) or a `closekit batch` job directory; the
-# NB201 notebook leaves a snapshot at the last epoch of every curriculum level there. With `run_dir = None` the
+# `run_dir` is a run directory of any space's notebook or `closekit train` (its `out_dir`) or a `closekit batch` job
+# directory; a run leaves a snapshot at the last epoch of every curriculum level there. With `run_dir = None` the
 # notebook first trains a tiny CLOSENet (embedded data, 3 GLOW blocks) so it always has something to show.
 
 # %% tags=["parameters"]
