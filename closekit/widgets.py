@@ -71,8 +71,7 @@ class GateExplorer:
         self.ckpts = R.checkpoints(run_dir)
         self._lock, self._syncing, self.renders, self.view = threading.RLock(), False, 0, {}
         self._nets = [load_net(p)[:2] for p in self.ckpts["path"]]           # every checkpoint, loaded once
-        self.cfg = self._nets[-1][1]
-        self.space = space = spaces.get(self.cfg.space)
+        self.space = space = spaces.get(self._nets[-1][1].space)
         self.label, self.stochastic = R.describe(self._nets[-1][0])
         self.archs = arch_list(space, archs, arch_seed, truth) if isinstance(archs, str) else list(archs)
         self._one, self._png, self._heat = {}, {}, {}
@@ -120,10 +119,6 @@ class GateExplorer:
         return self.widget._repr_mimebundle_(**kw)
 
     # ---- data (cached per checkpoint) ----
-    def net(self, index):
-        """(supernet, RunConfig) of checkpoint ``index``."""
-        return self._nets[index]
-
     def routes(self, index):
         """Routing of the explorer's architecture set at checkpoint ``index`` (scoring's routing and seed)."""
         return self._routes[index]
@@ -132,16 +127,20 @@ class GateExplorer:
         """``routing.arch_table`` of one architecture (string) at checkpoint ``index``."""
         key = (name, index)
         if key not in self._one:
-            net, cfg = self.net(index)
+            net, cfg = self._nets[index]
             _put(self._one, key, R.arch_table(R.route_cfg(net, self.space, [name], cfg), self.space))
         return self._one[key]
 
-    def _figure(self, key, draw):
-        """PNG of ``draw()`` (a figure, or None), cached under ``key``."""
-        if key not in self._png:
-            fig = draw()
-            _put(self._png, key, png(fig) if fig is not None else b"")
-        return self._png[key]
+    def drawing_png(self, cell, name, index):
+        """PNG of ``space.draw`` of one architecture at checkpoint ``index`` (b"" for a space without a drawing)."""
+        if (name, index) not in self._png:
+            ck = self.ckpts.iloc[index]
+            try:
+                data = png(self.space.draw(cell, self.one(name, index), title=f"epoch {ck.epoch}, level {ck.level}"))
+            except NotImplementedError:
+                data = b""                      # the table carries the same
+            _put(self._png, (name, index), data)
+        return self._png[name, index]
 
     # ---- control syncing: one lock, one render per user action ----
     def _locked(self, fn):
@@ -246,7 +245,7 @@ class GateExplorer:
                 lines.append(f"not its isomorphism class's representative {rep}: routed and drawn as chosen, "
                              "as scoring does")
             lines += [blind] if blind else []
-            self.drawing.value = self._figure(("draw", name, index), lambda: self._draw(cell, table, ck))
+            self.drawing.value = self.drawing_png(cell, name, index)
             self.drawing.layout.display = None if self.drawing.value else "none"
             shown = self._table(table)
             use = R.usage_table(r, expected=usage == "expected")
@@ -262,12 +261,6 @@ class GateExplorer:
                          "arch_blind": blind, "text": "\n".join([*lines, line])}
             if error is not None:
                 self.view["error"] = error
-
-    def _draw(self, cell, table, ck):
-        try:
-            return self.space.draw(cell, table, title=f"epoch {ck.epoch}, level {ck.level}")
-        except NotImplementedError:
-            return None                         # a space without a drawing: the table carries the same
 
     def _table(self, table):
         """The table under the drawing: every slot with its probabilities, or a fixed router's runs of slots."""
