@@ -3,8 +3,8 @@
 Imported only when a drawing is asked for: the rest of the space needs no matplotlib.
 """
 import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..plots import block_colours
 from .nb201_arch import EDGES

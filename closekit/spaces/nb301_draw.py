@@ -4,8 +4,8 @@
 import textwrap
 
 import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..plots import block_colours
 from .nb201_draw import LINE_IN

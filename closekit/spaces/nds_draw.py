@@ -2,8 +2,8 @@
 position -> block table of CLOSE §3.4 for NDS; the space's ``draw``). Imports matplotlib only when asked for.
 """
 import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
 import seaborn as sns
+from matplotlib.figure import Figure
 
 from .nb201_draw import LINE_IN
 
