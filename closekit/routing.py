@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from . import sharing
 from .checkpoint import CKPT, SNAPSHOTS, load_net, read_checkpoint
+from .gates import Gate
+
+# today's routers -> (label, stochastic); ``describe`` is the one place that knows them
+FIXED = {sharing.OwnRouter: "vanilla: slot i always uses its own block i (a fixed table, no GATE, no curriculum)",
+         sharing.TableRouter: "split table: contiguous position groups, one block each; a level splits one group"}
+RANDOM = "random router: uniform probabilities, the chosen block is a seeded draw"
 
 
 class Routing(NamedTuple):
@@ -77,6 +84,21 @@ def checkpoints(run_dir):
     return df.drop_duplicates("epoch").reset_index(drop=True)
 
 
+def describe(net):
+    """(label, stochastic) of the net's router: stochastic when routing is sampled or learned (probabilities,
+    entropy, Gumbel usage and uncertain picks mean something), False for a fixed position -> block table."""
+    r = getattr(net, "router", None)
+    if hasattr(r, "label") and hasattr(r, "stochastic"):
+        return r.label, bool(r.stochastic)
+    if isinstance(r, Gate):
+        return f"{r.level_kind}-level GATE", True
+    if isinstance(r, sharing.RandomRouter):
+        return RANDOM, True
+    if type(r) in FIXED:
+        return FIXED[type(r)], False
+    raise TypeError(f"routing.describe: unknown router {type(r).__name__}; give it label and stochastic attributes")
+
+
 # ---- routing of architectures ----
 def _cat(net, d):
     """{cell type: [S_c, L]} -> [S, L] in the order of ``net.cell_types``."""
@@ -131,6 +153,15 @@ def arch_table(r, space, i=0):
         table[f"p{b}"] = probs[:, b].tolist()
     table["entropy"] = entropy(probs).tolist()
     return table
+
+
+def block_runs(table):
+    """A fixed router's table in short: per cell type, each run of consecutive slots on one block (first and last
+    label, block, live slots)."""
+    key = (table["cell"] != table["cell"].shift()) | (table["block"] != table["block"].shift())
+    g = table.assign(run=key.cumsum()).groupby("run", sort=True)
+    return pd.DataFrame({"cell": g["cell"].first(), "from": g["label"].first(), "to": g["label"].last(),
+                         "block": g["block"].first(), "live": g["live"].sum()}).reset_index(drop=True)
 
 
 # ---- sets of architectures ----
@@ -218,14 +249,18 @@ def routing_change(a, b):
             "transition": trans}
 
 
-def notable_archs(r, space, truth=None):
-    """{label: arch string}: best / worst by ``truth`` (arch, acc), routing extremes of ``r``, the space's notables."""
+def notable_archs(r, space, truth=None, stochastic=True):
+    """{label: arch string}: best / worst by ``truth`` (arch, acc), routing extremes of ``r`` (a fixed table:
+    only the most blocks in use by live parameterised slots), the space's notables."""
     out = {}
     if truth is not None and len(truth):
         t = truth.sort_values(["acc", "arch"], kind="stable")
         out[f"best by truth ({t['acc'].iloc[-1]:.4g})"] = t["arch"].iloc[-1]
         out[f"worst by truth ({t['acc'].iloc[0]:.4g})"] = t["arch"].iloc[0]
-    if len(r.archs):
+    if len(r.archs) and not stochastic:
+        used = (F.one_hot(r.chosen, r.level).bool() & r.param[..., None]).any(1).sum(-1)
+        out["most blocks in use"] = r.archs[int(used.argmax())]
+    elif len(r.archs):
         ent = entropy(r.probs).mean(1)
         blocks = F.one_hot(r.chosen, r.level).any(1).sum(-1)
         out["most uncertain routing"] = r.archs[int(ent.argmax())]

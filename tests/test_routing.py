@@ -3,6 +3,7 @@ checkpoints; per-level snapshots written during training and read back from a ru
 import json
 import math
 import shutil
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -11,13 +12,14 @@ import torch
 import torch.nn.functional as F
 
 import closekit
-from closekit import plots, routing
+from closekit import plots, routing, sharing
 from closekit.evaluate import block_usage
 from closekit.spaces.nb201_arch import CONVS, live_edges, to_matrix
 from closekit.train import chain, snapshots
 from conftest import tiny_cfg
 
 A = 40   # architectures per set
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +219,46 @@ def test_arch_table_notables_and_plots(run):
     assert sum("(dead)" in x for x in labels) == 2                        # the two convs on dead edges
     for f in figs:
         plt.close(f)
+
+
+class LabelledRouter(torch.nn.Module):
+    """A router that says what it is: ``describe`` reads its attributes, not its class."""
+    label, stochastic = "my router", False
+
+
+def test_describe_every_router(space, one_thread):
+    """One place knows the routers: learned / sampled ones are stochastic, fixed tables are not."""
+    nds = closekit.spaces.get("nds-resnet")
+    ndscfg = closekit.RunConfig.from_yaml(ROOT / "params/nds/resnet-smoke.yaml", device="cpu")
+    cases = {("close", "node"): ("node-level GATE", True), ("close", "arch"): ("arch-level GATE", True),
+             ("close", "random"): (routing.RANDOM, True), ("vanilla", "node"): (routing.FIXED[sharing.OwnRouter], False)}
+    for (supernet, router), want in cases.items():
+        assert routing.describe(space.supernet(tiny_cfg(supernet=supernet, router=router), 3, 10)) == want
+    net = nds.supernet(ndscfg, 3, 10)
+    label, stochastic = routing.describe(net)
+    assert label.startswith("split table") and not stochastic
+    net.router = LabelledRouter()
+    assert routing.describe(net) == ("my router", False)
+    net.router = torch.nn.Identity()
+    with pytest.raises(TypeError, match="unknown router Identity"):
+        routing.describe(net)
+
+
+def test_fixed_table_runs_and_notables(one_thread):
+    """NDS's split table in short, and no routing-uncertainty picks where routing is a fixed table."""
+    nds = closekit.spaces.get("nds-resnet")
+    cfg = closekit.RunConfig.from_yaml(ROOT / "params/nds/resnet-smoke.yaml", device="cpu")
+    net = nds.supernet(cfg, 3, 10)
+    net.epoch_start(2)                                                  # level 4: 3 splits
+    archs = ["d1_2_3-w16_32_64", "d4_4_4-w64_64_64", "d12_1_1-w16_16_16"]      # 1, 2 and 3 blocks in use
+    r = routing.route(net, nds, archs)
+    table = routing.arch_table(r, nds, 1)
+    runs = routing.block_runs(table)
+    assert sorted(runs["block"].unique()) == list(range(r.level)) and len(runs) < len(table) / 3
+    assert runs.groupby("cell")["live"].sum().tolist() == [3, 3, 3]              # d4_4_4: 3 live positions each
+    for row in runs.itertuples():                                                 # every run is one block
+        part = table[(table["cell"] == row.cell)].set_index("label").loc[row._2:row.to]
+        assert (part["block"] == row.block).all()
+    notable = routing.notable_archs(r, nds, stochastic=False)
+    assert notable["most blocks in use"] == archs[2]
+    assert not any("uncertain" in k or "confident" in k for k in notable)

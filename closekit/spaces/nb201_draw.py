@@ -4,11 +4,13 @@ Imported only when a drawing is asked for: the rest of the space needs no matplo
 """
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..plots import block_colours
 from .nb201_arch import EDGES
 
 NODE_X = (0.0, 1.0, 2.0, 3.0)                       # cell nodes on a line: input, 1, 2, output
+LINE_IN = 0.17                                      # height of a 9 pt title line, inches
 EDGE_BEND = {(0, 1): 0.0, (1, 2): 0.0, (2, 3): 0.0, (0, 2): 0.9, (1, 3): -0.9, (0, 3): 1.8}
 
 
@@ -19,7 +21,8 @@ def draw_cell(table, title=None, ax=None):
     colours = block_colours(level)
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        fig = Figure(figsize=(6.4, 3.6))         # outside pyplot: no state shared with other draws
+        ax = fig.subplots()
     for row in table.itertuples():
         dst, src = EDGES[row.slot]
         p0, p2 = np.array([NODE_X[src], 0.0]), np.array([NODE_X[dst], 0.0])
@@ -46,8 +49,8 @@ def draw_cell(table, title=None, ax=None):
     ax.set(xlim=(-0.4, 3.4), ylim=(-0.75, 1.05), title=title or "")
     ax.title.set_fontsize(9)
     ax.axis("off")
-    if fig is not None:
-        fig.tight_layout()
+    if fig is not None:                                 # fixed margins: tight_layout costs a whole extra draw
+        fig.subplots_adjust(0.02, 0.1, 0.98, 1 - (0.15 + LINE_IN * len(ax.get_title().splitlines())) / 3.6)
     return fig if fig is not None else ax.figure
 
 

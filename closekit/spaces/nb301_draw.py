@@ -5,8 +5,10 @@ import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..plots import block_colours
+from .nb201_draw import LINE_IN
 from .nb301_arch import CELLS, node_of
 
 NODE_XY = {0: (0.0, 0.6), 1: (0.0, -0.6), 2: (1.2, 0.0), 3: (2.4, 0.0), 4: (3.6, 0.0), 5: (4.8, 0.0)}
@@ -16,7 +18,7 @@ def _bend(src, dst):
     """Control-point height of the curve src -> dst: longer jumps bend further (alternating sides)."""
     if src < 2:
         return NODE_XY[src][1] * 0.6 + (0.25 if src == 0 else -0.25) * (dst - 2)
-    return 0.45 * (dst - src - 1) * (1 if (src + dst) % 2 else -1)
+    return 0.8 * (dst - src - 1) * (1 if (src + dst) % 2 else -1)
 
 
 def draw_cell(ax, cell, rows, colours, y0, name):
@@ -30,7 +32,7 @@ def draw_cell(ax, cell, rows, colours, y0, name):
         colour = colours[int(row.block)]
         ax.plot(*curve.T, color=colour, lw=3, zorder=1)
         ax.annotate("", xy=curve[-3], xytext=curve[-7], zorder=2, arrowprops=dict(arrowstyle="-|>", color=colour))
-        ax.text(*curve[20], f"{row.op} B{int(row.block)}\np={row.p:.2f}", ha="center", va="center", fontsize=6,
+        ax.text(*curve[20], f"{row.op} B{int(row.block)}\np={row.p:.2f}", ha="center", va="center", fontsize=7,
                 zorder=3, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec=colour, lw=1))
     for n, (x, y) in NODE_XY.items():
         ax.scatter([x], [y + y0], s=380, c="white" if n > 1 else "lightgrey", edgecolors="black", zorder=4)
@@ -44,7 +46,8 @@ def draw_cells(arch, table, title=None, ax=None):
     colours = block_colours(max(level, int(table["block"].max()) + 1))
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 5.2))
+        fig = Figure(figsize=(7.5, 5.2))         # outside pyplot: no state shared with other draws
+        ax = fig.subplots()
     for k, (name, cell) in enumerate(zip(CELLS, arch)):
         draw_cell(ax, cell, table[table["cell"] == name], colours, 1.6 - 3.2 * k, name)
     handles = [plt.Line2D([], [], color=colours[k], lw=3, label=f"block {k}") for k in range(len(colours))][:14]
@@ -53,6 +56,6 @@ def draw_cells(arch, table, title=None, ax=None):
     ax.set(xlim=(-0.9, 5.3), ylim=(-3.0, 3.0), title=textwrap.fill(title or "", 100))
     ax.title.set_fontsize(9)
     ax.axis("off")
-    if fig is not None:
-        fig.tight_layout()
+    if fig is not None:                                 # fixed margins: tight_layout costs a whole extra draw
+        fig.subplots_adjust(0.02, 0.08, 0.98, 1 - (0.15 + LINE_IN * len(ax.get_title().splitlines())) / 5.2)
     return fig if fig is not None else ax.figure

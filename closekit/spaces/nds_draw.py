@@ -3,6 +3,9 @@ position -> block table of CLOSE §3.4 for NDS; the space's ``draw``). Imports m
 """
 import matplotlib.pyplot as plt
 import seaborn as sns
+from matplotlib.figure import Figure
+
+from .nb201_draw import LINE_IN
 
 
 def colours(n):
@@ -17,7 +20,8 @@ def draw_stages(table, title=None, ax=None):
     pal, fig = colours(level), None
     cells = list(dict.fromkeys(table["cell"]))
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(6.4, 0.32 * table["slot"].max() + 2), 0.5 + 0.55 * len(cells)))
+        fig = Figure(figsize=(max(6.4, 0.32 * table["slot"].max() + 2), 0.9 + 0.55 * len(cells)))  # not pyplot's
+        ax = fig.subplots()
     for row in table.itertuples():
         y = cells.index(row.cell)
         c = pal[row.block]
@@ -35,6 +39,7 @@ def draw_stages(table, title=None, ax=None):
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.title.set_fontsize(9)
-    if fig is not None:
-        fig.tight_layout()
+    if fig is not None:                                 # fixed margins: tight_layout costs a whole extra draw
+        w, h = fig.get_size_inches()
+        fig.subplots_adjust(1.1 / w, 0.6 / h, 0.98, 1 - (0.1 + LINE_IN * len(ax.get_title().splitlines())) / h)
     return fig if fig is not None else ax.figure
