@@ -105,7 +105,7 @@ class Gate(Router):
     ``aw_nas_compat``: grown layers become new Parameter objects the optimizer loses, and the GATE already routes
     at level 1)."""
     keys, needs = ARGS + ("gate_forward", "gate_lr_scale", "gate_weight_decay", "wit_from"), ("gate_input", "make_gate")
-    label, stochastic = "GATE", True
+    stochastic = True
 
     def __init__(self, edges, num_ops, num_nodes, num_blocks, *, gate_level="node", gates_op_dim=48,
                  gates_node_dim=48, gates_hidden=96, gates_gcn_dims=(128,) * 5, mlp_hidden=(200, 200, 200),
@@ -129,6 +129,7 @@ class Gate(Router):
 
     def _setup(self, edges, num_blocks, level, temperature, mlp_growth, mlp_parent, compat):
         self.edges, self.num_blocks, self.level_kind, self.temperature = tuple(edges), num_blocks, level, temperature
+        self.label = f"{level}-level GATE"
         self.mlp_growth, self.mlp_parent, self.compat = mlp_growth, mlp_parent, compat
 
     def by_cell(self, net, x):

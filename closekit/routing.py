@@ -22,12 +22,6 @@ import yaml
 
 from . import sharing
 from .checkpoint import CKPT, SNAPSHOTS, load_net, read_checkpoint
-from .gates import Gate
-
-# today's routers -> (label, stochastic); ``describe`` is the one place that knows them
-FIXED = {sharing.OwnRouter: "vanilla: slot i always uses its own block i (a fixed table, no GATE, no curriculum)",
-         sharing.TableRouter: "split table: contiguous position groups, one block each; a level splits one group"}
-RANDOM = "random router: uniform probabilities, the chosen block is a seeded draw"
 
 
 class Routing(NamedTuple):
@@ -87,16 +81,10 @@ def checkpoints(run_dir):
 def describe(net):
     """(label, stochastic) of the net's router: stochastic when routing is sampled or learned (probabilities,
     entropy, Gumbel usage and uncertain picks mean something), False for a fixed position -> block table."""
-    r = getattr(net, "router", None)
-    if hasattr(r, "label") and hasattr(r, "stochastic"):
-        return r.label, bool(r.stochastic)
-    if isinstance(r, Gate):
-        return f"{r.level_kind}-level GATE", True
-    if isinstance(r, sharing.RandomRouter):
-        return RANDOM, True
-    if type(r) in FIXED:
-        return FIXED[type(r)], False
-    raise TypeError(f"routing.describe: unknown router {type(r).__name__}; give it label and stochastic attributes")
+    r = net.router
+    if not isinstance(r, sharing.Router):
+        raise TypeError(f"routing.describe: unknown router {type(r).__name__}; subclass closekit.sharing.Router")
+    return r.label, bool(r.stochastic)
 
 
 # ---- routing of architectures ----

@@ -118,7 +118,7 @@ class Router(nn.Module):
 @register("own")
 class OwnRouter(Router):
     """Vanilla: every slot uses its own block (NB301: the block of its (from, to) edge); never grows."""
-    label, fixed = "own block per slot", True
+    label, fixed = "vanilla: slot i always uses its own block i (a fixed table, no curriculum)", True
 
     def route(self, net, arch, level, sample=True, generator=None):
         return {c: one_hot(ids, level, net.level.device) for c, ids in net.own_blocks(arch).items()}
@@ -127,7 +127,7 @@ class OwnRouter(Router):
 @register("oneblock")
 class OneBlockRouter(Router):
     """Control: every slot of every cell uses block 0 (one op-set per cell); never grows."""
-    label, fixed = "one block", True
+    label, fixed = "one block: every slot uses block 0 (a fixed table)", True
 
     @classmethod
     def build(cls, cfg, net, K):
@@ -142,7 +142,8 @@ class OneBlockRouter(Router):
 @register("random")
 class RandomRouter(Router):
     """Ablation: a uniform random active block per slot, no gradient."""
-    keys, label, stochastic = ("wit_from",), "random block", True
+    keys, stochastic = ("wit_from",), True
+    label = "random router: uniform probabilities, the chosen block is a seeded draw"
 
     def route(self, net, arch, level, sample=True, generator=None):
         return {c: one_hot(torch.randint(level, (len(ids),), generator=generator), level, net.level.device)
@@ -189,7 +190,8 @@ def split_table(positions, level, criteria="pre", num_blocks=None):
 class TableRouter(Router):
     """NDS CLOSE: position p of every stage uses block table[p]; each level splits one group of positions, WIT from
     the split block (whole state dict unless ``wit_buffers`` is false). No parameters."""
-    keys, needs, label = ("cl_criteria", "wit_buffers"), ("positions",), "split table"
+    keys, needs = ("cl_criteria", "wit_buffers"), ("positions",)
+    label = "split table: contiguous position groups, one block each; a level splits one group"
 
     def __init__(self, positions, num_blocks, cl_criteria="pre", wit_buffers=True):
         super().__init__()
@@ -230,7 +232,8 @@ class FewShotRouter(Router):
     per op of slot ``fewshot_edge`` (a row of the space's slot table), each an exact copy of block 0 at the split;
     the op on that slot picks the block of every slot of the architecture. Curriculum: cl_schedule [1, s, ..., s]
     splits at epoch s into num_blocks = the space's number of ops."""
-    keys, needs, label, placeholders = ("fewshot_edge",), ("slot_ops", "num_ops", "num_slots"), "few-shot split", True
+    keys, needs, placeholders = ("fewshot_edge",), ("slot_ops", "num_ops", "num_slots"), True
+    label = "few-shot split: the op on one slot picks the sub-supernet (one block before the split)"
 
     def __init__(self, edge, num_ops, num_blocks, schedule):
         super().__init__()

@@ -221,7 +221,7 @@ def test_arch_table_notables_and_plots(run):
         plt.close(f)
 
 
-class LabelledRouter(torch.nn.Module):
+class LabelledRouter(sharing.Router):
     """A router that says what it is: ``describe`` reads its attributes, not its class."""
     label, stochastic = "my router", False
 
@@ -230,16 +230,18 @@ def test_describe_every_router(space, one_thread):
     """One place knows the routers: learned / sampled ones are stochastic, fixed tables are not."""
     nds = closekit.spaces.get("nds-resnet")
     ndscfg = closekit.RunConfig.from_yaml(ROOT / "params/nds/resnet-smoke.yaml", device="cpu")
-    cases = {("close", "node"): ("node-level GATE", True), ("close", "arch"): ("arch-level GATE", True),
-             ("close", "random"): (routing.RANDOM, True), ("vanilla", "node"): (routing.FIXED[sharing.OwnRouter], False)}
-    for (supernet, router), want in cases.items():
-        assert routing.describe(space.supernet(tiny_cfg(supernet=supernet, router=router), 3, 10)) == want
+    cases = [(dict(), ("node-level GATE", True)), (dict(gate_level="arch"), ("arch-level GATE", True)),
+             (dict(router="random"), (sharing.RandomRouter.label, True)),
+             (dict(supernet="vanilla"), (sharing.OwnRouter.label, False)),
+             (dict(router="oneblock", num_blocks=1, cl_schedule=(1,)), (sharing.OneBlockRouter.label, False))]
+    for kw, want in cases:
+        assert routing.describe(space.supernet(tiny_cfg(**kw), 3, 10)) == want
     net = nds.supernet(ndscfg, 3, 10)
     label, stochastic = routing.describe(net)
     assert label.startswith("split table") and not stochastic
-    net.router = LabelledRouter()
+    net.sharing.router = LabelledRouter()
     assert routing.describe(net) == ("my router", False)
-    net.router = torch.nn.Identity()
+    net.sharing.router = torch.nn.Identity()
     with pytest.raises(TypeError, match="unknown router Identity"):
         routing.describe(net)
 
