@@ -61,7 +61,7 @@ def run_batch(notebook, params_files_or_dicts, out_dir, opts=None, *, gpus=None,
     ``engine``: local (``gpus`` ids or ``cpu_slots`` of this machine) or slurm (``slurm``: the options of
     closekit.slurm.run_array: partition, gpus_per_job, max_parallel, options)."""
     opts = opts or JobOptions(**options)
-    joblib.notebook_parameters(notebook)
+    known = joblib.notebook_parameters(notebook)
     check_out(out_dir)
     if engine == "slurm":
         slurmlib.check(**(slurm or {}))
@@ -74,7 +74,7 @@ def run_batch(notebook, params_files_or_dicts, out_dir, opts=None, *, gpus=None,
     else:
         raise ValueError(f"engine {engine!r} is not one of local, slurm")
     if grid and isinstance(grid[0], str):
-        grid = parse_grid(grid, notebook)
+        grid = parse_grid(grid, notebook, known)
     jobs = joblib.make_jobs(notebook, params_files_or_dicts, Path(out_dir).resolve(), grid)
     procs.check_kernel(opts.kernel, log)
     with procs.sigterm_as_interrupt():

@@ -62,11 +62,10 @@ def _typed(key, text, type_name):
     return float(v) if base == "float" else v
 
 
-def parse_grid(pairs, notebook):
+def parse_grid(pairs, notebook, known):
     """``["seed=0,1,2", "lr=0.1,0.05"]`` -> [(key, [typed values])], keys and values checked against the notebook's
-    parameters (papermill's inferred types) before anything runs."""
-    import papermill
-    known, grid = papermill.inspect_notebook(str(notebook)), []
+    parameters ``known`` (closekit.jobs.notebook_parameters: papermill's inferred types) before anything runs."""
+    grid = []
     for pair in pairs or []:
         if "=" not in pair:
             raise ValueError(f"--grid expects key=v1,v2,..., got {pair!r}")

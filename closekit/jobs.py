@@ -66,10 +66,25 @@ def notebook_parameters(notebook):
     with warnings.catch_warnings():      # nbformat's validation warnings: the error below says it in one line
         warnings.simplefilter("ignore")
         try:
-            return papermill.inspect_notebook(str(nb))
+            known = papermill.inspect_notebook(str(nb))
         except Exception as e:           # noqa: BLE001  (nbformat / JSON errors of every kind)
             raise ValueError(f"notebook {nb} cannot be read as a notebook ({type(e).__name__}); "
                              "pass a valid .ipynb file") from None
+    if "space" in known:                 # a run notebook: its RunConfig takes every key (closekit.report.config)
+        known.update({k: {"inferred_type_name": t} for k, t in config_types().items() if k not in known})
+    return known
+
+
+def config_types():
+    """RunConfig key -> its type as papermill names a parameter's (Optional[int], list, ...; None: any YAML)."""
+    from .config import RunConfig
+    out = {}
+    for f in dataclasses.fields(RunConfig):
+        types = [t.strip() for t in str(f.type).split("|")]
+        base = [t for t in types if t != "None"]
+        name = {"tuple": "list"}.get(base[0], base[0]) if len(base) == 1 else None
+        out[f.name] = f"Optional[{name}]" if name and "None" in types else name
+    return out
 
 
 def load_params(item):

@@ -11,20 +11,21 @@ from closekit.grid import parse_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 NB201 = ROOT / "notebooks/nb201.ipynb"
+KNOWN = joblib.notebook_parameters(NB201)     # its parameters cell and, a run notebook, every RunConfig key
 JOB_NB = Path(__file__).parent / "notebooks" / "job.ipynb"
 
 
 def test_values_are_typed_like_the_notebook_parameters():
     grid = dict(parse_grid(["seed=0,1,2", "gate_lr_scale=1,10", "truth=null,mini-nb201",
                                   "cl_schedule=[1,2,3],[1,3,5]", "augment=true,false", "image_size=None,16",
-                                  "archs=sample:20,truth", "dataset='synthetic'"], NB201))
+                                  "archs=sample:20,truth", "dataset='synthetic'"], NB201, KNOWN))
     assert grid["seed"] == [0, 1, 2] and all(type(v) is int for v in grid["seed"])
     assert grid["gate_lr_scale"] == [1.0, 10.0] and all(type(v) is float for v in grid["gate_lr_scale"])
     assert grid["truth"] == [None, "mini-nb201"]                       # Optional[str]: null is None
     assert grid["cl_schedule"] == [[1, 2, 3], [1, 3, 5]]               # commas inside brackets do not split
     assert grid["augment"] == [True, False] and grid["image_size"] == [None, 16]
     assert grid["archs"] == ["sample:20", "truth"] and grid["dataset"] == ["synthetic"]
-    assert dict(parse_grid(["space=123"], NB201))["space"] == ["123"]   # a str parameter keeps the text
+    assert dict(parse_grid(["space=123"], NB201, KNOWN))["space"] == ["123"]   # a str parameter keeps the text
 
 
 @pytest.mark.parametrize("pair, message", [
@@ -40,16 +41,16 @@ def test_values_are_typed_like_the_notebook_parameters():
 ])
 def test_bad_grid_is_one_line_naming_the_token(pair, message):
     with pytest.raises(ValueError, match=message):
-        parse_grid([pair], NB201)
+        parse_grid([pair], NB201, KNOWN)
     with pytest.raises(ValueError, match="given twice"):
-        parse_grid(["seed=0", "seed=1"], NB201)
+        parse_grid(["seed=0", "seed=1"], NB201, KNOWN)
 
 
 def test_product_over_every_params_file_and_names(tmp_path):
     a, b = tmp_path / "mini-close.yaml", tmp_path / "mini-vanilla.yaml"
     a.write_text("supernet: close\nseed: 7\n")
     b.write_text("supernet: vanilla\n")
-    grid = parse_grid(["seed=0,1,2", "gate_lr_scale=1,10"], NB201)
+    grid = parse_grid(["seed=0,1,2", "gate_lr_scale=1,10"], NB201, KNOWN)
     jobs = joblib.make_jobs(NB201, [a, b], tmp_path / "out", grid)
     assert len(jobs) == 2 * 3 * 2
     names = [j["id"].rsplit("-", 1)[0] for j in jobs]
@@ -60,7 +61,7 @@ def test_product_over_every_params_file_and_names(tmp_path):
     assert first == {"supernet": "close", "seed": 0, "gate_lr_scale": 1.0}      # the grid value over the file's
     assert jobs[0]["src"] == str(a) and len({j["hash"] for j in jobs}) == 12
     assert joblib.make_jobs(NB201, [a], tmp_path / "out") [0]["params"] == {"supernet": "close", "seed": 7}
-    only = joblib.make_jobs(NB201, [], tmp_path / "out", parse_grid(["seed=0,1"], NB201))
+    only = joblib.make_jobs(NB201, [], tmp_path / "out", parse_grid(["seed=0,1"], NB201, KNOWN))
     assert [j["id"].rsplit("-", 1)[0] for j in only] == ["nb201_seed-0", "nb201_seed-1"]   # defaults, grid only
 
 
