@@ -94,9 +94,9 @@ def test_yaml_arch_list_as_the_reference(tmp_path, archs):
     import yaml
     path.write_text(yaml.safe_dump(entries, width=80))
     assert "\n  " in path.read_text()                                     # folded as the public copy is
-    assert read_arch_list(path) == [SPACE.canonical_str(a) for a in archs]
+    assert read_arch_list(path, SPACE) == [SPACE.canonical_str(a) for a in archs]
     path.write_text(yaml.safe_dump({"archs": entries[:2]}))
-    assert read_arch_list(path) == [SPACE.canonical_str(a) for a in archs[:2]]
+    assert read_arch_list(path, SPACE) == [SPACE.canonical_str(a) for a in archs[:2]]
     path.write_text(yaml.safe_dump(["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"]))
     with pytest.raises(ValueError, match="entry 0: bad NB301"):
-        read_arch_list(path)
+        read_arch_list(path, SPACE)
