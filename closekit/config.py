@@ -137,9 +137,8 @@ class YamlConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig(YamlConfig):
-    """One run: space, data, supernet, sharing curriculum, optimisation, scoring, ground truth."""
-    # what
+class DataKeys:
+    """What a run (RunConfig) and a stand-alone recipe (groundtruth.recipe.Recipe) train on: one definition."""
     space: str = "nb201"
     dataset: str = "embedded"          # closekit.data registry: embedded | fashion-mnist | cifar10 | synthetic
     data_dir: str | None = None        # dataset files (None: the dataset's default place)
@@ -149,6 +148,16 @@ class RunConfig(YamlConfig):
     train_portion: float = 0.8         # first part of the training set trains, the rest scores
     train_limit: int | None = None     # keep only the first n training images
     augment: bool = True               # random crop + flip on training batches
+
+    def data_kwargs(self):
+        """The keyword arguments of ``closekit.data.load(self.dataset, ...)``."""
+        return dict(root=self.data_dir, image_size=self.image_size, channels=self.channels, download=self.download,
+                    train_portion=self.train_portion, train_limit=self.train_limit, augment=self.augment)
+
+
+@dataclass(frozen=True)
+class RunConfig(DataKeys, YamlConfig):
+    """One run: space, data (DataKeys), supernet, sharing curriculum, optimisation, scoring, ground truth."""
     # supernet
     supernet: str = "close"            # vanilla: one block per edge, fixed router; close: GLOW bank + GATE
     channels_init: int = 8             # C: cell channels of the first stage (then 2C, 4C); paper 16
