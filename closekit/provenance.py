@@ -44,6 +44,15 @@ def code_version(space):
     return h.hexdigest()[:16]
 
 
+def undeclared():
+    """Package modules declared nowhere (neither core, shell, a space's nor a reader's): must be none."""
+    from . import groundtruth, spaces
+    declared = set(CORE + SHELL) | {m.__name__.removeprefix("closekit.") for m in groundtruth.READERS.values()}
+    declared |= {m for name in spaces.SPACES for m in spaces.get(name).modules}
+    found = {p.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", ".") for p in PACKAGE.rglob("*.py")}
+    return sorted(found - declared)
+
+
 def config_hash(cfg):
     """sha256 (16 hex) of the resolved config (every key, defaults included)."""
     return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

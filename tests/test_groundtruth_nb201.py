@@ -386,3 +386,20 @@ def test_legacy_v1_0_layout_of_the_load_bench_matches_the_official_api(tmp_path,
             want = [api.get_more_info(i, dataset, hp="200", is_random=False)[name] / 100 for i in range(40)]
             assert list(df["acc"]) == pytest.approx(want, abs=1e-12)
     assert len(nb201.load_nb201(path, space=space)) == len({space.canonical_str(a) for a in api.meta_archs})
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "is empty \\(0 bytes\\); write a header arch,acc"),
+    (b"arch,acc\n", "has a header but no rows"),
+    (f"arch,acc\n{BEST},0.9\n{NONE},nan\n".encode(), "line 3: acc='nan' is not a finite number"),
+    (f"arch,acc\n{BEST},0.9\n{NONE},\n".encode(), "line 3: acc='' is not a finite number"),
+    (f"arch,acc\n{BEST},abc\n".encode(), "line 2: acc='abc' is not a finite number"),
+    (f"arch,acc\n{BEST},0.9 # caf\xe9\n".encode("latin-1"), "is not UTF-8 text \\(byte \\d+: b.\\\\xe9"),
+])
+def test_csv_truth_is_fully_checked_on_load(content, match, tmp_path, space):
+    """Issue 25 #5: NaN / non-numeric acc and a header-only CSV failed only after training; a 0-byte CSV and a
+    non-UTF-8 file did not name the file."""
+    path = tmp_path / "gt.csv"
+    path.write_bytes(content)
+    msg = one_line_error(ValueError, match, groundtruth.load, path, space)
+    assert str(path) in msg

@@ -1,9 +1,11 @@
 """Mini benchmark builder: determinism, resume after SIGKILL, recipe guard, noise ceiling, canonical archs, workers."""
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -179,3 +181,74 @@ def test_meta_records_which_machine_appended_which_rows(tmp_path, archs):
     meta = build(4)
     assert meta["machines"] == [{"machine": "unrecorded", "first_row": 0}, {"machine": here, "first_row": 3}]
     assert built_on(meta, 0) is None and built_on(meta, 3) == here
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--workers", "0"], "truth build workers=0 must be >= 1"),
+    (["--archs", "sample:0"], "truth build archs=sample:0 gives no architectures"),
+    (["--out", "{file}"], "truth build out=.*afile: .*afile is a file, not a directory"),
+    (["--out", "{file}/sub"], "truth build out=.*afile/sub: .*afile is a file, not a directory"),
+])
+def test_bad_build_arguments_are_refused_before_any_work(args, match, tmp_path, capsys):
+    """Issue 25 #7 (--workers 0 and --archs sample:0 accepted, exit 0) and #4 (--out a file: a traceback)."""
+    (tmp_path / "afile").write_text("x")
+    opts = {"--archs": "sample:2", "--out": str(tmp_path / "out"), "--workers": "1"}
+    for k, v in zip(args[::2], args[1::2]):
+        opts[k] = v.format(file=tmp_path / "afile")
+    cmd = ["truth", "build", *[x for kv in opts.items() for x in kv], "--no-progress", "--set", *as_set(TINY)]
+    assert main(cmd) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(match, err), err
+    assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "x"
+
+
+def _descendants(pid):
+    """Live descendants of pid (from /proc/<pid>/task/*/children)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for c in kids:
+            out += [c, *_descendants(c)]
+    return out
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_build_with_two_workers_leaves_nothing_running(sig, tmp_path, archs):
+    """Issue 25 #10: pool workers and the resource_tracker outlived a killed build; SIGTERM wrote BrokenPipe
+    tracebacks and a leaked-semaphore warning. Now: SIGTERM exits 143 quietly, kill -9 takes the workers along,
+    and finished rows are kept whole."""
+    (tmp_path / "archs.txt").write_text("\n".join(archs) + "\n")
+    out = tmp_path / "run"
+    cmd = ["truth", "build", "--archs", str(tmp_path / "archs.txt"), "--seeds", "0", "1", "--out", str(out),
+           "--no-progress", "--workers", "2", "--set", *as_set(SLOW)]
+    proc = subprocess.Popen([sys.executable, "-m", "closekit.cli", *cmd], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    results, deadline = out / "results.csv", time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if results.exists() and results.read_bytes().count(b"\n") >= 2:       # header + first row
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    kids = _descendants(proc.pid)
+    assert len(kids) >= 2                                 # the workers (and the resource tracker)
+    os.kill(proc.pid, sig)
+    rc, err = proc.wait(timeout=60), proc.stderr.read().decode()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(map(_alive, kids)):
+        time.sleep(0.1)
+    assert not [k for k in kids if _alive(k)], "workers outlived the build"
+    if sig == signal.SIGTERM:
+        assert rc == 143 and "Traceback" not in err and "BrokenPipe" not in err and "leaked" not in err, err
+    raw = results.read_bytes()
+    assert raw.endswith(b"\n") and len(read_results(results)) >= 1

@@ -70,7 +70,8 @@ def _csv(path, space):
         raise ValueError(f"ground truth {path} is empty (0 bytes); write a header arch,acc and one row per arch")
     text = read_text(path)
     try:
-        df = pd.read_csv(io.StringIO(text), comment="#", dtype={"arch": str})
+        df = pd.read_csv(io.StringIO(text), comment="#", dtype={"arch": str, "acc": str}, keep_default_na=False,
+                         na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ValueError(f"ground truth {path} is not a readable CSV ({' '.join(str(e).split())})") from None
     missing = {"arch", "acc"} - set(df.columns)
@@ -81,8 +82,8 @@ def _csv(path, space):
     acc = pd.to_numeric(df["acc"], errors="coerce")
     bad = ~np.isfinite(acc.to_numpy(dtype=float))
     if bad.any():
-        i = int(bad.argmax())
-        raise ValueError(f"ground truth {path} line {i + 2}: acc={df['acc'].iat[i]!r} is not a finite number; "
+        i, raw = int(bad.argmax()), df["acc"].iat[int(bad.argmax())]
+        raise ValueError(f"ground truth {path} line {i + 2}: acc={'' if pd.isna(raw) else raw!r} is not a finite number; "
                          "give every architecture its accuracy (a fraction in [0, 1])")
     df["acc"] = acc.astype(float)
     canon = []
