@@ -182,3 +182,16 @@ def test_non_utf8_arch_list_names_the_file(tmp_path):
     (tmp_path / "resnet_archs_x.yaml").write_bytes(b"- caf\xe9\n")
     with pytest.raises(ValueError, match="arch list .*resnet_archs_x.yaml is not UTF-8 text \\(byte 5"):
         groundtruth.load(str(tmp_path / "resnet_archs_x.yaml"), RESNET)
+
+
+def test_authors_flops_add_five_per_conv_output_activation():
+    """Issue 25 #12: the authors' FLOPs count 5 more per output activation of every conv than complexity()."""
+    from closekit.groundtruth.nds import authors_flops, conv_activations
+    arch = "d1_1_1-w16_16_16"
+    # stem + 2 block convs at 32x32; projection + 2 convs at 16x16 and at 8x8; 16 channels each
+    acts = 16 * (3 * 32 * 32 + 3 * 16 * 16 + 3 * 8 * 8)
+    assert conv_activations(RESNET, arch) == acts == 64512
+    assert authors_flops(RESNET, arch) == RESNET.complexity(arch)[1] + 5 * acts
+    wide = "d2_2_2-w64_128_256"
+    assert authors_flops(RESNET, wide) - RESNET.complexity(wide)[1] == 5 * conv_activations(RESNET, wide)
+    assert conv_activations(RESNET, wide) > acts

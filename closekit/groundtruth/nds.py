@@ -14,6 +14,12 @@ Formats, dispatched by ``official`` (``closekit.groundtruth.READERS``):
 * a CSV ``arch, acc`` goes through ``closekit.groundtruth.load`` itself (any of the space's arch formats).
 Accuracies are fractions in [0, 1]; columns arch, acc, params, flops (+ n_seeds); ``attrs['version']`` e.g.
 ``nds-resnet-min_test_top1-3seed``.
+
+Two FLOPs counts: the ``flops`` column of these files is the authors' (their records count 5 more per output
+activation of every conv, ``AUTHORS_PER_ACT``), ``space.complexity`` gives ours (multiply-adds only); parameter
+counts agree exactly. ``authors_flops`` gives the authors' count of any configuration, so a FLOPs baseline on a
+ground truth without their column (a mini truth) ranks as theirs does. metrics.size_baseline uses the truth's own
+column where it has one (official files: the authors'), else ours.
 """
 import glob
 import json
@@ -25,6 +31,8 @@ import yaml
 from . import files
 
 METRICS = ("min_test_top1", "last")
+AUTHORS_PER_ACT = 5                      # the authors' FLOPs minus ours, per output activation of a conv
+REFERENCE = dict(in_channels=3, num_classes=10, image_size=32)       # the NDS CIFAR-10 nets
 
 
 def _short(space):
@@ -167,3 +175,23 @@ def official(path):
     if p.suffix in (".yaml", ".yml") and "_archs_" in p.stem and not p.is_dir():
         return load_awnas_yaml
     return None
+
+
+def conv_activations(space, arch, in_channels=3, num_classes=10, image_size=32):
+    """Output activations of every conv of the reference-scale stand-alone net of ``arch`` (one image)."""
+    import torch
+    from types import SimpleNamespace
+    net, acts = space.standalone(arch, SimpleNamespace(C=16), in_channels, num_classes), []
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o[0].numel())) for m in net.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        net.eval()(torch.zeros(1, in_channels, image_size, image_size))
+    for h in hooks:
+        h.remove()
+    return sum(acts)
+
+
+def authors_flops(space, arch, **reference):
+    """FLOPs of ``arch`` as the NDS authors' records count them: ours plus 5 per output activation of every conv."""
+    ref = {**REFERENCE, **reference}
+    return space.complexity(arch, **ref)[1] + AUTHORS_PER_ACT * conv_activations(space, arch, **ref)
