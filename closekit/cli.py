@@ -130,8 +130,9 @@ def main(argv=None):
     try:
         if args.cmd == "truth":
             from .groundtruth import minibench, pool
-            recipe = minibench.Recipe.from_yaml(args.recipe, **_overrides(args.set),
-                                                **({"space": args.space} if args.space else {}))
+            from .groundtruth.recipe import Recipe
+            space = {"space": args.space} if args.space else {}
+            recipe = Recipe.from_yaml(args.recipe, **_overrides(args.set), **space)
             with pool.stop_on_sigterm():
                 truth = minibench.build(args.archs, args.seeds, recipe, args.out, workers=args.workers,
                                         sample_seed=args.sample_seed, progress=not args.no_progress)

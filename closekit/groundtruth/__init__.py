@@ -82,9 +82,10 @@ def _csv(path, space):
     acc = pd.to_numeric(df["acc"], errors="coerce")
     bad = ~np.isfinite(acc.to_numpy(dtype=float))
     if bad.any():
-        i, raw = int(bad.argmax()), df["acc"].iat[int(bad.argmax())]
-        raise ValueError(f"ground truth {path} line {i + 2}: acc={'' if pd.isna(raw) else raw!r} is not a finite number; "
-                         "give every architecture its accuracy (a fraction in [0, 1])")
+        i = int(bad.argmax())
+        raw = "" if pd.isna(df["acc"].iat[i]) else df["acc"].iat[i]
+        raise ValueError(f"ground truth {path} line {i + 2}: acc={raw!r} is not a finite number; give every "
+                         "architecture its accuracy (a fraction in [0, 1])")
     df["acc"] = acc.astype(float)
     canon = []
     for i, s in enumerate(df["arch"], 2):

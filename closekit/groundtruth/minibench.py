@@ -24,7 +24,7 @@ import yaml
 from ..checkpoint import atomic_text
 from ..spaces import get as get_space
 from .ceiling import noise_ceiling
-from .files import read_text
+from .files import read_yaml
 from .machine import machine
 from .pool import run
 from .recipe import Recipe
@@ -41,11 +41,7 @@ def resolve_archs(archs, sample_seed=0, space="nb201"):
 
 def _meta(out):
     """meta.yaml of a minibench directory; one line naming the file when it is unreadable."""
-    try:
-        meta = yaml.safe_load(read_text(out / "meta.yaml", "minibench meta"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"minibench meta {out}/meta.yaml is not valid YAML ({' '.join(str(e).split())[:120]}); "
-                         "rebuild it with `closekit truth build`") from None
+    meta = read_yaml(out / "meta.yaml", "minibench meta")
     if not isinstance(meta, dict) or "recipe" not in meta:
         raise ValueError(f"minibench meta {out}/meta.yaml holds no recipe; rebuild it with `closekit truth build`")
     return meta

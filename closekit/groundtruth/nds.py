@@ -26,7 +26,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from . import files
 
@@ -136,7 +135,7 @@ def load_awnas_pickle(path, *, space, archs=None):
         raise FileNotFoundError(f"ground truth {path} not found; give the aw_nas *_gt_*.pkl")
     genos, params, flops, accs = _load_pickle(path)
     if archs is not None:
-        listed = yaml.safe_load(files.read_text(archs, "arch list"))
+        listed = files.read_yaml(archs, "arch list")
         if listed != genos:
             n = next((i for i, (a, b) in enumerate(zip(listed or [], genos)) if a != b), min(len(listed or []),
                                                                                           len(genos)))
