@@ -254,8 +254,8 @@ def test_wrong_kind_of_file_is_one_line(tmp_path, space):
     fails(tmp_path / "list.pth", "holds a list, not a benchmark dict")
     torch.save(bench_dict(nats=True), tmp_path / "nats-style.pth")  # '12'/'200' hp keys where 'less'/'full' belong
     fails(tmp_path / "nats-style.pth", "its results lack the 'full' key of an NB201 .pth")
-    torch.save({"meta_archs": [torch.zeros(1)]}, tmp_path / "tensor.pth")  # tensors: torch's weights-only reader
-    fails(tmp_path / "tensor.pth", "lacks key\\(s\\) arch2infos, evaluated_indexes")
+    torch.save({"meta_archs": [torch.zeros(1)]}, tmp_path / "tensor.pth")  # a benchmark holds no weights
+    fails(tmp_path / "tensor.pth", "refused: it holds tensors")
     np = pytest.importorskip("numpy")  # numpy scalars force our own loader: its structure checks speak then
     torch.save({"meta_archs": [np.float64(1.0)]}, tmp_path / "np.pth")
     fails(tmp_path / "np.pth", "lacks key\\(s\\) arch2infos, evaluated_indexes")

@@ -69,30 +69,11 @@ def file_version(path) -> str:
     return Path(name).stem
 
 
-def _torch_tensors(path):
-    """A .pth holding tensors (a benchmark is plain data; some copies keep weights): torch's weights-only reader."""
-    import numpy as np
-    import torch
-    allow = [np.dtype, *{type(np.dtype(t)) for t in ("float64", "float32", "int64")}]
-    allow.append(getattr(np, "_core", getattr(np, "core", None)).multiarray.scalar)
-    try:
-        with torch.serialization.safe_globals(allow):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path} holds tensors that torch's weights-only reader refuses ({_line(e, 120)}); "
-                         f"{_EXPECTED}") from None
-
-
 def _unpickle(path, kind):
     """The object of one official file (kind: pth | pbz2), read by the restricted C unpickler."""
     try:
         if kind == "pth":
-            try:
-                return files.torch_file(path, ALLOW)
-            except files.Refused as e:
-                if "tensors" not in str(e):
-                    raise
-            return _torch_tensors(path)
+            return files.torch_file(path, ALLOW)
         with bz2.open(path, "rb") as f:
             return files.load(f, ALLOW)
     except files.Refused as e:
