@@ -18,11 +18,13 @@ import itertools
 import json
 import os
 import pickle
-import random
 import resource
+import struct
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EVALS = {"cifar10-valid": ("x-valid", "ori-test"), "cifar10": ("ori-test",),
@@ -31,6 +33,12 @@ HPS = {"less": 12, "full": 200}
 SEEDS = (777, 888, 999)
 MAGIC, LEGACY = 0x1950a86a20f9469cfc6c, 1001          # torch's legacy serialization header
 PROTOCOL = 2                                          # torch.save's default pickle protocol
+BATCH = 1000                                          # items per SETITEMS / APPENDS, as pickle batches them
+FIELDS = ("name", "net_state_dict", "train_acc1es", "train_acc5es", "train_losses", "train_times", "arch_config",
+          "C", "N", "arch_str", "num_classes", "params", "flop", "seed", "epochs", "latency", "eval_names",
+          "eval_acc1es", "eval_losses", "eval_times", "arch_index", "clear_net_done", "dataset_seed", "all_results",
+          "infer.tiny", *HPS)
+SHARED = {*FIELDS, *EVALS, *(n for names in EVALS.values() for n in names)}
 
 
 def arch_strings():
@@ -45,15 +53,16 @@ def arch_strings():
 
 def results_count(arch, dataset, seed, epochs, rng):
     """One ResultsCount state dict, per-epoch lists as the official files hold them (values random)."""
-    ep = range(epochs)
-    evals = {f"{name}@{i}": rng.uniform(10, 95) for name in EVALS[dataset] for i in ep}
-    return {"name": dataset, "net_state_dict": None, "train_acc1es": {i: rng.uniform(10, 99) for i in ep},
-            "train_acc5es": {i: rng.uniform(50, 100) for i in ep}, "train_losses": {i: rng.random() for i in ep},
-            "train_times": {i: rng.uniform(5, 20) for i in ep},
+    ep, u = range(epochs), lambda lo, hi, n=epochs: rng.uniform(lo, hi, n).tolist()
+    keys = [f"{name}@{i}" for name in EVALS[dataset] for i in ep]
+    return {"name": dataset, "net_state_dict": None, "train_acc1es": dict(zip(ep, u(10, 99))),
+            "train_acc5es": dict(zip(ep, u(50, 100))), "train_losses": dict(zip(ep, u(0, 1))),
+            "train_times": dict(zip(ep, u(5, 20))),
             "arch_config": {"name": "infer.tiny", "C": 16, "N": 5, "arch_str": arch, "num_classes": 10},
-            "params": rng.uniform(0.1, 1.5), "flop": rng.uniform(10, 200), "seed": seed, "epochs": epochs,
-            "latency": [rng.uniform(0.01, 0.03)], "eval_names": list(EVALS[dataset]), "eval_acc1es": evals,
-            "eval_losses": {k: rng.random() for k in evals}, "eval_times": {k: rng.uniform(1, 3) for k in evals}}
+            "params": float(rng.uniform(0.1, 1.5)), "flop": float(rng.uniform(10, 200)), "seed": seed,
+            "epochs": epochs, "latency": u(0.01, 0.03, 1), "eval_names": list(EVALS[dataset]),
+            "eval_acc1es": dict(zip(keys, u(10, 95, len(keys)))), "eval_losses": dict(zip(keys, u(0, 1, len(keys)))),
+            "eval_times": dict(zip(keys, u(1, 3, len(keys))))}
 
 
 def arch_infos(index, arch, seeds, rng):
@@ -66,23 +75,107 @@ def arch_infos(index, arch, seeds, rng):
     return out
 
 
-def _body(obj):
-    """obj pickled without its PROTO header and STOP: a sub-stream (its own memo indices, rewritten in turn)."""
-    return pickle.dumps(obj, protocol=PROTOCOL)[2:-1]
+class Stream:
+    """A protocol-2 pickle written object by object with one memo, as one pickle.dump (torch.save) of the whole
+    dict writes these types: every str, tuple, list and dict memoized at the next index; the names that recur in
+    every entry (``SHARED``: field names, dataset and eval-set names, one object each in live data) written once
+    and referenced by BINGET after; nothing else is held."""
+
+    def __init__(self, f):
+        self.f, self.memo, self.n = f, {}, 0
+
+    def _put(self):
+        self.n += 1
+        return b"q" + bytes([self.n - 1]) if self.n <= 256 else b"r" + struct.pack("<I", self.n - 1)
+
+    def emit(self, x, out):
+        if x is None or isinstance(x, bool):
+            out.append({None: b"N", True: b"\x88", False: b"\x89"}[x])
+        elif isinstance(x, int):
+            out.append(b"K" + bytes([x]) if 0 <= x < 256 else b"M" + struct.pack("<H", x) if 0 <= x < 65536
+                       else b"J" + struct.pack("<i", x))
+        elif isinstance(x, float):
+            out.append(b"G" + struct.pack(">d", x))
+        elif isinstance(x, str):
+            if x in self.memo:
+                i = self.memo[x]
+                out.append(b"h" + bytes([i]) if i < 256 else b"j" + struct.pack("<I", i))
+                return
+            b = x.encode()
+            out += [b"X" + struct.pack("<I", len(b)) + b, self._put()]
+            if x in SHARED:
+                self.memo[x] = self.n - 1
+        elif isinstance(x, tuple):
+            for v in x:
+                self.emit(v, out)
+            out += [b"\x86" if len(x) == 2 else b"\x85", self._put()]
+        elif isinstance(x, list):
+            out += [b"]", self._put()]
+            for i in range(0, len(x), BATCH):
+                out.append(b"(")
+                for v in x[i:i + BATCH]:
+                    self.emit(v, out)
+                out.append(b"e")
+        elif isinstance(x, set):                 # protocol 2: set(list) by REDUCE
+            out += [b"c__builtin__\nset\n", self._put()]
+            self.emit(sorted(x), out)
+            out += [b"\x85", self._put(), b"R", self._put()]
+        else:
+            self.open_dict(out)
+            self.items(list(x.items()), out)
+
+    def open_dict(self, out):
+        out += [b"}", self._put()]
+
+    def items(self, pairs, out):
+        if pairs and all(type(v) is float for _, v in pairs) and len(pairs) <= BATCH:   # per-epoch dicts, fast
+            keys, vals = zip(*pairs)
+            raw = np.asarray(vals, ">f8").tobytes()
+            g = [b"G" + raw[i:i + 8] for i in range(0, len(raw), 8)]
+            if all(type(k) is int and 0 <= k < 256 for k in keys):
+                out += [b"(", b"".join(b"K" + bytes([k]) + v for k, v in zip(keys, g)), b"u"]
+                return
+            if all(type(k) is str and k not in SHARED for k in keys):
+                enc = [k.encode() for k in keys]
+                out += [b"(", b"".join(b"X" + struct.pack("<I", len(e)) + e + self._put() + v
+                                       for e, v in zip(enc, g)), b"u"]
+                return
+        for i in range(0, len(pairs), BATCH):
+            out.append(b"(")
+            for k, v in pairs[i:i + BATCH]:
+                self.emit(k, out)
+                self.emit(v, out)
+            out.append(b"u")
+
+    def write(self, out):
+        self.f.write(b"".join(out))
+        out.clear()
 
 
 def write(path, n_archs=15625, n_seeds=1, seed=0):
     """A legacy torch.save file of the NB201 v1_0 layout, streamed arch by arch; returns its size in bytes."""
-    archs, rng = arch_strings()[:n_archs], random.Random(seed)
+    archs, rng = arch_strings()[:n_archs], np.random.default_rng(seed)
     with open(path, "wb") as f:
         for header in (MAGIC, LEGACY, {"protocol_version": LEGACY, "little_endian": True,
                                        "type_sizes": {"short": 2, "int": 4, "long": 4}}):
             pickle.dump(header, f, protocol=PROTOCOL)
-        f.write(b"\x80\x02}" + _body("meta_archs") + _body(archs) + b"s" + _body("arch2infos") + b"}")
-        for i, a in enumerate(archs):
-            f.write(_body(i) + _body(arch_infos(i, a, SEEDS[:n_seeds], rng)) + b"s")
-        f.write(b"s" + _body("evaluated_indexes") + _body(set(range(n_archs))) + b"s" + _body("total_archs")
-                + _body(n_archs) + b"s.")
+        s, out = Stream(f), [b"\x80\x02"]
+        s.open_dict(out)
+        out.append(b"(")                      # the top-level dict's one SETITEMS batch
+        for k, v in (("meta_archs", archs), ("total_archs", n_archs), ("evaluated_indexes", set(range(n_archs)))):
+            s.emit(k, out)
+            s.emit(v, out)
+        s.emit("arch2infos", out)
+        s.open_dict(out)
+        for start in range(0, n_archs, BATCH):
+            out.append(b"(")
+            for i in range(start, min(start + BATCH, n_archs)):
+                s.emit(i, out)
+                s.emit(arch_infos(i, archs[i], SEEDS[:n_seeds], rng), out)
+                s.write(out)
+            out.append(b"u")
+        out.append(b"u.")
+        s.write(out)
         pickle.dump([], f, protocol=PROTOCOL)         # the storage keys: none
     return os.path.getsize(path)
 

@@ -366,16 +366,51 @@ def test_malicious_benchmark_pickle_is_refused_and_runs_nothing(fmt, tmp_path, s
     assert not target.exists()
 
 
-def test_legacy_v1_0_layout_of_the_load_bench_matches_the_official_api(tmp_path, space):
-    """bench/nb201_load.py writes the legacy torch.save stream of NAS-Bench-201-v1_0 (per-epoch lists, 4 datasets,
-    'less' and 'full'); the official API reads it, and our table equals what get_more_info gives."""
+def load_bench():
     import importlib.util
     from pathlib import Path
     spec = importlib.util.spec_from_file_location("nb201_load", Path(__file__).parents[1] / "bench/nb201_load.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+@pytest.fixture(scope="module")
+def v1_0(tmp_path_factory):
+    """A legacy torch.save stream in the NAS-Bench-201-v1_0 layout, as bench/nb201_load.py writes it: 1,200 archs
+    (two SETITEMS batches of arch2infos), per-epoch lists."""
+    path = tmp_path_factory.mktemp("v1_0") / "NAS-Bench-201-v1_0-e61699.pth"
+    load_bench().write(path, n_archs=1200)
+    return path
+
+
+def test_streamed_read_frees_entries_as_it_goes_and_gives_the_same_table(v1_0, space, monkeypatch):
+    """The arch2infos entries leave memory batch by batch (issue 25 #11: within memory), same table as whole."""
+    whole = nb201.load_nb201(v1_0, protocol="all", space=space)           # files under DRAIN_EVERY: read whole
+    monkeypatch.setattr(nb201.files, "DRAIN_EVERY", 1 << 20)
+    seen, drain = [], nb201.files._Drain.drain
+
+    def spy(self):
+        seen.append(0 if self.target is None else len(self.target))
+        drain(self)
+    monkeypatch.setattr(nb201.files._Drain, "drain", spy)
+    streamed = nb201.load_nb201(v1_0, protocol="all", space=space)
+    assert seen.count(1000) == 1 and streamed.equals(whole) and len(whole) == 1200     # arch 0-999 left early
+
+
+def test_a_stream_that_refers_back_is_read_whole(v1_0, space, monkeypatch):
+    """A reference to an entry the drain dropped fails loudly inside the stream; the file is then read whole."""
+    want = nb201.load_nb201(v1_0, protocol="all", space=space)
+    monkeypatch.setattr(nb201.files, "DRAIN_EVERY", 1 << 20)
+    monkeypatch.setattr(nb201.files._Drain, "drain", lambda self: self.unpickler.memo.clear())
+    assert nb201.load_nb201(v1_0, protocol="all", space=space).equals(want)
+
+
+def test_legacy_v1_0_layout_of_the_load_bench_matches_the_official_api(tmp_path, space):
+    """bench/nb201_load.py writes the legacy torch.save stream of NAS-Bench-201-v1_0 (per-epoch lists, 4 datasets,
+    'less' and 'full'); the official API reads it, and our table equals what get_more_info gives."""
     path = tmp_path / "NAS-Bench-201-v1_0-e61699.pth"
-    bench.write(path, n_archs=40, n_seeds=2)
+    load_bench().write(path, n_archs=40, n_seeds=2)
     api = official_api(path)
     for dataset, metrics in nb201.METRICS.items():
         key = {"x-valid": "valid-accuracy", "x-test": "test-accuracy", "ori-test": "test-accuracy"}

@@ -17,6 +17,7 @@ themselves (which unpickle the file through torch's pure-Python reader, then cop
 the tests check our table against them. Accuracies are returned as fractions in [0, 1].
 """
 import bz2
+import pickle
 import re
 from pathlib import Path
 
@@ -69,17 +70,23 @@ def file_version(path) -> str:
     return Path(name).stem
 
 
-def _unpickle(path, kind):
-    """The object of one official file (kind: pth | pbz2), read by the restricted C unpickler."""
+def _unpickle(path, kind, stream=None):
+    """The object of one official file (kind: pth | pbz2), read by the restricted C unpickler (``stream``: the
+    arch2infos entries go to a consumer as they are read; a file that cannot be streamed is read whole)."""
     try:
-        if kind == "pth":
-            return files.torch_file(path, ALLOW)
-        with bz2.open(path, "rb") as f:
-            return files.load(f, ALLOW)
+        try:
+            if kind == "pth":
+                return files.torch_file(path, ALLOW, stream)
+            with bz2.open(path, "rb") as f:
+                return files.load(f, ALLOW, stream)
+        except pickle.UnpicklingError:
+            if stream is None:
+                raise
+            return _unpickle(path, kind)                  # a reference across the drained entries: read it whole
     except files.Refused as e:
         raise ValueError(f"{path} refused: it {e}; an official benchmark holds only dicts, lists, numbers and "
                          f"strings ({_EXPECTED})") from None
-    except ValueError:
+    except (ValueError, MemoryError):
         raise
     except Exception as e:
         what = "bz2-compressed pickle" if kind == "pbz2" else "torch.save file"
@@ -97,9 +104,10 @@ def _check_dict(data, path, keys=KEYS):
                          f"{_EXPECTED}")
 
 
-def read(path):
-    """(meta_archs, {index: that arch's dict of hp -> ArchResults state}, hp key of 200 epochs), each file read
-    once; a fast-mode directory yields its per-arch files lazily (one in memory at a time)."""
+def read(path, take):
+    """meta_archs of an official file; ``take(index, arch dict, hp key of 200 epochs)`` gets every arch's results
+    as they are read (each file once, never whole in memory: a fast-mode directory one arch file at a time, a .pth
+    or .pickle.pbz2 streamed)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"ground truth {str(path)!r} not found; {_EXPECTED}")
@@ -110,15 +118,18 @@ def read(path):
             raise ValueError(f"{path} is a directory without meta{PBZ2}; {_EXPECTED}")
         meta = _unpickle(path / f"meta{PBZ2}", "pbz2")
         _check_dict(meta, path / f"meta{PBZ2}", ("meta_archs",))
-        infos = ((i, _arch_file(path, i)) for i in range(len(meta["meta_archs"])))
-        return meta["meta_archs"], infos, HP["nats"]
+        for i in range(len(meta["meta_archs"])):
+            take(i, _arch_file(path, i), HP["nats"])
+        return meta["meta_archs"]
     if not path.name.endswith((PBZ2, ".pth")):
         raise ValueError(f"{path} is not an official benchmark file by its name; {_EXPECTED}")
-    data = _unpickle(path, "pbz2" if path.name.endswith(PBZ2) else "pth")
-    _check_dict(data, path)
     hp = HP["pth"] if path.suffix == ".pth" else HP["nats"]
-    infos = data["arch2infos"]
-    return data["meta_archs"], ((i, infos.pop(i)) for i in sorted(infos)), hp  # pop: memory falls as rows form
+    data = _unpickle(path, "pbz2" if path.name.endswith(PBZ2) else "pth",
+                     ("arch2infos", lambda i, info: take(i, info, hp)))
+    _check_dict(data, path)
+    for i in sorted(data["arch2infos"]):
+        take(i, data["arch2infos"].pop(i), hp)
+    return data["meta_archs"]
 
 
 def _arch_file(path, i):
@@ -128,9 +139,11 @@ def _arch_file(path, i):
     return _unpickle(f, "pbz2")
 
 
-def _accuracy(info, hp, i, arch, dataset, metric, path):
+def _accuracy(info, hp, i, dataset, metric, path):
     """(200-epoch seed-mean accuracy in %, number of seeds) of arch i, as get_more_info computes it."""
-    where = f"ground truth {path}: arch {i} {arch}"
+    states = [v for v in info.values() if isinstance(v, dict)] if isinstance(info, dict) else []
+    arch = states[0].get("arch_str", "") if states else ""
+    where = f"ground truth {path}: arch {i} {arch}".rstrip()
     if not isinstance(info, dict) or hp not in info:
         hps = list(info) if isinstance(info, dict) else []
         other = {"full": "200", "200": "full"}[hp]
@@ -196,13 +209,15 @@ def load_nb201(path, *, space, dataset="cifar10", metric="ori-test", protocol="d
         raise ValueError(f"unknown ground-truth protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if getattr(space, "name", None) != "nb201":
         raise ValueError(f"NB201/NATS-tss ground truth belongs to space nb201, not {getattr(space, 'name', space)!r}")
-    path = Path(path)
-    meta_archs, infos, hp = read(path)
+    path, found = Path(path), {}
+
+    def take(i, info, hp):
+        found[int(i)] = _accuracy(info, hp, i, dataset, metric, path)
+
+    meta_archs = read(path, take)
     canon = _canonicalise(meta_archs, path, space)
-    rows = []
-    for i, info in infos:
-        acc, n_seeds = _accuracy(info, hp, i, meta_archs[i], dataset, metric, path)
-        rows.append({"index": int(i), "arch": meta_archs[i], "acc": acc / 100.0, "n_seeds": n_seeds})
+    rows = [{"index": i, "arch": meta_archs[i], "acc": found[i][0] / 100.0, "n_seeds": found[i][1]}
+            for i in sorted(found)]
     df = pd.DataFrame(rows, columns=["index", "arch", "acc", "n_seeds"])
     if protocol == "deiso":
         df["arch"] = [canon[i] for i in df["index"]]
