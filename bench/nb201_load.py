@@ -6,12 +6,13 @@ NAS-Bench-201-v1_0-e61699.pth (January 2020, before torch's zip format) is. The 
 reads: meta_archs (15,625 cell strings), evaluated_indexes, and per arch the 'less' (12 epochs) and 'full' (200
 epochs) ArchResults states over cifar10-valid, cifar10, cifar100 and ImageNet16-120, each seed's ResultsCount state
 with per-epoch train accuracies (top-1, top-5), losses and times and per-epoch eval accuracies, losses and times of
-every eval set of its dataset. Seeds per dataset: ``--seeds`` (1 by default gives a file of about the real one's
-2.1 GB). The dict is written arch by arch, so writing it never holds it in memory.
+every eval set of its dataset. Seeds per dataset: ``--seeds`` (1 by default: 3.3 GB, more than the real file's
+2.1 GB, since every key string is written out as in a file made of loaded results). The stream is written arch by
+arch with one memo, as torch.save writes it, so writing it never holds the dict in memory.
 
     nice -n 10 python bench/nb201_load.py --archs 15625 --file /tmp/nb201-full.pth
-prints one row per loader: seconds, peak RSS (GB), rows and whether its table equals closekit's. The official API
-runs under an address-space limit (``--api-limit-gb``) so that it fails with MemoryError rather than swap.
+prints one row per loader: wall and CPU seconds, peak RSS (GiB), rows and whether its table equals closekit's. The
+official API runs under an address-space limit (``--api-limit-gb``) so that it fails with MemoryError, not swap.
 """
 import argparse
 import itertools
@@ -201,9 +202,8 @@ def child(which, path, out):
     """Run one loader in this process; write seconds, peak RSS and the table to ``out`` (JSON)."""
     t0 = time.time()
     df = {"closekit": _closekit, "official": _official}[which](path)
-    secs = time.time() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20        # KiB -> GiB
-    json.dump({"seconds": secs, "peak_gb": rss, "rows": len(df),
+    secs, ru = time.time() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    json.dump({"seconds": secs, "cpu": ru.ru_utime + ru.ru_stime, "peak_gb": ru.ru_maxrss / 2 ** 20, "rows": len(df),
                "table": dict(zip(df["arch"], df["acc"].round(10)))}, open(out, "w"))
 
 
@@ -242,13 +242,13 @@ def main():
               f"{time.time() - t0:.0f} s")
     ours = measure("closekit", a.file, timeout=a.timeout)
     theirs = {"failed": "skipped"} if a.skip_official else measure("official", a.file, a.api_limit_gb, a.timeout)
-    print(f"{'loader':10} {'seconds':>8} {'peak GB':>8} {'rows':>6}  same table")
+    print(f"{'loader':10} {'seconds':>8} {'cpu s':>8} {'peak GiB':>8} {'rows':>6}  same table")
     for name, r in (("closekit", ours), ("official", theirs)):
         if "failed" in r:
-            print(f"{name:10} {r.get('seconds', float('nan')):8.1f} {'':>8} {'':>6}  failed: {r['failed']}")
+            print(f"{name:10} {r.get('seconds', float('nan')):8.1f} {'':>8} {'':>8} {'':>6}  failed: {r['failed']}")
         else:
             same = "yes" if name == "closekit" or r["table"] == ours.get("table") else "NO"
-            print(f"{name:10} {r['seconds']:8.1f} {r['peak_gb']:8.2f} {r['rows']:6d}  {same}")
+            print(f"{name:10} {r['seconds']:8.1f} {r['cpu']:8.1f} {r['peak_gb']:8.2f} {r['rows']:6d}  {same}")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ available seeds and then over the members of each isomorphism class (NAS-Bench-2
 * NATS-Bench topology (``NATS-tss-v1_0-3ffb9.pickle.pbz2``, or the fast-mode directory
   ``NATS-tss-v1_0-3ffb9-simple/`` of one file per architecture).
 
-Each file is read once by the C unpickler with every class refused but sets, OrderedDicts and numpy scalars
-(``files``), and the accuracies are taken from the state dicts the official APIs rebuild their objects from, as
-their ``get_more_info(i, dataset, hp="200", is_random=False)`` computes them: per seed the eval accuracy at the last
-epoch (``eval_acc1es['<metric>@<epochs - 1>']``), averaged over the seeds of ``dataset_seed[dataset]``. The APIs
-themselves (which unpickle the file through torch's pure-Python reader, then copy it into objects) are not needed;
-the tests check our table against them. Accuracies are returned as fractions in [0, 1].
+Each file is read once, streamed, by the C unpickler with every class refused but sets, OrderedDicts and numpy
+scalars (``files``): every architecture's results are read as they arrive and then freed, so a 2-3 GB file never
+sits whole in memory. The accuracies come from the state dicts the official APIs rebuild their objects from, as
+their ``get_more_info(i, dataset, hp="200", is_random=False)`` computes them: per seed the eval accuracy at the
+last epoch (``eval_acc1es['<metric>@<epochs - 1>']``), averaged over the seeds of ``dataset_seed[dataset]``. The
+APIs themselves (torch's pure-Python unpickler, then a copy into objects) are not needed; the tests check our
+table against them. Accuracies are returned as fractions in [0, 1].
 """
 import bz2
 import pickle
