@@ -14,7 +14,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from closekit.groundtruth import minibench as mb
+from closekit.groundtruth.machine import built_on, machine
+from closekit.groundtruth.recipe import Recipe
+from closekit.groundtruth.results import read_results
+from closekit.groundtruth.standalone import load_data, train_one
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("dir", help="a minibench directory (meta.yaml + results.csv)")
@@ -22,15 +25,15 @@ p.add_argument("--rows", default=":", help="FIRST:LAST, results.csv rows (0-base
 p.add_argument("-n", type=int, default=2, help="how many of them, cheapest first")
 args = p.parse_args()
 meta = yaml.safe_load(Path(args.dir, "meta.yaml").read_text())
-recipe, results = mb.Recipe.from_dict(meta["recipe"]), mb.read_results(f"{args.dir}/results.csv")
+recipe, results = Recipe.from_dict(meta["recipe"]), read_results(f"{args.dir}/results.csv")
 first, _, last = args.rows.partition(":")
 pick = results.iloc[int(first or 0):int(last) if last else None].sort_values("params").head(args.n)
 torch.set_num_threads(recipe.threads)
-data, here = mb.load_data(recipe), mb.machine(recipe.device)
+data, here = load_data(recipe), machine(recipe.device)
 print(f"this machine: {here}")
 for i, r in pick.iterrows():
-    got = mb.train_one(r["arch"], int(r["seed"]), recipe, data)
-    by = mb.built_on(meta, i)
+    got = train_one(r["arch"], int(r["seed"]), recipe, data)
+    by = built_on(meta, i)
     same = "this machine" if by == here else (by or "unrecorded")
     print(f"row {i} {r['arch'][:60]} seed {r['seed']}: stored {r['acc']:.4f}, now {got['acc']:.4f} "
           f"(diff {got['acc'] - r['acc']:+.4f}); trained on {same}", flush=True)

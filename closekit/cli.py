@@ -195,8 +195,13 @@ def main(argv=None):
         return batch_cli(args)
     try:
         if args.cmd == "truth":
-            from .groundtruth import minibench
-            truth = minibench.cli_build(args, parse_overrides)
+            from .groundtruth import minibench, pool
+            from .groundtruth.recipe import Recipe
+            space = {"space": args.space} if args.space else {}
+            recipe = Recipe.from_yaml(args.recipe, **parse_overrides(args.set), **space)
+            with pool.stop_on_sigterm():
+                truth = minibench.build(args.archs, args.seeds, recipe, args.out, workers=args.workers,
+                                        sample_seed=args.sample_seed, progress=not args.no_progress)
             print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
                               "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
             return 0

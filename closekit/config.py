@@ -171,8 +171,8 @@ class YamlConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig(YamlConfig):
-    """One run: space, data, supernet, sharing curriculum, optimisation, scoring, ground truth."""
+class DataKeys:
+    """What a run (RunConfig) and a stand-alone recipe (groundtruth.recipe.Recipe) train on: one definition."""
     space: str = _key("nb201", "search space: nb201 | nb301 | nds-resnet | nds-resnexta", group="what")
     dataset: str = _key("embedded", "closekit.data registry: embedded | fashion-mnist | cifar10 | synthetic")
     data_dir: str | None = _key(None, "dataset files (None: the dataset's default place)")
@@ -182,6 +182,16 @@ class RunConfig(YamlConfig):
     train_portion: float = _key(0.8, "first part of the training set trains, the rest scores")
     train_limit: int | None = _key(None, "keep only the first n training images (None: all)")
     augment: bool = _key(True, "random crop + flip on training batches")
+
+    def data_kwargs(self):
+        """The keyword arguments of ``closekit.data.load(self.dataset, ...)``."""
+        return dict(root=self.data_dir, image_size=self.image_size, channels=self.channels, download=self.download,
+                    train_portion=self.train_portion, train_limit=self.train_limit, augment=self.augment)
+
+
+@dataclass(frozen=True)
+class RunConfig(DataKeys, YamlConfig):
+    """One run: space, data (DataKeys), supernet, sharing curriculum, optimisation, scoring, ground truth."""
     supernet: str = _key("close", "vanilla: one own block per slot; close: a bank of GLOW blocks and a router",
                          group="supernet")
     channels_init: int = _key(8, "C: cell channels of the first stage (then 2C, 4C); paper 16")

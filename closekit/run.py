@@ -6,9 +6,6 @@ checkpoint.pt, snapshots/ (the net at the last epoch of every curriculum level),
 metrics.json. A rerun resumes from the checkpoint; a finished run with other scoring or ground-truth keys is
 re-scored without retraining. Progress goes to ``closekit.progress`` (shown by ``closekit batch``).
 """
-import functools
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -20,52 +17,9 @@ from . import data as datalib
 from .checkpoint import CKPT, atomic_json, atomic_text, check_training_keys, locked, read_checkpoint, writable_dir
 from .evaluate import arch_list, evaluate_cfg, probe, score_summary
 from .metrics import compare
+from .provenance import code_version, config_hash, provenance  # noqa: F401  (bench/ imports them from here)
 from .routing import block_usage
 from .train import build, chain, snapshots, train
-
-PACKAGE = Path(__file__).resolve().parent
-SHELL = ("batch.py", "cli.py", "grid.py", "plots.py", "procs.py", "progress.py", "record.py", "search.py",
-         "slurm.py", "widgets.py")   # cannot change a run's result (search reads a finished run)
-
-
-def _family(module):
-    """A space module's file-name family: its name up to the first '_' (nb201; nds for spaces/nds_resnet.py)."""
-    return module.rsplit(".", 1)[1].split("_")[0]
-
-
-def _owner(rel):
-    """The space family owning a file under spaces/ or groundtruth/ (e.g. nb201 for spaces/nb201_arch.py, nds for
-    spaces/nds.py and spaces/nds_resnexta.py)."""
-    if rel.startswith(("spaces/", "groundtruth/")):
-        stem = rel.split("/", 1)[1][:-3]
-        for prefix in {_family(m) for m in spaces.SPACES.values()}:
-            if stem == prefix or stem.startswith(prefix + "_"):
-                return prefix
-    return None
-
-
-@functools.lru_cache(maxsize=None)
-def code_version(space):
-    """sha256 (16 hex) of the package source that computes a result of ``space``: every closekit .py file but the
-    shell's and the other space families' own modules (spaces/<other>*.py, groundtruth/<other>*.py)."""
-    own = _family(spaces.SPACES[space])
-    h = hashlib.sha256()
-    for p in sorted(PACKAGE.rglob("*.py")):
-        rel = p.relative_to(PACKAGE).as_posix()
-        if rel not in SHELL and _owner(rel) in (None, own):
-            h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def config_hash(cfg):
-    """sha256 (16 hex) of the resolved config (every key, defaults included)."""
-    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def provenance(cfg):
-    """What produced a result: config hash, code version, closekit version."""
-    from . import __version__
-    return {"config_hash": config_hash(cfg), "code_version": code_version(cfg.space), "closekit_version": __version__}
 
 
 def ceiling(truth):

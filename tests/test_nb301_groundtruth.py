@@ -4,6 +4,7 @@ archs in the three formats, the reference's YAML arch list; wrong-space and malf
 import json
 
 import pytest
+import yaml
 
 from closekit import groundtruth
 from closekit.groundtruth.nb301 import load_records, read_arch_list
@@ -94,9 +95,18 @@ def test_yaml_arch_list_as_the_reference(tmp_path, archs):
     import yaml
     path.write_text(yaml.safe_dump(entries, width=80))
     assert "\n  " in path.read_text()                                     # folded as the public copy is
-    assert read_arch_list(path) == [SPACE.canonical_str(a) for a in archs]
+    assert read_arch_list(path, SPACE) == [SPACE.canonical_str(a) for a in archs]
     path.write_text(yaml.safe_dump({"archs": entries[:2]}))
-    assert read_arch_list(path) == [SPACE.canonical_str(a) for a in archs[:2]]
+    assert read_arch_list(path, SPACE) == [SPACE.canonical_str(a) for a in archs[:2]]
     path.write_text(yaml.safe_dump(["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"]))
     with pytest.raises(ValueError, match="entry 0: bad NB301"):
-        read_arch_list(path)
+        read_arch_list(path, SPACE)
+
+
+def test_the_arch_list_given_as_a_truth_is_named_for_what_it_is(tmp_path, archs):
+    """Issue 25 #8: NB301's archs.yaml as a truth was reported as 'not found'."""
+    path = tmp_path / "nb301_archs.yaml"
+    path.write_text(yaml.safe_dump(archs))
+    with pytest.raises(ValueError, match="nb301_archs.yaml is a YAML file \\(an architecture list goes to archs=; a "
+                                         "ground truth needs accuracies\\), not a ground truth of nb301"):
+        groundtruth.load(str(path), SPACE)

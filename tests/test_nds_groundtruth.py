@@ -149,3 +149,49 @@ def test_size_baseline_ranks_by_params_or_flops():
     assert size_baseline(truth, RESNET, by="flops")["kendall"] == pytest.approx(1.0)
     truth["params"] = [4, 3, 2, 1]                                                    # the truth's own column wins
     assert size_baseline(truth, RESNET)["kendall"] == pytest.approx(-1.0)
+
+
+def test_empty_or_truncated_pickle_is_one_line(tmp_path):
+    """Issue 25 #6: an empty NDS pickle gave EOFError."""
+    (tmp_path / "empty_gt.pkl").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty_gt.pkl is empty \\(0 bytes\\)") as e:
+        groundtruth.load(str(tmp_path / "empty_gt.pkl"), RESNET)
+    assert "\n" not in str(e.value)
+    (tmp_path / "cut_gt.pkl").write_bytes(pickle.dumps([["x"], [1], [1], [90.0]])[:-5])
+    with pytest.raises(ValueError, match="cut_gt.pkl is truncated or not a pickle"):
+        groundtruth.load(str(tmp_path / "cut_gt.pkl"), RESNET)
+
+
+def test_a_file_of_another_kind_is_named_for_what_it_is(tmp_path):
+    """Issue 25 #8: an NDS pickle given to nb201 (and an arch list given as a truth) said 'not found'."""
+    with open(tmp_path / "resnet_gt_5k_3seed.pkl", "wb") as f:
+        pickle.dump([[genotype((1, 1, 1), (16, 16, 16))], [1], [1], [90.0]], f)
+    with pytest.raises(ValueError, match="is an official ground-truth file of space nds-resnet, nds-resnexta, not a "
+                                         "ground truth of nb201") as e:
+        groundtruth.load(str(tmp_path / "resnet_gt_5k_3seed.pkl"), spaces.get("nb201"))
+    assert "\n" not in str(e.value) and "not found" not in str(e.value)
+    (tmp_path / "archs.yaml").write_text("- d1_1_1-w16_16_16\n")
+    with pytest.raises(ValueError, match="archs.yaml is a YAML file \\(an architecture list goes to archs="):
+        groundtruth.load(str(tmp_path / "archs.yaml"), RESNET)
+
+
+def test_non_utf8_arch_list_names_the_file(tmp_path):
+    genos = [genotype((1, 1, 1), (16, 16, 16))]
+    with open(tmp_path / "resnet_gt_x.pkl", "wb") as f:
+        pickle.dump([genos, [1], [1], [90.0]], f)
+    (tmp_path / "resnet_archs_x.yaml").write_bytes(b"- caf\xe9\n")
+    with pytest.raises(ValueError, match="arch list .*resnet_archs_x.yaml is not UTF-8 text \\(byte 5"):
+        groundtruth.load(str(tmp_path / "resnet_archs_x.yaml"), RESNET)
+
+
+def test_authors_flops_add_five_per_conv_output_activation():
+    """Issue 25 #12: the authors' FLOPs count 5 more per output activation of every conv than complexity()."""
+    from closekit.groundtruth.nds import authors_flops, conv_activations
+    arch = "d1_1_1-w16_16_16"
+    # stem + 2 block convs at 32x32; projection + 2 convs at 16x16 and at 8x8; 16 channels each
+    acts = 16 * (3 * 32 * 32 + 3 * 16 * 16 + 3 * 8 * 8)
+    assert conv_activations(RESNET, arch) == acts == 64512
+    assert authors_flops(RESNET, arch) == RESNET.complexity(arch)[1] + 5 * acts
+    wide = "d2_2_2-w64_128_256"
+    assert authors_flops(RESNET, wide) - RESNET.complexity(wide)[1] == 5 * conv_activations(RESNET, wide)
+    assert conv_activations(RESNET, wide) > acts

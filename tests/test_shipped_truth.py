@@ -6,7 +6,10 @@ import torch
 import yaml
 
 from closekit import groundtruth, spaces
-from closekit.groundtruth import minibench as mb
+from closekit.groundtruth.machine import built_on, machine
+from closekit.groundtruth.recipe import Recipe
+from closekit.groundtruth.results import read_results
+from closekit.groundtruth.standalone import load_data, train_one
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_ARCHS = {"mini-nb201": 300}          # complete builds; the others may ship partial (>= 40 archs, meta says how many)
@@ -39,8 +42,8 @@ def test_size_seeds_and_archs(shipped):
 
 def test_metadata_states_recipe_and_noise_ceiling(shipped):
     name, meta, space, truth = shipped
-    recipe = mb.Recipe.from_dict(meta["recipe"])
-    assert recipe == mb.Recipe.from_yaml(ROOT / f"params/truth/{name}.yaml")     # what `make truth TRUTH=name` builds
+    recipe = Recipe.from_dict(meta["recipe"])
+    assert recipe == Recipe.from_yaml(ROOT / f"params/truth/{name}.yaml")     # what `make truth TRUTH=name` builds
     assert recipe.space == space.name and recipe.dataset == truth.attrs["dataset"] == "embedded"
     assert meta["n_archs"] == len(truth) and meta["n_results"] == len(truth) * len(meta["seeds"])
     assert truth.attrs["version"] == recipe.version(len(meta["seeds"])) == meta["version"]
@@ -60,18 +63,18 @@ def test_cheapest_arch_reproduces(shipped):
     """Retrain the cheapest shipped (arch, seed 0) with the recorded recipe: bitwise the same accuracy on the machine
     that trained that row, within 3 per-run noise sd elsewhere (another CPU's rounding acts like another seed)."""
     name, meta, space, truth = shipped
-    recipe = mb.Recipe.from_dict(meta["recipe"])
+    recipe = Recipe.from_dict(meta["recipe"])
     row = truth.sort_values("params").iloc[0]
-    results = mb.read_results(groundtruth.SHIPPED[name] / "results.csv")
+    results = read_results(groundtruth.SHIPPED[name] / "results.csv")
     index = results.index[(results["arch"] == row["arch"]) & (results["seed"] == 0)][0]
     threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     try:
-        got = mb.train_one(row["arch"], 0, recipe, mb.load_data(recipe))
+        got = train_one(row["arch"], 0, recipe, load_data(recipe))
     finally:
         torch.set_num_threads(threads)
     assert got["params"] == row["params"]
-    if mb.built_on(meta, index) == mb.machine(recipe.device):
+    if built_on(meta, index) == machine(recipe.device):
         assert got["acc"] == row["acc_seed0"]
     else:
         assert got["acc"] == pytest.approx(row["acc_seed0"], abs=3 * meta["noise_ceiling"]["seed_mean"]["noise_sd"])

@@ -10,7 +10,7 @@ Each directory is one recipe (`closekit truth build` output of run_study.sh); ro
 with seeds 0 and 1 (a study may still be running); ``--study N``: only the first N of the recipe's sample (its
 space and sample seed from meta.yaml). Columns: the seed-0 vs seed-1 Kendall tau (the noise ceiling,
 ± its bootstrap std over architectures); the architecture and per-run noise sd from the variance split
-(minibench.seed_mean_reliability); rho1, the reliability of one run; the Kendall tau a k-seed mean is predicted to
+(ceiling.seed_mean_reliability); rho1, the reliability of one run; the Kendall tau a k-seed mean is predicted to
 reach against the noise-free ranking (normal model, 2/pi asin(sqrt(rho_k))) for k = 2 and for the k that the
 slowest recipe's 2 seeds would pay for (equal cost: the fair comparison); and how well the parameter count alone
 ranks (a recipe whose ranking is mostly size measures little else).
@@ -23,7 +23,8 @@ from pathlib import Path
 import yaml
 from scipy.stats import kendalltau
 
-from closekit.groundtruth.minibench import noise_ceiling, read_results, seed_mean_reliability
+from closekit.groundtruth.ceiling import noise_ceiling, seed_mean_reliability
+from closekit.groundtruth.results import read_results
 
 
 def tau_k(arch_var, noise_var, k):

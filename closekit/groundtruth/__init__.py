@@ -4,30 +4,40 @@
 on the embedded default dataset; recipe, seeds and noise ceiling in its meta.yaml; see ``SHIPPED``);
 ``load("mini-nb301", space)`` the mini NB301 one (a prefix of its sample: meta.yaml says how many genotypes).
 
-``load(spec, space)`` reads a CSV table (columns ``arch``, ``acc``; more columns are kept) and checks that
-every architecture belongs to the space. A directory written by ``closekit truth build`` loads through
-``minibench.load_truth``, which refuses a ground truth of another space (and, with ``dataset``, of another
-dataset). Official files go to the loader the space names (``space.official_truth``; NB201: a ``.pth``, a
-NATS-tss ``.pickle.pbz2`` or fast-mode directory, ``closekit.groundtruth.nb201.load_nb201``); its options come as
-keyword arguments of ``load`` or as a query suffix of the spec string, e.g.
-``NAS-Bench-201-v1_0-e61699.pth?dataset=cifar10-valid&metric=x-valid``.
+``load(spec, space)`` reads a CSV table (columns ``arch``, ``acc``; more columns are kept), checks every row (an
+architecture of the space, a finite accuracy) and refuses isomorphic duplicates. A directory written by
+``closekit truth build`` loads through ``minibench.load_truth``, which refuses a ground truth of another space (and,
+with ``for_dataset``, of another dataset). Official files go to the reader of the space in ``READERS`` (the ground
+truth knows the spaces; no space imports it): NB201 a ``.pth``, a NATS-tss ``.pickle.pbz2`` or fast-mode directory
+(``nb201.load_nb201``); NB301 results_*.json records (``nb301``); NDS sweep JSON or the aw_nas pickle pair
+(``nds``). Their options come as keyword arguments of ``load`` or as a query suffix of the spec string, e.g.
+``NAS-Bench-201-v1_0-e61699.pth?dataset=cifar10-valid&metric=x-valid``. Everything is checked on load, before any
+training: a file that exists but is no ground truth of the space is named for what it is.
 """
 import inspect
+import io
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+import numpy as np
 import pandas as pd
+
+from . import nb201, nb301, nds
+from .files import read_text
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # name -> minibench directory inside the package: every assets/mini_<space> with a meta.yaml ships as mini-<space>
 SHIPPED = {d.name.replace("_", "-"): d for d in sorted(ASSETS.glob("mini_*")) if (d / "meta.yaml").is_file()}
+# space name -> the module of its official readers: ``official(path)`` gives the loader of a file, or None
+READERS = {"nb201": nb201, "nb301": nb301, "nds-resnet": nds, "nds-resnexta": nds}
 
 
 def _official(spec, space):
-    """(loader, path, options) when the space recognises ``spec`` as one of its official files, else None."""
+    """(loader, path, options) when the space's readers recognise ``spec`` as one of its official files, else None."""
     text = str(spec)
     base, _, query = text.partition("?") if isinstance(spec, str) else (text, "", "")
-    loader = space.official_truth(base)
+    reader = READERS.get(space.name)
+    loader = reader.official(base) if reader else None
     if loader is None:
         return None
     opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
@@ -38,6 +48,57 @@ def _official(spec, space):
         raise ValueError(f"ground truth {spec!r}: unknown option(s) {', '.join(sorted(unknown))}; "
                          f"use {', '.join(known)}")
     return loader, Path(base), opts
+
+
+def _not_ours(path, space):
+    """One line for a file that exists but no reader of ``space`` takes: what it is, and what to give instead."""
+    others = sorted(n for n, r in READERS.items() if n != space.name and r.official(path))
+    if others:
+        what = f"an official ground-truth file of space {', '.join(others)}"
+    elif path.suffix in (".yaml", ".yml"):
+        what = "a YAML file (an architecture list goes to archs=; a ground truth needs accuracies)"
+    else:
+        what = f"a {path.suffix or 'suffix-less'} {'directory' if path.is_dir() else 'file'}"
+    return ValueError(f"ground truth {path} is {what}, not a ground truth of {space.name}; give a shipped name "
+                      f"({', '.join(SHIPPED)}), a CSV with columns arch, acc, a `closekit truth build` directory or "
+                      f"an official {space.name} file")
+
+
+def _csv(path, space):
+    """A CSV ground truth, every row checked: arch of the space, acc a finite number, no isomorphic repeats."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"ground truth {path} is empty (0 bytes); write a header arch,acc and one row per arch")
+    text = read_text(path)
+    try:
+        df = pd.read_csv(io.StringIO(text), comment="#", dtype={"arch": str, "acc": str}, keep_default_na=False,
+                         na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"ground truth {path} is not a readable CSV ({' '.join(str(e).split())})") from None
+    missing = {"arch", "acc"} - set(df.columns)
+    if missing:
+        raise ValueError(f"ground truth {path} lacks column(s) {', '.join(sorted(missing))}; need arch and acc")
+    if df.empty:
+        raise ValueError(f"ground truth {path} has a header but no rows; add one row per architecture (arch,acc)")
+    acc = pd.to_numeric(df["acc"], errors="coerce")
+    bad = ~np.isfinite(acc.to_numpy(dtype=float))
+    if bad.any():
+        i = int(bad.argmax())
+        raw = "" if pd.isna(df["acc"].iat[i]) else df["acc"].iat[i]
+        raise ValueError(f"ground truth {path} line {i + 2}: acc={raw!r} is not a finite number; give every "
+                         "architecture its accuracy (a fraction in [0, 1])")
+    df["acc"] = acc.astype(float)
+    canon = []
+    for i, s in enumerate(df["arch"], 2):
+        try:
+            canon.append(space.canonical_str(s))
+        except ValueError as e:
+            raise ValueError(f"ground truth {path} line {i} does not belong to space {space.name}: {e}") from None
+    df["arch"] = canon
+    if df["arch"].duplicated().any():
+        dup = df.loc[df["arch"].duplicated(), "arch"].iloc[0]
+        raise ValueError(f"ground truth {path} lists isomorphic architectures twice (e.g. {dup}); keep one per class")
+    df.attrs["version"] = path.stem
+    return df
 
 
 def load(spec, space, for_dataset=None, **options):
@@ -64,23 +125,10 @@ def load(spec, space, for_dataset=None, **options):
         raise ValueError(f"ground truth {spec!r}: option(s) {', '.join(sorted(options))} apply only to official "
                          f"{space.name} files")
     path = Path(spec)
-    if path.suffix != ".csv" or not path.is_file():
+    if path.exists() and (path.suffix != ".csv" or not path.is_file()):
+        raise _not_ours(path, space)
+    if not path.is_file():
         raise FileNotFoundError(f"ground truth {spec!r} not found; give a shipped name ({', '.join(SHIPPED)}), the "
                                 "path of a CSV file with columns arch, acc, a `closekit truth build` directory, or "
                                 f"an official {space.name} file")
-    df = pd.read_csv(path, comment="#")
-    missing = {"arch", "acc"} - set(df.columns)
-    if missing:
-        raise ValueError(f"ground truth {path} lacks column(s) {', '.join(sorted(missing))}; need arch and acc")
-    canon = []
-    for i, s in enumerate(df["arch"], 2):
-        try:
-            canon.append(space.canonical_str(s))
-        except ValueError as e:
-            raise ValueError(f"ground truth {path} line {i} does not belong to space {space.name}: {e}") from None
-    df["arch"] = canon
-    if df["arch"].duplicated().any():
-        dup = df.loc[df["arch"].duplicated(), "arch"].iloc[0]
-        raise ValueError(f"ground truth {path} lists isomorphic architectures twice (e.g. {dup}); keep one per class")
-    df.attrs["version"] = path.stem
-    return df
+    return _csv(path, space)

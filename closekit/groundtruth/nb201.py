@@ -3,33 +3,41 @@
 The CLOSE reference (aw_nas ``evaluation.py --type deiso``) ranks the 6,466 isomorphism-class representatives
 of NB201 against the CIFAR-10 test accuracy after 200 epochs of training on train+valid, averaged over the
 available seeds and then over the members of each isomorphism class (NAS-Bench-201 v1_0 file).
-``load_nb201`` reproduces that table from the official files, read through the official APIs:
+``load_nb201`` reproduces that table from the official files:
 
-* NAS-Bench-201 ``.pth`` (``NAS-Bench-201-v1_0-e61699.pth``, ``NAS-Bench-201-v1_1-096897.pth``) through
-  ``nas_201_api.NASBench201API``;
+* NAS-Bench-201 ``.pth`` (``NAS-Bench-201-v1_0-e61699.pth``, ``NAS-Bench-201-v1_1-096897.pth``);
 * NATS-Bench topology (``NATS-tss-v1_0-3ffb9.pickle.pbz2``, or the fast-mode directory
-  ``NATS-tss-v1_0-3ffb9-simple/``) through ``nats_bench.create(path, "tss", ...)``.
+  ``NATS-tss-v1_0-3ffb9-simple/`` of one file per architecture).
 
-Results are always the 200-epoch ones (``hp="200"``; the APIs default to 12 epochs) and seed means
-(``is_random=False``; the APIs default to one random seed). Accuracies are returned as fractions in [0, 1].
-Needs the optional extra: ``pip install "closekit[benchmarks]"``.
+Each file is read once, streamed, by the C unpickler with every class refused but sets, OrderedDicts and numpy
+scalars (``files``): every architecture's results are read as they arrive and then freed, so a 2-3 GB file never
+sits whole in memory. The accuracies come from the state dicts the official APIs rebuild their objects from, as
+their ``get_more_info(i, dataset, hp="200", is_random=False)`` computes them: per seed the eval accuracy at the
+last epoch (``eval_acc1es['<metric>@<epochs - 1>']``), averaged over the seeds of ``dataset_seed[dataset]``. The
+APIs themselves (torch's pure-Python unpickler, then a copy into objects) are not needed; the tests check our
+table against them. Accuracies are returned as fractions in [0, 1].
 """
+import bz2
+import pickle
 import re
-import warnings
 from pathlib import Path
 
 import pandas as pd
 
-EXTRA = 'pip install "closekit[benchmarks]"'
-# dataset -> {metric (the benchmark's eval-set name) -> key of get_more_info's dict}
-METRICS = {
-    "cifar10": {"ori-test": "test-accuracy"},
-    "cifar10-valid": {"x-valid": "valid-accuracy", "ori-test": "test-accuracy"},
-    "cifar100": {"x-valid": "valid-accuracy", "x-test": "test-accuracy", "ori-test": "valtest-accuracy"},
-    "ImageNet16-120": {"x-valid": "valid-accuracy", "x-test": "test-accuracy", "ori-test": "valtest-accuracy"},
+from . import files
+
+METRICS = {   # dataset -> the benchmark's eval-set names (cifar10 trains on train+valid: ori-test only)
+    "cifar10": ("ori-test",),
+    "cifar10-valid": ("x-valid", "ori-test"),
+    "cifar100": ("x-valid", "x-test", "ori-test"),
+    "ImageNet16-120": ("x-valid", "x-test", "ori-test"),
 }
 PROTOCOLS = ("deiso", "all")
 PBZ2 = ".pickle.pbz2"
+HP = {"pth": "full", "nats": "200"}          # the 200-epoch results' key in an arch's dict, per format
+KEYS = ("meta_archs", "arch2infos", "evaluated_indexes")
+ALLOW = (("builtins", "set"), ("collections", "OrderedDict"), ("numpy", "dtype"), ("_codecs", "encode"),
+         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"))
 _SSS_ARCH = re.compile(r"\d+(:\d+)+")  # NATS size-space archs look like '64:32:16:48:64'
 _EXPECTED = ("expected NAS-Bench-201-v1_*.pth, NATS-tss-*.pickle.pbz2 or a NATS-tss-*-simple directory "
              "(NB201 topology benchmark)")
@@ -41,12 +49,11 @@ def _line(x, limit=240) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-def _need(module):
-    """Import an optional benchmark API, or fail with one line saying how to install it."""
-    try:
-        return __import__(module)
-    except ImportError:
-        raise ImportError(f"reading official NB201/NATS ground truth needs {module}: {EXTRA}") from None
+def official(path):
+    """The loader of an NB201 / NATS-tss file (a .pth, a .pickle.pbz2 or a fast-mode directory), else None."""
+    p = Path(path)
+    return load_nb201 if str(p).endswith((".pth", PBZ2)) or (p.is_dir() and not (p / "meta.yaml").is_file()) \
+        else None
 
 
 def file_version(path) -> str:
@@ -64,80 +71,44 @@ def file_version(path) -> str:
     return Path(name).stem
 
 
-def _torch_load(path):
-    """Load a .pth as plain data: weights_only=True (plus numpy scalars), else full unpickling with a warning."""
-    import numpy as np
-    import torch
-
-    allow = [np.dtype, type(np.dtype("float64")), type(np.dtype("float32")), type(np.dtype("int64"))]
+def _unpickle(path, kind, stream=None):
+    """The object of one official file (kind: pth | pbz2), read by the restricted C unpickler (``stream``: the
+    arch2infos entries go to a consumer as they are read; a file that cannot be streamed is read whole)."""
     try:
-        allow.append(np._core.multiarray.scalar)
-    except AttributeError:  # numpy < 2
-        allow.append(np.core.multiarray.scalar)
-    try:
-        with torch.serialization.safe_globals(allow):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not plain data (or not a torch file at all): try the full unpickler below
-        reason = str(e).partition("WeightsUnpickler error:")[2].partition("Check the documentation")[0] or str(e)
-        reason = _line(re.sub(r"\x1b\[[0-9;]*m|\. Please use .*", "", reason, flags=re.S), 160)
-    warnings.warn(f"{path}: weights_only=True load failed ({reason}); loading with weights_only=False, which can run "
-                  "code stored in the file: use only official benchmark files from a trusted source", stacklevel=3)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            if kind == "pth":
+                return files.torch_file(path, ALLOW, stream)
+            with bz2.open(path, "rb") as f:
+                return files.load(f, ALLOW, stream)
+        except pickle.UnpicklingError:
+            if stream is None:
+                raise
+            return _unpickle(path, kind)                  # a reference across the drained entries: read it whole
+    except files.Refused as e:
+        raise ValueError(f"{path} refused: it {e}; an official benchmark holds only dicts, lists, numbers and "
+                         f"strings ({_EXPECTED})") from None
+    except (ValueError, MemoryError):
+        raise
     except Exception as e:
-        raise ValueError(f"{path} is not a torch.save file ({_line(e, 120)}); {_EXPECTED}") from None
+        what = "bz2-compressed pickle" if kind == "pbz2" else "torch.save file"
+        raise ValueError(f"{path} is not a {what} ({_line(f'{type(e).__name__}: {e}', 120)}); {_EXPECTED}") \
+            from None
 
 
-def _check_dict(data, path):
+def _check_dict(data, path, keys=KEYS):
     """One-line ValueError unless data is a benchmark dict with the official top-level keys."""
     if not isinstance(data, dict):
         raise ValueError(f"{path} holds a {type(data).__name__}, not a benchmark dict; {_EXPECTED}")
-    missing = [k for k in ("meta_archs", "arch2infos", "evaluated_indexes") if k not in data]
+    missing = [k for k in keys if k not in data]
     if missing:
         raise ValueError(f"{path} lacks key(s) {', '.join(missing)} (has {_line(sorted(map(str, data)), 80)}); "
                          f"{_EXPECTED}")
 
 
-def _open_pth(path):
-    """NASBench201API on a .pth: by path first (torch's default weights_only=True load), then via our loader."""
-    api_mod = _need("nas_201_api")
-    try:  # by path the API unpickles the file itself, without the deep copy it makes of a dict
-        return api_mod.NASBench201API(str(path), verbose=False)
-    except (AssertionError, KeyError) as e:  # raised after a successful load: the dict is not an NB201 benchmark
-        raise _not_pth(path, e) from None
-    except Exception:  # torch.load failed: weights-only refusal (e.g. numpy scalars), or not a torch file at all
-        pass
-    data = _torch_load(path)
-    _check_dict(data, path)
-    try:
-        return api_mod.NASBench201API(data, verbose=False)
-    except Exception as e:
-        raise _not_pth(path, e) from None
-
-
-def _not_pth(path, e):
-    """One-line ValueError for a loaded .pth whose dict the NB201 API rejects."""
-    if isinstance(e, KeyError) and e.args and e.args[0] in ("less", "full"):
-        why = "its arch2infos entries lack the 'less'/'full' results of an NB201 .pth; NATS-tss files are .pickle.pbz2"
-    else:
-        why = _line(f"{type(e).__name__}: {e}", 120)
-    return ValueError(f"{path} is not a NAS-Bench-201 .pth benchmark ({why}); {_EXPECTED}")
-
-
-def _open_nats(path, fast_mode):
-    """NATS-Bench topology API on a .pickle.pbz2 file or a fast-mode directory."""
-    nats_bench = _need("nats_bench")
-    try:
-        return nats_bench.create(str(path), "tss", fast_mode=fast_mode, verbose=False)
-    except Exception as e:
-        what = "fast-mode directory (meta.pickle.pbz2 + one NNNNNN.pickle.pbz2 per arch)" if fast_mode else \
-            "bz2-compressed pickle of the benchmark dict"
-        raise ValueError(f"{path} is not a NATS-Bench topology {what} ({_line(f'{type(e).__name__}: {e}', 120)}); "
-                         f"{_EXPECTED}") from None
-
-
-def open_api(path):
-    """(official API object, fast_mode) for an NB201 .pth, a NATS-tss .pickle.pbz2 or a NATS-tss-*-simple dir."""
+def read(path, take):
+    """meta_archs of an official file; ``take(index, arch dict, hp key of 200 epochs)`` gets every arch's results
+    as they are read (each file once, never whole in memory: a fast-mode directory one arch file at a time, a .pth
+    or .pickle.pbz2 streamed)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"ground truth {str(path)!r} not found; {_EXPECTED}")
@@ -146,18 +117,62 @@ def open_api(path):
     if path.is_dir():
         if not (path / f"meta{PBZ2}").is_file():
             raise ValueError(f"{path} is a directory without meta{PBZ2}; {_EXPECTED}")
-        return _open_nats(path, fast_mode=True), True
-    if path.name.endswith(PBZ2):
-        return _open_nats(path, fast_mode=False), False
-    if path.suffix == ".pth":
-        return _open_pth(path), False
-    raise ValueError(f"{path} is not an official benchmark file by its name; {_EXPECTED}")
+        meta = _unpickle(path / f"meta{PBZ2}", "pbz2")
+        _check_dict(meta, path / f"meta{PBZ2}", ("meta_archs",))
+        for i in range(len(meta["meta_archs"])):
+            take(i, _arch_file(path, i), HP["nats"])
+        return meta["meta_archs"]
+    if not path.name.endswith((PBZ2, ".pth")):
+        raise ValueError(f"{path} is not an official benchmark file by its name; {_EXPECTED}")
+    hp = HP["pth"] if path.suffix == ".pth" else HP["nats"]
+    data = _unpickle(path, "pbz2" if path.name.endswith(PBZ2) else "pth",
+                     ("arch2infos", lambda i, info: take(i, info, hp)))
+    _check_dict(data, path)
+    for i in sorted(data["arch2infos"]):
+        take(i, data["arch2infos"].pop(i), hp)
+    return data["meta_archs"]
 
 
-def _canonicalise(api, path, space):
+def _arch_file(path, i):
+    f = path / f"{i:06d}{PBZ2}"
+    if not f.is_file():
+        raise ValueError(f"ground truth {path}: arch {i} has no file {f.name} (fast mode keeps one per arch)")
+    return _unpickle(f, "pbz2")
+
+
+def _accuracy(info, hp, i, dataset, metric, path):
+    """(200-epoch seed-mean accuracy in %, number of seeds) of arch i, as get_more_info computes it."""
+    states = [v for v in info.values() if isinstance(v, dict)] if isinstance(info, dict) else []
+    arch = states[0].get("arch_str", "") if states else ""
+    where = f"ground truth {path}: arch {i} {arch}".rstrip()
+    if not isinstance(info, dict) or hp not in info:
+        hps = list(info) if isinstance(info, dict) else []
+        other = {"full": "200", "200": "full"}[hp]
+        if other in hps:
+            fmt = "an NB201 .pth ('less'/'full')" if hp == "full" else "a NATS-tss file ('12'/'200')"
+            raise ValueError(f"{where}: its results lack the {hp!r} key of {fmt}; NB201 files are .pth, NATS-tss "
+                             f"files .pickle.pbz2; {_EXPECTED}")
+        raise ValueError(f"{where} has no 200-epoch results (hp keys: {', '.join(map(str, hps)) or 'none'})")
+    res = info[hp]
+    try:
+        seeds = res["dataset_seed"].get(dataset)
+        if not seeds:
+            raise ValueError(f"{where} has no 200-epoch results on {dataset} (datasets: "
+                             f"{', '.join(res['dataset_seed'])})")
+        accs = []
+        for s in seeds:
+            rc = res["all_results"][dataset, s]
+            accs.append(float(rc["eval_acc1es"][f"{metric}@{rc['epochs'] - 1}"]))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{where}: cannot read {dataset} {metric} at 200 epochs "
+                         f"({_line(f'{type(e).__name__}: {e}', 120)})") from None
+    return sum(accs) / len(accs), len(accs)
+
+
+def _canonicalise(meta_archs, path, space):
     """Official string -> canonical class string for every arch in the file; one-line error if any is not NB201."""
     canon, bad = {}, []
-    for i, s in enumerate(api.meta_archs):
+    for i, s in enumerate(meta_archs):
         try:
             canon[i] = space.canonical_str(s)
         except ValueError as e:
@@ -168,35 +183,12 @@ def _canonicalise(api, path, space):
             raise ValueError(f"{path} is a NATS-Bench size search space (sss) benchmark (arch {i} is {s!r}); "
                              f"{_EXPECTED}")
         raise ValueError(f"ground truth {path} does not match the {space.name} space: {len(bad)} of "
-                         f"{len(api.meta_archs)} architecture strings are not NB201 cells, e.g. index {i} "
+                         f"{len(meta_archs)} architecture strings are not NB201 cells, e.g. index {i} "
                          f"{_line(repr(s), 100)} ({_line(e, 120)})")
     return canon
 
 
-def _accuracy(api, i, dataset, metric, path):
-    """(200-epoch seed-mean accuracy in %, number of seeds) of arch i, through get_more_info."""
-    key = METRICS[dataset][metric]
-    where = f"ground truth {path}: arch {i} {api.meta_archs[i]}"
-    try:
-        info = api.get_more_info(i, dataset, hp="200", is_random=False)
-    except Exception as e:
-        if i not in api.arch2infos_dict:  # fast mode: its per-arch file is missing or unreadable
-            raise ValueError(f"{where}: cannot read its results ({_line(f'{type(e).__name__}: {e}', 160)})") from None
-        hps = list(api.arch2infos_dict[i])
-        if "200" not in hps:
-            raise ValueError(f"{where} has no 200-epoch results (hp keys: {', '.join(map(str, hps)) or 'none'})") \
-                from None
-        names = api.arch2infos_dict[i]["200"].get_dataset_names()
-        if dataset not in names:
-            raise ValueError(f"{where} has no 200-epoch results on {dataset} (datasets: {', '.join(names)})") from None
-        raise ValueError(f"{where}: cannot read {dataset} {metric} at 200 epochs "
-                         f"({_line(f'{type(e).__name__}: {e}', 120)})") from None
-    if info.get(key) is None:
-        raise ValueError(f"{where} has no {metric} accuracy on {dataset} at 200 epochs")
-    return float(info[key]), len(api.arch2infos_dict[i]["200"].get_dataset_seeds(dataset))
-
-
-def load_nb201(path, *, dataset="cifar10", metric="ori-test", protocol="deiso", space=None) -> pd.DataFrame:
+def load_nb201(path, *, space, dataset="cifar10", metric="ori-test", protocol="deiso") -> pd.DataFrame:
     """Official NB201 / NATS-tss ground truth as a DataFrame with ``attrs['version']``.
 
     dataset / metric: ``cifar10`` / ``ori-test`` (default; CLOSE's GT), ``cifar10-valid`` / ``x-valid`` or
@@ -216,21 +208,17 @@ def load_nb201(path, *, dataset="cifar10", metric="ori-test", protocol="deiso", 
                          f"{', '.join(METRICS[dataset])}")
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown ground-truth protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    if space is None:
-        from ..spaces import get
-        space = get("nb201")
     if getattr(space, "name", None) != "nb201":
         raise ValueError(f"NB201/NATS-tss ground truth belongs to space nb201, not {getattr(space, 'name', space)!r}")
-    path = Path(path)
-    api, fast_mode = open_api(path)
-    canon = _canonicalise(api, path, space)
-    indexes = range(len(api.meta_archs)) if fast_mode else sorted(api.arch2infos_dict)
-    rows = []
-    for i in indexes:
-        acc, n_seeds = _accuracy(api, i, dataset, metric, path)
-        if fast_mode:  # loaded lazily one arch at a time; drop it again to keep memory flat
-            api.arch2infos_dict.pop(i, None)
-        rows.append({"index": int(i), "arch": api.meta_archs[i], "acc": acc / 100.0, "n_seeds": n_seeds})
+    path, found = Path(path), {}
+
+    def take(i, info, hp):
+        found[int(i)] = _accuracy(info, hp, i, dataset, metric, path)
+
+    meta_archs = read(path, take)
+    canon = _canonicalise(meta_archs, path, space)
+    rows = [{"index": i, "arch": meta_archs[i], "acc": found[i][0] / 100.0, "n_seeds": found[i][1]}
+            for i in sorted(found)]
     df = pd.DataFrame(rows, columns=["index", "arch", "acc", "n_seeds"])
     if protocol == "deiso":
         df["arch"] = [canon[i] for i in df["index"]]

@@ -21,10 +21,11 @@ KEY = "optimized_hyperparamater_config"
 
 
 def official(path):
-    """The loader of an official NB301 file (a results_*.json or a directory holding some), else None."""
+    """The loader of an official NB301 file (a results_*.json or a directory holding some, not a minibench), else
+    None."""
     p = Path(path)
-    if (p.suffix == ".json" and p.name.startswith("results")) or (p.is_dir() and next(p.rglob("results*.json"),
-                                                                                        None) is not None):
+    if (p.suffix == ".json" and p.name.startswith("results")) or (
+            p.is_dir() and not (p / "meta.yaml").is_file() and next(p.rglob("results*.json"), None) is not None):
         return load_records
     return None
 
@@ -69,10 +70,8 @@ def load_records(path, *, space, metric="val"):
     return df
 
 
-def read_arch_list(path, space=None):
+def read_arch_list(path, space):
     """The canonical strings of a YAML arch list (a list, or a mapping with key ``archs``), duplicates collapsed,
     first occurrence order kept (``evaluate.arch_list`` reads it: ``archs: nb301_archs.yaml``)."""
     from ..evaluate import arch_list
-    from ..spaces import get
-    space = space or get("nb301")
     return [space.to_str(a) for a in arch_list(space, str(path))]

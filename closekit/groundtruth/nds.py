@@ -1,6 +1,6 @@
 """Official NDS ground truth (CLOSE §4.3: ResNet and ResNeXt-A ranked against the NDS stand-alone accuracies).
 
-Formats, dispatched by ``official_loader`` (the spaces' ``official_truth``):
+Formats, dispatched by ``official`` (``closekit.groundtruth.READERS``):
 * NDS sweep JSON (``ResNet.json``, ``ResNeXt-A.json``, ``ResNet_rng1.json`` ...; facebookresearch/nds data.zip): a
   list of records, or a dict of lists (``{'top': [...], 'mid': [...]}``). Each record's ``net`` dict is the config;
   accuracy = 100 - ``min_test_top1`` (best epoch; the reference, ``metric=min_test_top1``) or 100 - the last
@@ -14,16 +14,24 @@ Formats, dispatched by ``official_loader`` (the spaces' ``official_truth``):
 * a CSV ``arch, acc`` goes through ``closekit.groundtruth.load`` itself (any of the space's arch formats).
 Accuracies are fractions in [0, 1]; columns arch, acc, params, flops (+ n_seeds); ``attrs['version']`` e.g.
 ``nds-resnet-min_test_top1-3seed``.
+
+Two FLOPs counts: the ``flops`` column of these files is the authors' (their records count 5 more per output
+activation of every conv, ``AUTHORS_PER_ACT``), ``space.complexity`` gives ours (multiply-adds only); parameter
+counts agree exactly. ``authors_flops`` gives the authors' count of any configuration, so a FLOPs baseline on a
+ground truth without their column (a mini truth) ranks as theirs does. metrics.size_baseline uses the truth's own
+column where it has one (official files: the authors'), else ours.
 """
 import glob
 import json
-import pickle
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from . import files
 
 METRICS = ("min_test_top1", "last")
+AUTHORS_PER_ACT = 5                      # the authors' FLOPs minus ours, per output activation of a conv
+REFERENCE = dict(in_channels=3, num_classes=10, image_size=32)       # the NDS CIFAR-10 nets
 
 
 def _short(space):
@@ -33,7 +41,7 @@ def _short(space):
 def _records(path):
     """The records of one sweep file (a list, or the lists of a dict)."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(files.read_text(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"ground truth {path} is not valid JSON (line {e.lineno}): {e.msg}") from None
     if isinstance(data, dict):
@@ -74,7 +82,7 @@ def _one_file(path, space, metric):
                                               flops=("flops", "first")).reset_index()
 
 
-def load_nds_json(path, *, metric="min_test_top1", space=None):
+def load_nds_json(path, *, space, metric="min_test_top1"):
     """NDS sweep file(s) -> ground truth; a glob pattern averages the seed files per configuration."""
     if metric not in METRICS:
         raise ValueError(f"NDS metric={metric!r} is not one of {', '.join(METRICS)}")
@@ -98,20 +106,19 @@ def load_nds_json(path, *, metric="min_test_top1", space=None):
     return out
 
 
-class _NoClasses(pickle.Unpickler):
-    """Loads only what pickle builds without a class: lists, strings, numbers (and tuples, dicts)."""
-
-    def find_class(self, module, name):
-        raise pickle.UnpicklingError(f"asks for {module}.{name}")
-
-
 def _load_pickle(path):
+    """The aw_nas 4-list, read with every class refused (a pickle asking for one runs nothing)."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"ground truth pickle {path} is empty (0 bytes); give the aw_nas *_gt_*.pkl as dumped")
     try:
         with open(path, "rb") as f:
-            data = _NoClasses(f).load()
-    except pickle.UnpicklingError as e:
+            data = files.load(f)
+    except files.Refused as e:
         raise ValueError(f"ground truth pickle {path} refused: it {e}; only lists, strings, ints and floats "
                          "are allowed (the aw_nas [genotypes, params, flops, accs] 4-list)") from None
+    except Exception as e:
+        raise ValueError(f"ground truth pickle {path} is truncated or not a pickle ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:120]}); give the aw_nas *_gt_*.pkl as dumped") from None
     ok = isinstance(data, list) and len(data) == 4 and all(isinstance(x, list) for x in data) \
         and len({len(x) for x in data}) == 1
     if not ok or not all(isinstance(g, str) for g in data[0]) or \
@@ -121,14 +128,14 @@ def _load_pickle(path):
     return data
 
 
-def load_awnas_pickle(path, *, archs=None, space=None):
+def load_awnas_pickle(path, *, space, archs=None):
     """The aw_nas GT pickle (``*_gt_*.pkl``); ``archs``: its YAML arch list, checked to match in order."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ground truth {path} not found; give the aw_nas *_gt_*.pkl")
     genos, params, flops, accs = _load_pickle(path)
     if archs is not None:
-        listed = yaml.safe_load(Path(archs).read_text())
+        listed = files.read_yaml(archs, "arch list")
         if listed != genos:
             n = next((i for i, (a, b) in enumerate(zip(listed or [], genos)) if a != b), min(len(listed or []),
                                                                                           len(genos)))
@@ -147,7 +154,7 @@ def load_awnas_pickle(path, *, archs=None, space=None):
     return df
 
 
-def load_awnas_yaml(path, *, space=None):
+def load_awnas_yaml(path, *, space):
     """The aw_nas YAML arch list: loads its sibling pickle (``_archs_`` -> ``_gt_``, .yaml -> .pkl)."""
     path = Path(path)
     pkl = path.with_name(path.stem.replace("_archs_", "_gt_") + ".pkl")
@@ -157,13 +164,33 @@ def load_awnas_yaml(path, *, space=None):
     return load_awnas_pickle(pkl, archs=path, space=space)
 
 
-def official_loader(space, path):
-    """The loader of an NDS file (by suffix), or None."""
-    p = str(path)
-    if p.endswith(".json"):
+def official(path):
+    """The loader of an NDS file (by suffix; a YAML only as an aw_nas ``*_archs_*`` list), or None."""
+    p = Path(path)
+    if p.suffix == ".json" and not p.name.startswith("results"):      # results_*.json: NB301 records
         return load_nds_json
-    if p.endswith(".pkl"):
+    if p.suffix == ".pkl":
         return load_awnas_pickle
-    if p.endswith((".yaml", ".yml")) and not Path(p).is_dir():
+    if p.suffix in (".yaml", ".yml") and "_archs_" in p.stem and not p.is_dir():
         return load_awnas_yaml
     return None
+
+
+def conv_activations(space, arch, in_channels=3, num_classes=10, image_size=32):
+    """Output activations of every conv of the reference-scale stand-alone net of ``arch`` (one image)."""
+    import torch
+    from types import SimpleNamespace
+    net, acts = space.standalone(arch, SimpleNamespace(C=16), in_channels, num_classes), []
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o[0].numel())) for m in net.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        net.eval()(torch.zeros(1, in_channels, image_size, image_size))
+    for h in hooks:
+        h.remove()
+    return sum(acts)
+
+
+def authors_flops(space, arch, **reference):
+    """FLOPs of ``arch`` as the NDS authors' records count them: ours plus 5 per output activation of every conv."""
+    ref = {**REFERENCE, **reference}
+    return space.complexity(arch, **ref)[1] + AUTHORS_PER_ACT * conv_activations(space, arch, **ref)

@@ -23,7 +23,8 @@ Space (subclass ``Space``):
   notable() -> {label: arch str}    architectures worth a look in the explorer
   supernet(cfg, in_channels, num_classes) -> Supernet   (an instance of its class ``supernet_cls``)
   standalone(arch, recipe, in_channels, num_classes) -> nn.Module   (the mini benchmark's networks)
-  official_truth(path) -> loader | None   the loader of an official ground-truth file of this space
+  modules                           the closekit modules of this space its results depend on (provenance:
+                                    ``closekit.provenance.code_version`` hashes these, the core and its readers)
   params_file(kind) -> str          its params file of a kind (smoke, mini-close, ...) relative to params/
 
 Supernet (subclass ``Supernet`` next to an nn.Module): it builds its cells with the banks of ``plan(cfg, own)``,
@@ -51,6 +52,7 @@ class Space(abc.ABC):
     """Base of every search space: the protocol above, with the generic parts implemented."""
     name = None
     enumerations = ()
+    modules = ()                 # closekit modules (dotted, below closekit) its results depend on; see provenance
 
     @abc.abstractmethod
     def parse(self, text): ...
@@ -101,9 +103,6 @@ class Space(abc.ABC):
 
     def notable(self):
         return {}
-
-    def official_truth(self, path):
-        return None
 
     def params_file(self, kind):
         """``<name>/<kind>.yaml`` under params/ (a space may keep its files elsewhere)."""

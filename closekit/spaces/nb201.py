@@ -167,6 +167,7 @@ class NB201(NB201Archs, base.Space):
     """The NB201 space: architectures (NB201Archs) plus its slots, drawing and supernets."""
     name, supernet_cls = "nb201", Supernet
     enumerations = ("all", "valid")
+    modules = ("spaces.nb201", "spaces.nb201_arch")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
 
     def enumerate(self, kind):
@@ -222,14 +223,6 @@ class NB201(NB201Archs, base.Space):
     def standalone(self, arch, recipe, in_channels, num_classes):
         """Stand-alone network of one architecture (recipe.C channels, recipe.N cells per stage)."""
         return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes)
-
-    def official_truth(self, path):
-        """NB201 / NATS-tss files: a .pth, a .pickle.pbz2 or a fast-mode directory."""
-        from pathlib import Path
-        if str(path).endswith((".pth", ".pickle.pbz2")) or Path(path).is_dir():
-            from ..groundtruth.nb201 import load_nb201
-            return load_nb201
-        return None
 
 
 SPACE = NB201()

@@ -258,6 +258,7 @@ NOTABLE = {"DARTS-V2": DARTS_V2,
 class NB301(base.Space):
     """The NB301 (DARTS) space: genotypes (nb301_arch), slots, drawing, supernets, official ground truth."""
     name, supernet_cls = "nb301", Supernet
+    modules = ("spaces.nb301", "spaces.nb301_arch")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
     canonical, sample, mutate = staticmethod(canonical), staticmethod(sample), staticmethod(mutate)
     num_cells = staticmethod(num_cells)
@@ -302,11 +303,6 @@ class NB301(base.Space):
         recipe.channels_last."""
         return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes, getattr(recipe, "drop_path", 0.0),
                           getattr(recipe, "channels_last", False))
-
-    def official_truth(self, path):
-        """NB301 files: results_*.json training-data records (a file or a directory), a YAML arch list."""
-        from ..groundtruth.nb301 import official
-        return official(path)
 
 
 SPACE = NB301()

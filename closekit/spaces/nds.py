@@ -142,6 +142,7 @@ class Supernet(nn.Module, base.Supernet):
 class NDSSpace(base.Space):
     """An NDS design space (``nds_arch.Design``) with slots, drawing and supernets."""
     enumerations, supernet_cls = ("all",), Supernet
+    modules = ("spaces.nds", "spaces.nds_arch", "spaces.nds_ops", "spaces.nds_resnet", "spaces.nds_resnexta")
 
     def __init__(self, name, design, params_prefix):
         self.name, self.design, self.params_prefix = name, design, params_prefix
@@ -225,8 +226,3 @@ class NDSSpace(base.Space):
     def complexity(self, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
         """(params, flops) of the stand-alone net of ``arch`` (pycls counting; reference scale by default)."""
         return complexity(self.design, self.coerce(arch), in_channels, num_classes, image_size, scale)
-
-    def official_truth(self, path):
-        """NDS sweep JSON, the aw_nas GT pickle (or its YAML arch list next to it)."""
-        from ..groundtruth.nds import official_loader
-        return official_loader(self, path)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from closekit import data as datalib
-from closekit.groundtruth.minibench import Recipe
+from closekit.groundtruth.recipe import Recipe
 from closekit.spaces import get
 from closekit.spaces.nb301 import Standalone
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from closekit import data as datalib
 from closekit import spaces
-from closekit.groundtruth.minibench import Recipe
+from closekit.groundtruth.recipe import Recipe
 
 
 def rate(space, arch, recipe, x, y, steps, layout, threads):

@@ -1,0 +1,60 @@
+"""The rows of a mini ground truth: results.csv (one line per finished arch x seed, appended atomically) and the
+per-arch truth table made from them.
+
+Atomic append: the building process alone writes rows, under an exclusive flock of out_dir/.lock. Each row is one
+complete line handed to a single write(2) on an O_APPEND descriptor, then fsync'ed. A kill can at worst leave the
+last line without its newline; reading ignores such a fragment (``read_results(repair=True)`` cuts it away), so
+every row is either present once and whole, or absent and trained again. Rows are never rewritten.
+"""
+import csv
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+COLS = ("arch", "seed", "acc", "loss", "params", "seconds")
+FILE_MODE = 0o644
+
+
+def read_results(path, repair=False):
+    """Finished rows of results.csv (empty if missing); a trailing line without its newline (a killed write) is
+    ignored, and cut off the file when ``repair``."""
+    path = Path(path)
+    raw = path.read_bytes() if path.exists() else b""
+    keep = raw[:raw.rfind(b"\n") + 1]
+    if repair and len(keep) < len(raw):
+        os.truncate(path, len(keep))
+    df = pd.read_csv(io.BytesIO(keep or ",".join(COLS).encode()), dtype={"arch": str, "seed": int})
+    if tuple(df.columns) != COLS:
+        raise ValueError(f"{path} has columns {', '.join(df.columns)}, expected {', '.join(COLS)}")
+    return df.drop_duplicates(["arch", "seed"]).reset_index(drop=True)
+
+
+def csv_line(fields):
+    """One CSV line; fields holding commas or quotes (e.g. DARTS genotype strings) are quoted, others written as
+    they are (so NB201 rows are byte-identical to the plain comma join)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(list(fields))
+    return buf.getvalue()
+
+
+def append(path, line):
+    """One whole line by a single O_APPEND write, then fsync (see the module docstring)."""
+    fd, buf = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE), memoryview(line.encode())
+    try:
+        while buf:                       # a short write leaves a line without newline: ignored on read
+            buf = buf[os.write(fd, buf):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def truth_table(results):
+    """One row per arch (sorted by arch string): arch, acc (mean over seeds), acc_seed<s>, n_seeds, params."""
+    wide = results.pivot(index="arch", columns="seed", values="acc").sort_index()
+    out = wide.rename(columns=lambda s: f"acc_seed{s}")
+    out.insert(0, "acc", wide.mean(axis=1))
+    out["n_seeds"] = wide.notna().sum(axis=1)
+    out["params"] = results.groupby("arch")["params"].first()
+    return out.rename_axis(None, axis=1).reset_index()
