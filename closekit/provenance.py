@@ -16,7 +16,8 @@ CORE = ("__init__", "checkpoint", "config", "curriculum", "data", "evaluate", "g
         "sharing", "train", "spaces.__init__", "spaces.base", "groundtruth.__init__", "groundtruth.files",
         "groundtruth.minibench", "groundtruth.recipe", "groundtruth.standalone", "groundtruth.results",
         "groundtruth.ceiling", "groundtruth.pool", "groundtruth.machine")
-SHELL = ("batch", "cli", "grid", "plots", "procs", "progress", "provenance", "record", "search", "slurm", "widgets",
+SHELL = ("batch", "cli", "grid", "jobs", "plots", "procs", "progress", "provenance", "record", "report", "search",
+         "slurm", "starter", "tracking", "widgets",
          "spaces.nb201_draw", "spaces.nb301_draw", "spaces.nds_draw", "groundtruth.nb301_surrogate")
 
 

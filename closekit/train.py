@@ -29,9 +29,7 @@ def build(cfg):
         torch.backends.cudnn.benchmark = False
     torch.manual_seed(cfg.seed)
     space = spaces.get(cfg.space)
-    data = datalib.load(cfg.dataset, root=cfg.data_dir, image_size=cfg.image_size, channels=cfg.channels,
-                        train_portion=cfg.train_portion, train_limit=cfg.train_limit, download=cfg.download,
-                        augment=cfg.augment)
+    data = datalib.load(cfg.dataset, **cfg.data_kwargs())
     net = space.supernet(cfg, data.in_channels, data.num_classes).to(resolve_device(cfg.device))
     return space, data, net
 

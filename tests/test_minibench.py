@@ -185,7 +185,7 @@ def test_meta_records_which_machine_appended_which_rows(tmp_path, archs):
 
 @pytest.mark.parametrize("args, match", [
     (["--workers", "0"], "truth build workers=0 must be >= 1"),
-    (["--archs", "sample:0"], "truth build archs=sample:0 gives no architectures"),
+    (["--archs", "sample:0"], "archs 'sample:0': N in sample:N must be a whole number >= 1"),
     (["--out", "{file}"], "truth build out=.*afile: .*afile is a file, not a directory"),
     (["--out", "{file}/sub"], "truth build out=.*afile/sub: .*afile is a file, not a directory"),
 ])
