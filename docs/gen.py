@@ -73,8 +73,8 @@ def tutorials():
         values = yaml.safe_load((ROOT / params).read_text()) if isinstance(params, str) else params
         nb = parameterize_notebook(nb, values, kernel_name="python3", language="python")
         nb.metadata.pop("papermill", None)                 # its timestamps would defeat the cache
-        title = next(c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# "))
-        title.source = "#" + title.source                  # under the page's own title
+        for title in [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# ")][:1]:
+            title.source = "#" + title.source              # under the page's own title (the run notebooks have none)
         for cell in nb.cells:
             cell.metadata.pop("papermill", None)
             if "parameters" in cell.metadata.get("tags", []):

@@ -112,12 +112,9 @@ def test_slots_mark_the_positions_each_stage_uses():
 
 
 def test_nds_files_form_one_code_family_outside_nb201s_code_version():
-    import sys
-    from pathlib import Path
-    import closekit  # noqa: F401
-    run = sys.modules["closekit.run"]
-    pkg = Path(run.PACKAGE)
-    nds_files = [p.relative_to(pkg).as_posix() for p in pkg.rglob("nds*.py")]
-    assert len(nds_files) >= 6 and all(run._owner(f) == "nds" for f in nds_files)
-    assert run._owner("spaces/nb201_arch.py") == "nb201" and run._owner("spaces/base.py") is None
-    assert run.code_version("nds-resnet") == run.code_version("nds-resnexta") != run.code_version("nb201")
+    from closekit import provenance
+    nds = set(provenance.modules("nds-resnet"))
+    assert nds == set(provenance.modules("nds-resnexta")) and {"spaces.nds", "spaces.nds_ops"} <= nds
+    assert not nds & {"spaces.nb201", "spaces.nb201_arch"} and "spaces.base" in nds
+    assert provenance.code_version("nds-resnet") == provenance.code_version("nds-resnexta") != \
+        provenance.code_version("nb201")
