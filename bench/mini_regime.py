@@ -34,10 +34,11 @@ RISING = 0.01                    # last-quarter gain in training accuracy above 
 TAIL = 3                         # epochs averaged at each end of that comparison (one epoch's accuracy is noisy)
 BASELINE = "baseline"
 # (space, variants) in the order they run, most informative first: the baselines, the levers most likely to
-# matter for the space that trains worst (ResNeXt-A: widths resampled every step; bench/nds_supernet_fit.py),
-# then NB301's and ResNet's; second-tier levers after the first tier has both seeds.
+# matter for the space that trains worst (ResNeXt-A: widths resampled every step; bench/nds_supernet_fit.py), its
+# untried ones first (head_norm=mean has 3 seeds in bench/results/ranking-nds-resnexta), then NB301's and ResNet's;
+# second-tier levers after the first tier has both seeds.
 TIER1 = [("nds-resnexta", [BASELINE]), ("nds-resnet", [BASELINE]), ("nb301", [BASELINE]),
-         ("nds-resnexta", ["head_norm=mean", "batch_size=32", "epochs=60", "channels_init=4"]),
+         ("nds-resnexta", ["batch_size=32", "channels_init=4", "epochs=60", "head_norm=mean"]),
          ("nb301", ["epochs=90", "batch_size=32", "train_limit=null", "lr=0.1"]),
          ("nds-resnet", ["batch_size=32", "epochs=60", "head_norm=mean"])]
 TIER2 = [("nds-resnexta", ["lr=0.02", "weight_decay=0.0005", "augment=false", "grad_clip=5"]),
