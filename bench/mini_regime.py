@@ -119,7 +119,8 @@ def run_row(space, variant, seed, out, results, extra=None):
             "seconds_per_epoch": round(train_s / len(h), 2), "score_ms_per_arch": round(1e3 * m["score_seconds"] /
                                                                                         m["n"], 1),
             **trajectory(h), "final_train_loss": m["final_train_loss"],
-            **{k: m.get(k) for k in ("kendall", "spearman", "p@top5%", "n")}, **baselines(space)}
+            **{k: m.get(k) for k in ("kendall", "spearman", "p@top5%", "n")}, **baselines(space),
+            "load_avg_15min": round(os.getloadavg()[2], 1)}     # the machine is shared: read the seconds with it
 
 
 def read_rows(path):
