@@ -55,7 +55,7 @@ def plan(seeds=SEEDS, only=None):
 
 def overrides(variant):
     """A variant's RunConfig overrides: {} for the baseline, else its space-separated KEY=VALUE pairs."""
-    from closekit.cli import _overrides
+    from closekit.config import parse_overrides as _overrides
     return {} if variant == BASELINE else _overrides(variant.split())
 
 
@@ -189,7 +189,7 @@ def main(argv=None):
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override every config (a quick check; use another --rows and --out)")
     args = p.parse_args(argv)
-    from closekit.cli import _overrides
+    from closekit.config import parse_overrides as _overrides
     extra = _overrides(args.set)
     jobs = plan(args.seeds, args.only)
     keys = [key_of(*j, extra) for j in jobs]               # every config resolves before any work: bad keys fail here
