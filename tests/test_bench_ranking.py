@@ -74,6 +74,7 @@ def test_figure_draws_each_run_once(tmp_path, monkeypatch):
     assert closekit.plots.plt.get_fignums() == []                       # the figure is closed once saved
 
 
+@pytest.mark.slow
 def test_a_split_table_run_has_no_gate_columns(tmp_path):
     """NDS routes by a fixed table: the row has the block share, and no GATE entropy, arch dependence or Gumbel."""
     extra = {"truth": "mini-nds-resnet", "archs": "truth", "epochs": 1, "train_limit": 256, "num_blocks": 9,

@@ -169,6 +169,7 @@ def test_params_lists_the_shipped_files(capsys):
     assert all(len(line.split("  ", 1)[1]) > 10 for line in out)                 # each with its header's first line
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script` for a pseudo-terminal")
 def test_a_terminal_sees_bars_then_the_headline(tmp_path):
     # on a terminal: 11 s of silence, one line per epoch, then a JSON dump; now bars with rate and time left

@@ -83,6 +83,7 @@ def sphinx(src, out):
                            str(out)], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_a_broken_internal_link_fails_the_build(tmp_path):
     src = tmp_path / "docs"
     src.mkdir()

@@ -384,6 +384,7 @@ def v1_0(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_streamed_read_frees_entries_as_it_goes_and_gives_the_same_table(v1_0, space, monkeypatch):
     """The arch2infos entries leave memory batch by batch (issue 25 #11: within memory), same table as whole."""
     whole = nb201.load_nb201(v1_0, protocol="all", space=space)           # files under DRAIN_EVERY: read whole
@@ -398,6 +399,7 @@ def test_streamed_read_frees_entries_as_it_goes_and_gives_the_same_table(v1_0, s
     assert seen.count(1000) == 1 and streamed.equals(whole) and len(whole) == 1200     # arch 0-999 left early
 
 
+@pytest.mark.slow
 def test_a_stream_that_refers_back_is_read_whole(v1_0, space, monkeypatch):
     """A reference to an entry the drain dropped fails loudly inside the stream; the file is then read whole."""
     want = nb201.load_nb201(v1_0, protocol="all", space=space)
@@ -406,6 +408,7 @@ def test_a_stream_that_refers_back_is_read_whole(v1_0, space, monkeypatch):
     assert nb201.load_nb201(v1_0, protocol="all", space=space).equals(want)
 
 
+@pytest.mark.slow
 def test_legacy_v1_0_layout_of_the_load_bench_matches_the_official_api(tmp_path, space):
     """bench/nb201_load.py writes the legacy torch.save stream of NAS-Bench-201-v1_0 (per-epoch lists, 4 datasets,
     'less' and 'full'); the official API reads it, and our table equals what get_more_info gives."""

@@ -57,6 +57,7 @@ def test_train_one_is_deterministic(space, archs):
     assert 0 <= a["acc"] <= 1 and a["params"] > 0
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path, archs, clean):
     (tmp_path / "archs.txt").write_text("\n".join(archs) + "\n")
     out = tmp_path / "run"
@@ -155,6 +156,7 @@ def test_isomorphic_inputs_collapse(space, tmp_path):
     assert list(truth["arch"]) == [space.canonical_str(strs[0])]
 
 
+@pytest.mark.slow
 def test_two_workers_match_one(tmp_path, archs):
     one = minibench.build(archs[:3], [0], Recipe(**TINY), tmp_path / "one", progress=False)
     two = minibench.build(archs[:3], [0], Recipe(**TINY), tmp_path / "two", workers=2, progress=False)

@@ -173,6 +173,7 @@ def test_search_notebook_stripped_and_in_sync():
     assert set(papermill.inspect_notebook(str(SEARCH_NB))) == {"run_dir", "strategy", "budget", "seed"}
 
 
+@pytest.mark.slow
 def test_search_notebook_runs_both_strategies(tiny_run):
     out = tiny_run["tmp"] / "nb" / "search.ipynb"
     out.parent.mkdir()

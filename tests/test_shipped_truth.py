@@ -59,6 +59,7 @@ def test_unknown_name_is_one_line_error(space):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_cheapest_arch_reproduces(shipped):
     """Retrain the cheapest shipped (arch, seed 0) with the recorded recipe: bitwise the same accuracy on the machine
     that trained that row, within 3 per-run noise sd elsewhere (another CPU's rounding acts like another seed)."""
