@@ -11,6 +11,7 @@ at once; each command imports what it runs.
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -206,6 +207,9 @@ def main(argv=None):
                               "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
             return 0
         return {"search": search_cli, "params": lambda _: params_cli(), "train": train_cli}[args.cmd](args)
+    except BrokenPipeError:                  # the reader stopped early (closekit params | head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ERRORS as e:
         return _error(e)
     except KeyboardInterrupt:

@@ -169,6 +169,14 @@ def test_params_lists_the_shipped_files(capsys):
     assert all(len(line.split("  ", 1)[1]) > 10 for line in out)                 # each with its header's first line
 
 
+def test_a_reader_that_stops_early_is_not_an_error(monkeypatch, capsys):
+    """`closekit params | head -1`: a closed pipe ends the listing quietly (it printed a Broken pipe error, exit 2)."""
+    r, w = os.pipe()
+    os.close(r)                                               # the reader is gone: the first write fails
+    monkeypatch.setattr(sys, "stdout", os.fdopen(w, "w", buffering=1))
+    assert main(["params"]) == 0 and capsys.readouterr().err == ""
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script` for a pseudo-terminal")
 def test_a_terminal_sees_bars_then_the_headline(tmp_path):
