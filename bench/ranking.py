@@ -193,6 +193,23 @@ def table(rows, ceiling, size=None):
     return "\n".join(lines)
 
 
+def gaps(rows):
+    """Markdown: each pair of trained variants, the difference of their means with its standard error
+    sqrt(sd_a^2/n_a + sd_b^2/n_b) (seeds are independent runs; Welch's unpaired error), per ranking metric."""
+    df = pd.DataFrame([r for r in rows if ", scored" not in r["variant"]])
+    groups = [(v, g) for v, g in df.groupby("variant", sort=False) if len(g) > 1]
+    lines = ["| a − b | " + " | ".join(f"Δ {k} (± s.e.)" for k in KEYS) + " |", "|---" * (len(KEYS) + 1) + "|"]
+    for i, (a, ga) in enumerate(groups):
+        for b, gb in groups[i + 1:]:
+            cells = []
+            for k in KEYS:
+                x, y = ga[k].dropna().astype(float), gb[k].dropna().astype(float)
+                se = (x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y)) ** 0.5
+                cells.append(f"{x.mean() - y.mean():+.3f} ± {se:.3f}")
+            lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--space", default="nb201", choices=tuple(BY_SPACE), help="search space (default nb201)")
@@ -242,6 +259,8 @@ def main(argv=None):
     print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs; ranked on n = {rows[0]['n']}); "
           f"code {done[0]['code_version']}" + (f"; stretched x{args.stretch}" if args.stretch > 1 else ""))
     text = table(rows, truth.attrs["noise_ceiling"], size_row(truth, get(args.space)))
+    if gaps(rows):
+        text += "\n\nGaps between variants (mean difference ± its standard error over seeds):\n\n" + gaps(rows)
     (Path(args.out) / f"ranking{tag}.md").write_text(text + "\n")
     print(text)
     probes = probe_history(done, args.out, args.stretch)

@@ -83,3 +83,13 @@ def test_a_split_table_run_has_no_gate_columns(tmp_path):
     shipped = groundtruth.load("mini-nds-resnet", spaces.get("nds-resnet"))
     assert row["n"] == len(shipped) and 0 < row["top_block_share"] < 1
     assert not {"entropy_ratio", "arch_dependence", "gumbel"} & set(row)
+
+
+def test_gaps_give_the_mean_difference_and_welch_standard_error():
+    rows = [{"variant": v, "seed": s, "kendall": k, "p@top5%": 0.1, "br@5%_rel": 0.0}
+            for v, ks in (("a", (0.5, 0.7)), ("b", (0.1, 0.2, 0.3))) for s, k in enumerate(ks)]
+    rows.append({"variant": "a, scored eval_routing=gumbel", "seed": 0, "kendall": 9.0, "p@top5%": 0, "br@5%_rel": 0})
+    line = ranking.gaps(rows).splitlines()[2]
+    # a: mean 0.6, var 0.02 over 2; b: mean 0.2, var 0.01 over 3 -> +0.400 ± sqrt(0.01 + 0.01/3) = 0.115
+    assert line.startswith("| a − b | +0.400 ± 0.115 | +0.000 ± 0.000 |")
+    assert ranking.gaps(rows[:2]) == ""                      # one variant: no pair to compare
