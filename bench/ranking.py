@@ -205,7 +205,7 @@ def gaps(rows):
             for k in KEYS:
                 x, y = ga[k].dropna().astype(float), gb[k].dropna().astype(float)
                 se = (x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y)) ** 0.5
-                cells.append(f"{x.mean() - y.mean():+.3f} ± {se:.3f}")
+                cells.append(f"{round(x.mean() - y.mean(), 3) + 0.0:+.3f} ± {se:.3f}")    # + 0.0: no "-0.000"
             lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
