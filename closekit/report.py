@@ -142,8 +142,7 @@ def _fixed_table(usage):
 
 
 def _cell_groups(result, table):
-    """[(cell types, positions)]: one table unless it is too wide to read, then one per cell type, cells whose
-    tables are equal shown once."""
+    """[(cell types, positions)]: one table, or one per cell type when too wide (equal ones shown once)."""
     import numpy as np
     if len(table.columns) <= TABLE_MAX_POSITIONS:
         return [([], list(table.columns))]
@@ -161,8 +160,7 @@ def _cell_groups(result, table):
 
 
 def block_usage(result):
-    """GLOW-block use per curriculum level: a level x position table when routing is fixed, else heatmaps; a note
-    for every level without data."""
+    """GLOW-block use per curriculum level (a table when routing is fixed, else heatmaps), missing levels named."""
     from . import plots
     _section(SECTIONS[3], "Which block each routed position uses at the last epoch of every curriculum level, over "
                           "the probe architectures (a seeded sample of the scored ones).")
@@ -227,8 +225,7 @@ def size(result):
 
 
 def _arch_table(df):
-    """Scores as HTML: numbers in 3 decimals on one line, the architecture strings last and wrapped, never cut
-    (they often differ late)."""
+    """Scores as HTML: numbers first, the architecture strings last, wrapped and never cut (they differ late)."""
     cols = [c for c in df if c != "arch"] + ["arch"]
     styler = df[cols].style.format(precision=3).hide(axis="index") \
         .set_properties(subset=cols[:-1], **{"white-space": "nowrap"}) \
@@ -238,8 +235,7 @@ def _arch_table(df):
 
 
 def details(result):
-    """The metrics at every K, every recorded number once, the top architectures and the config keys that differ
-    from RunConfig's defaults (folded)."""
+    """Metrics at every K, every recorded number, the top architectures, the config keys off their defaults."""
     import pandas as pd
 
     from .config import RunConfig
