@@ -1,10 +1,8 @@
 """The run report every run notebook shows (CLOSE §5: ranking quality, training, sharing per curriculum level).
 
-Functions over ``closekit.run``'s ``Result``: the result first (space, headline against the truth's ceilings, a
-warning when training failed), then the figures and details, the training log last and folded. Space-specific
-figures come from the space's protocol (``slots``, ``draw``, an optional ``complexity``), never from its name.
-matplotlib and the plots are imported inside the functions, so importing this module is quick.
-"""
+Functions over ``closekit.run``'s ``Result``: the result first (headline, a warning when training failed), figures,
+details, the training log last and folded. Space-specific figures come from the space (``slots``, ``draw``, an
+optional ``complexity``). matplotlib is imported inside the functions, so importing this module is quick."""
 import html
 import os
 from pathlib import Path
@@ -26,11 +24,9 @@ WARNING_STYLE = "border-left:6px solid #c62828;background:#fdecea;padding:8px 12
 
 def config(namespace):
     """The RunConfig of a notebook's globals: its RunConfig keys (papermill's included), the rest defaults."""
-    from dataclasses import fields
-
     from .config import RunConfig
-    names = {f.name for f in fields(RunConfig)}
-    return RunConfig.from_dict({k: v for k, v in namespace.items() if k in names}, source="the notebook parameters")
+    keys = RunConfig().to_dict()
+    return RunConfig.from_dict({k: v for k, v in namespace.items() if k in keys}, source="the notebook parameters")
 
 
 class Log:

@@ -1,9 +1,8 @@
 """Search on one-shot scores (CLOSE, abstract: the supernet "is able to discover superior architectures when
 combined with various search strategies"): random search and regularized evolution (Real et al., AAAI 2019) over
-any space, through its protocol only (``sample``, ``mutate``, ``canonical_str``, ``slots``). The budget counts the
-architectures scored, each once (keyed by canonical string); a finite ``domain`` (e.g. a truth's archs) moves a
-mutation that leaves it to its nearest arch by slot ops; ``truth_report`` sets the choice against the best of K =
-budget random picks. Written: run_dir/search/<strategy>-b<budget>-s<seed>.csv (order, arch, score) and .json.
+any space through its protocol. The budget counts architectures scored, each once; a finite ``domain`` (a truth's
+archs) takes a mutation that leaves it to its nearest arch; ``truth_report`` weighs the choice against random picks.
+Written: run_dir/search/<strategy>-b<budget>-s<seed>.csv (order, arch, score) and .json (choice, settings, report).
 """
 import json
 import math
@@ -49,7 +48,6 @@ class Domain:
             self.index = {k: i for i, k in enumerate(self.keys)}
             self.labels = list(space.slots(self.keys[0])["label"])
             self.ops = np.array([self._ops(k) for k in self.keys], dtype=object)   # [n, slots]
-        self.size = math.inf if self.keys is None else len(self.keys)
 
     def _ops(self, arch):
         s = self.space.slots(arch).set_index("label")["op"]
@@ -87,7 +85,8 @@ class SearchResult(NamedTuple):
 
 def _start(space, score_fn, budget, seed, domain):
     dom = Domain(space, domain)
-    return dom, Scorer(space, score_fn, min(budget, dom.size)), torch.Generator().manual_seed(seed)
+    budget = budget if dom.keys is None else min(budget, len(dom.keys))
+    return dom, Scorer(space, score_fn, budget), torch.Generator().manual_seed(seed)
 
 
 def _result(strategy, seed, scorer, settings):
