@@ -65,8 +65,6 @@ class Domain:
         child = self.space.canonical_str(self.space.mutate(self.space.coerce(parent), gen))
         if self.keys is None or child in self.index:
             return child
-        if len(self.keys) == 1:
-            return self.keys[0]
         dist = (self.ops != np.array(self._ops(child), dtype=object)).sum(1)
         if parent in self.index:
             dist[self.index[parent]] = dist.max() + 1
