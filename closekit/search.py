@@ -121,7 +121,7 @@ def evolution(space, score_fn, budget, seed=0, domain=None, population=20, sampl
         a = dom.sample(gen)
         if a not in scorer.cache:
             pop.append((a, scorer(a)))
-    for _ in range(50 * budget + 1000):                               # enough steps for any child scored twice
+    for _ in range(50 * budget + 1000):       # a cap: repeats cost no budget, so a converged population could loop
         if scorer.left <= 0:
             break
         picks = torch.randperm(len(pop), generator=gen)[:sample].tolist()
