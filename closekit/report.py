@@ -1,14 +1,14 @@
 """The run report every run notebook shows (CLOSE §5: ranking quality, training, sharing per curriculum level).
 
-Functions over ``closekit.run``'s ``Result``; a run notebook calls ``headline`` and ``body``. The report leads with
-the result (the space that ran, the headline against the truth's ceilings, a warning when training failed), then
-the figures, then the details; the training log comes last, folded. What differs between spaces comes from the
-space's own protocol (``slots``, ``draw``, an optional ``complexity``), never from its name. Heavy libraries are
-imported inside the functions, so importing this module is instant.
-"""
+Functions over ``closekit.run``'s ``Result``: the result first (headline, a warning when training failed), figures,
+details, the training log last and folded. Space-specific figures come from the space (``slots``, ``draw``, an
+optional ``complexity``). matplotlib is imported inside the functions, so importing this module is quick."""
 import html
 import os
 from pathlib import Path
+
+from IPython import get_ipython
+from IPython.display import HTML, Markdown, display
 
 SECTIONS = ("Result", "Scores against the truth", "Training", "Block usage per curriculum level", "Architectures",
             "Size", "Details", "Training log")
@@ -19,31 +19,22 @@ DRAWN = ("best", "median", "worst")     # architectures drawn, by one-shot accur
 DRAW_SIZE = (7.0, 4.2)    # inches per drawn architecture, one per row, at DRAW_DPI: ~1000 px wide with labels
 DRAW_DPI = 140            # legible at the report's width (the spaces draw their labels in points)
 TABLE_MAX_POSITIONS = 40  # a fixed routing table wider than this is shown per cell type
+WARNING_STYLE = "border-left:6px solid #c62828;background:#fdecea;padding:8px 12px;margin:6px 0"
 
 
 def config(namespace):
-    """The RunConfig of a notebook's parameters: the RunConfig keys among ``namespace`` (its globals), papermill's
-    injected ones included; the others take RunConfig's defaults."""
-    from dataclasses import fields
-
+    """The RunConfig of a notebook's globals: its RunConfig keys (papermill's included), the rest defaults."""
     from .config import RunConfig
-    names = {f.name for f in fields(RunConfig)}
-    return RunConfig.from_dict({k: v for k, v in namespace.items() if k in names}, source="the notebook parameters")
+    keys = RunConfig().to_dict()
+    return RunConfig.from_dict({k: v for k, v in namespace.items() if k in keys}, source="the notebook parameters")
 
 
 class Log:
-    """A ``log`` for ``closekit.run`` that keeps every line and, in a notebook, shows only the latest ones in place
-    (``replace`` puts the headline there; the full log goes to the end of the report); prints outside a notebook."""
+    """A ``closekit.run`` log that keeps every line; in a notebook it shows the latest in place, else prints."""
 
     def __init__(self):
-        self.lines, self._handle = [], None
-        try:
-            from IPython import get_ipython
-            if get_ipython() is not None:
-                from IPython.display import display
-                self._handle = display({"text/plain": "starting"}, raw=True, display_id=True)
-        except ImportError:
-            pass
+        self.lines = []
+        self._handle = display({"text/plain": "starting"}, raw=True, display_id=True) if get_ipython() else None
 
     def __call__(self, line):
         self.lines.append(str(line))
@@ -59,19 +50,13 @@ class Log:
         return self._handle is not None
 
 
-def _show(*objs):
-    from IPython.display import display
-    display(*objs)
-
-
 def _md(text):
-    from IPython.display import Markdown
-    _show(Markdown(text))
+    display(Markdown(text))
 
 
 def _fig(fig):
     import matplotlib.pyplot as plt
-    _show(fig)
+    display(fig)
     plt.close(fig)
 
 
@@ -79,33 +64,32 @@ def _section(name, note=""):
     _md(f"## {name}" + (f"\n{note}" if note else ""))
 
 
-def title(result):
-    """The space that ran and the supernet (and the ground truth it was ranked against)."""
-    m = result.metrics
-    kind = "CLOSE" if result.cfg.supernet == "close" else "Vanilla one-shot"
-    return f"# {kind} supernet on {result.space.name}" + (f"\nRanked against `{m['truth']}`." if m.get("truth") else "")
+def _folded(summary, body):
+    """HTML that shows ``summary`` and opens to ``body``."""
+    return f"<details><summary>{html.escape(summary)} (click to open)</summary>{body}</details>"
 
 
-def warning_html(text):
-    """A warning box that stands out in the notebook and in its HTML export."""
-    return ('<div style="border-left:6px solid #c62828;background:#fdecea;padding:8px 12px;margin:6px 0">'
-            f"<b>Warning:</b> {html.escape(text)}</div>")
+def _ranked(scores):
+    """Scores best first by one-shot accuracy (ties: lower loss)."""
+    return scores.sort_values(["acc", "loss"], ascending=[False, True])
 
 
 def headline_markdown(result):
-    """Title, the headline numbers (or the score summary) and a warning when training failed, as Markdown."""
+    """The space and supernet that ran, the headline numbers (or the score summary) and a training warning."""
     from .metrics import headline_text, training_warning
+    kind = "CLOSE" if result.cfg.supernet == "close" else "Vanilla one-shot"
+    truth = result.metrics.get("truth")
     warn = training_warning(result.history, result.data.num_classes)
-    return (f"{title(result)}\n## {SECTIONS[0]}\n**{headline_text(result.metrics)}**\n"
-            + (f"\n{warning_html(warn)}\n" if warn else ""))
+    return (f"# {kind} supernet on {result.space.name}" + (f"\nRanked against `{truth}`." if truth else "")
+            + f"\n## {SECTIONS[0]}\n**{headline_text(result.metrics)}**\n"
+            + (f'\n<div style="{WARNING_STYLE}"><b>Warning:</b> {html.escape(warn)}</div>\n' if warn else ""))
 
 
 def headline(result, log=None):
     """Show the headline, in place of ``log``'s live lines when it has them (so the report starts with it)."""
-    from IPython.display import Markdown
     text = headline_markdown(result)
     if not (log is not None and log.replace(text)):
-        _show(Markdown(text))
+        _md(text)
 
 
 def scores_vs_truth(result):
@@ -115,8 +99,8 @@ def scores_vs_truth(result):
     if result.truth is None:
         _md("No ground truth configured (`truth: null`): nothing to rank against. Set `truth` to a shipped name, "
             "a CSV (`arch,acc`), a `closekit truth build` directory or an official file.")
-        return
-    _fig(plots.score_vs_truth(result.scores, result.truth, result.metrics))
+    else:
+        _fig(plots.score_vs_truth(result.scores, result.truth, result.metrics))
 
 
 def training(result):
@@ -129,13 +113,11 @@ def training(result):
 
 def missing_levels(cfg, shown):
     """{level: why nothing is shown} for every curriculum level 1..num_blocks that ``shown`` lacks."""
-    if cfg.supernet != "close":
-        return {}
-    sched, out = list(cfg.cl_schedule), {}
-    for level in range(1, len(sched) + 1):
+    sched = list(cfg.cl_schedule) if cfg.supernet == "close" else []
+    out = {}
+    for level, start in enumerate(sched, 1):
         if level in shown:
             continue
-        start = sched[level - 1]
         if start > cfg.epochs:
             out[level] = f"starts at epoch {start}, after the last ({cfg.epochs})"
         elif level < len(sched) and sched[level] <= start:
@@ -147,8 +129,7 @@ def missing_levels(cfg, shown):
 
 
 def _fixed_table(usage):
-    """The level x position table of blocks when routing does not depend on the architecture (every position of a
-    level uses one block), else None."""
+    """The level x position table of blocks when every position of a level uses one block, else None."""
     used = usage[usage["count"] > 0]
     if used.empty or used.groupby(["level", "position"])["block"].nunique().max() > 1:
         return None
@@ -156,19 +137,35 @@ def _fixed_table(usage):
     return used.pivot(index="level", columns="position", values="block")[order].sort_index()
 
 
+def _cell_groups(result, table):
+    """[(cell types, positions)]: one table, or one per cell type when too wide (equal ones shown once)."""
+    import numpy as np
+    if len(table.columns) <= TABLE_MAX_POSITIONS:
+        return [([], list(table.columns))]
+    slots = result.space.slots(result.scores["arch"].iloc[0])
+    cell_of, cols_of, groups = dict(zip(slots["label"], slots["cell"])), {}, []
+    for p in table.columns:
+        cols_of.setdefault(cell_of.get(p, ""), []).append(p)
+    for cell, cols in cols_of.items():
+        same = next((g for g in groups if np.array_equal(table[g[1]].to_numpy(), table[cols].to_numpy())), None)
+        if same:
+            same[0].append(cell)
+        else:
+            groups.append(([cell], cols))
+    return groups
+
+
 def block_usage(result):
-    """GLOW-block use per curriculum level: a level x position table when routing is fixed, else heatmaps; a note
-    for every level without data."""
+    """GLOW-block use per curriculum level (a table when routing is fixed, else heatmaps), missing levels named."""
     from . import plots
     _section(SECTIONS[3], "Which block each routed position uses at the last epoch of every curriculum level, over "
                           "the probe architectures (a seeded sample of the scored ones).")
-    usage, cfg = result.usage, result.cfg
-    if cfg.supernet != "close" or usage is None or not len(usage):
+    usage = result.usage
+    if result.cfg.supernet != "close" or usage is None or not len(usage):
         _md("Vanilla supernet: every position always uses its own block (no sharing to show).")
         return
-    notes = missing_levels(cfg, set(usage["level"].unique()))
     by_reason = {}
-    for level, why in notes.items():
+    for level, why in missing_levels(result.cfg, set(usage["level"])).items():
         by_reason.setdefault(why, []).append(str(level))
     if by_reason:
         _md("Levels not shown: " + "; ".join(f"level{'s' if len(ls) > 1 else ''} {', '.join(ls)}: {why}"
@@ -182,38 +179,18 @@ def block_usage(result):
     _md(f"Every position used one block for all probe architectures at each level: one position -> block table "
         f"per level{same}.")
     for cells, cols in groups:
-        _fig(plots.routing_table(table[cols], title=" = ".join(cells) if len(groups) > 1 or len(cells) > 1 else ""))
-
-
-def _cell_groups(result, table):
-    """[([cell types], [their positions in the first])]: cells whose tables are equal are shown once, and the
-    table is split by cell type only when it is too wide to read."""
-    slots = result.space.slots(result.scores["arch"].iloc[0])
-    cell_of = dict(zip(slots["label"], slots["cell"]))
-    cells = list(dict.fromkeys(cell_of.get(p, "") for p in table.columns))
-    if len(table.columns) <= TABLE_MAX_POSITIONS or len(cells) == 1:
-        return [(cells, list(table.columns))]
-    groups = []
-    for c in cells:
-        cols = [p for p in table.columns if cell_of.get(p, "") == c]
-        t = table[cols].to_numpy()
-        same = next((g for g in groups if g[2].shape == t.shape and (g[2] == t).all()), None)
-        if same:
-            same[0].append(c)
-        else:
-            groups.append(([c], cols, t))
-    return [(g[0], g[1]) for g in groups]
+        _fig(plots.routing_table(table[cols], title=" = ".join(cells)))
 
 
 def architectures(result):
     """The best, median and worst scored architectures drawn by the space, each slot coloured by its block."""
-    from . import routing
     import matplotlib.pyplot as plt
+
+    from . import routing
     _section(SECTIONS[4], "The best, median and worst architecture by one-shot accuracy, each routed position "
                           "coloured by the block scoring uses (label: op, block, its probability under training).")
-    scores = result.scores.sort_values(["acc", "loss"], ascending=[False, True])
-    picks = list(dict.fromkeys([0, len(scores) // 2, len(scores) - 1]))
-    shown = scores.iloc[picks]
+    scores = _ranked(result.scores)
+    shown = scores.iloc[list(dict.fromkeys([0, len(scores) // 2, len(scores) - 1]))]
     r = routing.route(result.net, result.space, shown["arch"].tolist(), routing=result.cfg.eval_routing,
                       seed=result.cfg.eval_seed)
     for i, (name, (_, row)) in enumerate(zip(DRAWN, shown.iterrows())):
@@ -231,26 +208,20 @@ def architectures(result):
 
 def size(result):
     """One-shot accuracy against the stand-alone network's parameters and FLOPs, when the space counts them."""
-    from . import plots
     complexity = getattr(result.space, "complexity", None)
     if complexity is None:
         return
     import pandas as pd
+
+    from . import plots
     _section(SECTIONS[5], "One-shot accuracy against the stand-alone network's parameters and FLOPs (reference "
                           "scale): how much of the ranking is size alone.")
     cx = pd.DataFrame([complexity(a) for a in result.scores["arch"]], columns=["params", "flops"])
     _fig(plots.against_size(cx, result.scores["acc"]))
 
 
-def _value(v):
-    """A number in 4 significant digits, anything else as text."""
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
 def _arch_table(df):
-    """Scores as HTML: numbers in 3 decimals on one line, the architecture strings last and wrapped, never cut
-    (they often differ late)."""
-    from IPython.display import HTML
+    """Scores as HTML: numbers first, the architecture strings last, wrapped and never cut (they differ late)."""
     cols = [c for c in df if c != "arch"] + ["arch"]
     styler = df[cols].style.format(precision=3).hide(axis="index") \
         .set_properties(subset=cols[:-1], **{"white-space": "nowrap"}) \
@@ -259,44 +230,37 @@ def _arch_table(df):
     return HTML(styler.to_html())
 
 
-def _folded(summary, body):
-    """HTML that shows ``summary`` and opens to ``body``."""
-    return f"<details><summary>{html.escape(summary)} (click to open)</summary>{body}</details>"
-
-
 def details(result):
-    """The metrics at every K, every recorded number once, the top architectures, the config keys that differ
-    from RunConfig's defaults (folded)."""
+    """Metrics at every K, every recorded number, the top architectures, the config keys off their defaults."""
     import pandas as pd
-    from IPython.display import HTML
 
     from .config import RunConfig
     from .metrics import by_k
     _section(SECTIONS[6])
-    m = result.metrics
-    if result.truth is not None:
+    m, truth = result.metrics, result.truth
+    if truth is not None:
         _md("Ranking metrics at every K (P@top/bottom-K, Kendall τ within the predicted top/bottom K, best/worst "
             "true rank among the predicted top K):")
-        _show(by_k(m).round(3))
-    numbers = {k: _value(v) for k, v in m.items() if "@" not in k and not isinstance(v, (dict, list))}
-    _show(pd.Series(numbers, name="value").to_frame())
-    top = result.scores.sort_values(["acc", "loss"], ascending=[False, True]).head(TOP)
-    if result.truth is not None:
-        top = top.assign(truth_acc=top["arch"].map(result.truth.set_index("arch")["acc"]))
+        display(by_k(m).round(3))
+    numbers = {k: f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in m.items()
+               if "@" not in k and not isinstance(v, (dict, list))}
+    display(pd.Series(numbers, name="value").to_frame())
+    top = _ranked(result.scores).head(TOP)
+    if truth is not None:
+        top = top.assign(truth_acc=top["arch"].map(truth.set_index("arch")["acc"]))
     _md(f"The {len(top)} best architectures by one-shot accuracy:")
-    _show(_arch_table(top))
-    base, cfg = RunConfig().to_dict(), result.cfg.to_dict()
-    diff = pd.Series({k: str(v) for k, v in cfg.items() if v != base[k]}, name="value", dtype=object)
-    _show(HTML(_folded(f"{len(diff)} config keys differ from RunConfig's defaults", diff.to_frame().to_html())))
+    display(_arch_table(top))
+    base = RunConfig().to_dict()
+    diff = pd.Series({k: str(v) for k, v in result.cfg.to_dict().items() if v != base[k]}, name="value", dtype=object)
+    display(HTML(_folded(f"{len(diff)} config keys differ from RunConfig's defaults", diff.to_frame().to_html())))
 
 
 def training_log(log):
     """The training log, folded."""
-    from IPython.display import HTML
     lines = log.lines if hasattr(log, "lines") else list(log or ())
     _section(SECTIONS[7])
     text = html.escape("\n".join(lines))
-    _show(HTML(_folded(f"{len(lines)} line{'' if len(lines) == 1 else 's'}", f"<pre>{text}</pre>")))
+    display(HTML(_folded(f"{len(lines)} line{'' if len(lines) == 1 else 's'}", f"<pre>{text}</pre>")))
 
 
 def body(result, log=None, to=None):
