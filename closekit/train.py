@@ -1,9 +1,7 @@
 """The one training loop for every supernet (CLOSE §3.4-3.5, reference setup of §4): one uniformly sampled
 architecture per step, SGD + momentum + weight decay + clipping, ReduceLROnPlateau on the epoch mean training
-loss, the learning-rate restart (SRT), curriculum events at epoch start, atomic checkpoints and exact resume.
-
-The trainer knows a supernet only through the supernet protocol (closekit/spaces/base.py): forward, epoch_start,
-after_backward, router_parameters, level, net_args.
+loss, the learning-rate restart (SRT), curriculum events at epoch start, atomic checkpoints and exact resume. It
+knows a supernet only through the supernet protocol (closekit/spaces/base.py).
 """
 import math
 import os
@@ -17,7 +15,7 @@ import torch.nn.functional as F
 from . import data as datalib
 from . import spaces
 from . import progress
-from .checkpoint import CKPT, SNAPSHOTS, atomic_save, check_training_keys, snapshot
+from .checkpoint import CKPT, SNAPSHOTS, atomic_save, check_training_keys, read_checkpoint, snapshot
 from .config import resolve_device
 
 
@@ -130,15 +128,11 @@ class Trainer:
         return pd.DataFrame(self.history)
 
     # ---- checkpoints ----
-    def _opt_layout(self):
-        """Optimizer params per group as model names, or saved tensors for params the model no longer holds
-        (aw_nas_compat)."""
-        names = {id(p): n for n, p in self.net.named_parameters()}
-        return [[names.get(id(p)) or p.detach().cpu() for p in g["params"]] for g in self.opt.param_groups]
-
     def state_dict(self):
-        return {**snapshot(self), "history": self.history,
-                "opt_layout": self._opt_layout(), "optimizer": self.opt.state_dict(),
+        # the optimizer's params per group: model names, or saved tensors where the model lost them (aw_nas_compat)
+        names = {id(p): n for n, p in self.net.named_parameters()}
+        layout = [[names.get(id(p)) or p.detach().cpu() for p in g["params"]] for g in self.opt.param_groups]
+        return {**snapshot(self), "history": self.history, "opt_layout": layout, "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "zero_grads": [n for n, p in self.net.named_parameters() if p.grad is not None],
                 "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
@@ -152,7 +146,7 @@ class Trainer:
     def load(self, path=None):
         """Restore everything saved by ``save``; the epoch loop then continues where it stopped."""
         path = Path(path or self.out_dir / CKPT)
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path)
         check_training_keys(state["config"], self.cfg, path)
         self.net.load_state_dict(state["model"])
         params = dict(self.net.named_parameters())

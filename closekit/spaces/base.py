@@ -15,16 +15,13 @@ Space (subclass ``Space``):
   slots(arch) -> DataFrame          the routed positions: cell (cell type / stage), slot (index within the cell
                                     type's routing), label (position name, the same for every arch), op, live,
                                     param (live and parameterised: uses and trains its block's weights)
-  choices(arch) -> [(label, options, value)]   optional (widgets): the architecture's editable decisions (cell
-                                    spaces: each slot's op; NDS: each stage's depth, width, ...) and
-  edit(arch, i, value)              the arch with decision i set to value (ValueError when that is no arch)
-  draw(arch, table, ax)             the architecture with each slot coloured by its block (``table``: the slots
-                                    with block and p columns); imports matplotlib itself
+  choices(arch), edit(arch, i, v)   optional (widgets): the editable decisions [(label, options, value)] (a slot's
+                                    op, a stage's depth ...); the arch with decision i set to v (ValueError if none)
+  draw(arch, table, ax)             the arch with each slot coloured by its block (``table``: slots + block, p)
   notable() -> {label: arch str}    architectures worth a look in the explorer
   supernet(cfg, in_channels, num_classes) -> Supernet   (an instance of its class ``supernet_cls``)
   standalone(arch, recipe, in_channels, num_classes) -> nn.Module   (the mini benchmark's networks)
-  modules                           the closekit modules of this space its results depend on (provenance:
-                                    ``closekit.provenance.code_version`` hashes these, the core and its readers)
+  modules                           the closekit modules its results depend on (``provenance.code_version``)
   params_file(kind) -> str          its params file of a kind (smoke, mini-close, ...) relative to params/
 
 Supernet (subclass ``Supernet`` next to an nn.Module): it builds its cells with the banks of ``plan(cfg, own)``,
@@ -32,16 +29,15 @@ then calls ``_share``; all of its sharing is then one ``closekit.sharing.Sharing
   forward(x, arch, routing=None)    logits; routing None: ``route(arch)``
   route(arch, sample, generator)    {cell type: one-hot [slots, level]} (straight-through when the router learns)
   route_probs(arch)                 {cell type: [slots, level]} probability of each block under training's sample
-  cell_types, close_router, keys    routing keys in slot-table order; the router of ``router: auto`` (CLOSE);
-                                    config keys only this space reads
-  routers()                         the routers it supports: those whose ``needs`` it offers
+  cell_types, close_router, keys    routing keys in slot-table order; the router of ``router: auto``; the config
+                                    keys only this space reads
   own_blocks(arch)                  {cell type: the own (vanilla) block of each slot}; routers read the slots here
   epoch_start / after_backward / router_parameters / level / curriculum   the Sharing's, for the trainer
   net_args                          the constructor's data arguments (in_channels, num_classes) for checkpoints
-Routers may ask for more (their ``needs``: ``gate_input``, ``make_gate`` for the GATE; ``slot_ops``, ``num_ops``,
-``num_slots`` for few-shot; ``positions`` for the split table): a space supports the routers whose needs it offers.
+A space supports the routers whose ``needs`` it offers (see closekit.sharing).
 """
 import abc
+import dataclasses
 
 import torch
 
@@ -115,6 +111,16 @@ class Space(abc.ABC):
 class Supernet:
     """Mixin of the supernet protocol for an nn.Module subclass: everything about sharing is ``self.sharing``."""
     cell_types, close_router, keys = ("cell",), "own", ()
+    # the Sharing's, for the trainer, the views and the cells
+    router = property(lambda self: self.sharing.router)
+    level = property(lambda self: self.sharing.level)
+    num_blocks = property(lambda self: self.sharing.num_blocks)
+    curriculum = property(lambda self: self.sharing.curriculum)
+    touched = property(lambda self: self.sharing.touched)
+    active_level = property(lambda self: self.sharing.active_level)
+    epoch_start = property(lambda self: self.sharing.epoch_start)
+    after_backward = property(lambda self: self.sharing.after_backward)
+    router_parameters = property(lambda self: self.sharing.router.parameters)
 
     @classmethod
     def routers(cls):
@@ -122,59 +128,33 @@ class Supernet:
         return [name for name, r in sharing.ROUTERS.items() if all(hasattr(cls, n) for n in r.needs)]
 
     @classmethod
-    def plan(cls, cfg, own):
-        """(router name, K blocks per bank, placeholder blocks?) for ``cfg``; config keys that apply to no part of
-        this space are refused here, before anything is built."""
-        name = sharing.router_name(cfg, cls.close_router)
-        if name not in cls.routers():
-            raise ValueError(f"config router={name!r} does not apply to {cfg.space}; use one of "
-                             f"{', '.join(r for r in cls.routers() if r != 'own')} (or supernet: vanilla)")
-        sharing.check_keys(cfg, cls.applies(), owned_keys())
-        return name, sharing.Sharing.bank_size(cfg, own), sharing.ROUTERS[name].placeholders
-
-    @classmethod
     def applies(cls):
         """The config keys this space reads: its own, the bank's and those of every router it supports (a vanilla
         run ignores the bank's, so that one params file serves both)."""
         return {*cls.keys, *sharing.CLOSE_KEYS, *(k for r in cls.routers() for k in sharing.ROUTERS[r].keys)}
 
+    @classmethod
+    def plan(cls, cfg, own):
+        """(router name, K blocks per bank: ``own`` for vanilla, placeholder blocks?) for ``cfg``; config keys that
+        apply to no part of this space are refused here, before anything is built."""
+        name = "own" if cfg.supernet == "vanilla" else cls.close_router if cfg.router == "auto" else cfg.router
+        if cfg.supernet == "vanilla" and cfg.router not in ("auto", "own"):
+            raise ValueError(f"config router={cfg.router!r} does not apply to supernet: vanilla (every slot has its "
+                             "own block); set router: auto or supernet: close")
+        if name not in cls.routers():
+            raise ValueError(f"config router={name!r} does not apply to {cfg.space}; use one of "
+                             f"{', '.join(r for r in cls.routers() if r != 'own')} (or supernet: vanilla)")
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+        for key in sorted(owned_keys() - cls.applies()):
+            if getattr(cfg, key) != defaults[key]:
+                raise ValueError(f"config {key}={getattr(cfg, key)!r} does not apply to {cfg.space} (no router or "
+                                 f"part of it reads it); remove it (default {defaults[key]!r})")
+        return name, own if name == "own" else cfg.num_blocks, sharing.ROUTERS[name].placeholders
+
     def _share(self, cfg, plan, banks, in_channels, num_classes):
         """Set up ``self.sharing`` over ``banks`` (call once the cells exist)."""
-        name, K, _ = plan
         self.net_args = {"in_channels": in_channels, "num_classes": num_classes}
-        self.sharing = sharing.Sharing.build(cfg, self, banks, K, name)
-
-    @property
-    def router(self):
-        return self.sharing.router
-
-    @property
-    def level(self):
-        return self.sharing.level
-
-    @property
-    def num_blocks(self):
-        return self.sharing.num_blocks
-
-    @property
-    def curriculum(self):
-        return self.sharing.curriculum
-
-    @property
-    def touched(self):
-        return self.sharing.touched
-
-    def active_level(self):
-        return self.sharing.active_level()
-
-    def epoch_start(self, epoch, generator=None):
-        return self.sharing.epoch_start(epoch, generator)
-
-    def after_backward(self):
-        self.sharing.after_backward()
-
-    def router_parameters(self):
-        return self.sharing.router.parameters()
+        self.sharing = sharing.Sharing(cfg, self, banks, plan[1], plan[0])
 
     def route(self, arch, sample=True, generator=None):
         """{cell type: routing [slots, level]} for one architecture (one-hot forward value)."""
@@ -185,8 +165,7 @@ class Supernet:
         return self.router.probs(self, self.coerce(arch), self.active_level())
 
     def gate_logits(self, arch):
-        """{cell type: [slots, K]}: the GATE's logits for ``arch`` over all K blocks, whatever the level (a GATE
-        shared by the cell types, as the arch-level one, gives each the same)."""
+        """{cell type: [slots, K]}: the GATE's logits for ``arch`` over all K blocks, whatever the level."""
         if not hasattr(self.router, "logits"):
             raise ValueError(f"router {type(self.router).__name__} has no GATE logits (supernet: close with router: "
                              "gate has)")
