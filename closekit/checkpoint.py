@@ -95,8 +95,7 @@ def writable_dir(path, what="output directory"):
 
 @contextlib.contextmanager
 def locked(run_dir):
-    """Hold the run directory's lock (created with it) while the body writes there; a second holder is refused
-    in one line before it writes anything. The kernel drops the lock when its process dies."""
+    """Hold the run directory's lock (the kernel drops it with its process); a second holder is refused in one line."""
     run_dir = writable_dir(run_dir, "run directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)

@@ -60,10 +60,9 @@ def arch_list(space, spec, seed=0, truth=None):
 
 @torch.no_grad()
 def evaluate(net, space, archs, data, cfg=None, *, progress=None, on_scored=None, **keys):
-    """Score ``archs`` with the supernet; DataFrame with columns arch (official string), acc, loss. The scoring
-    keys of ``cfg`` (default RunConfig(); ``keys`` override them: bn_mode, recal_batches, eval_routing, eval_seed,
-    eval_batch_size, eval_max_batches) set how; ``on_scored(i, n)`` after each architecture; ``progress``: a bar
-    (None: on a terminal only)."""
+    """DataFrame arch (official string), acc, loss of ``archs`` under the scoring keys of ``cfg`` (RunConfig(), or
+    ``keys`` over it: bn_mode, recal_batches, eval_routing, eval_seed, eval_batch_size, eval_max_batches);
+    ``on_scored(i, n)`` after each arch; ``progress``: a bar (None: on a terminal only)."""
     cfg = (cfg or RunConfig()).replace(**keys)
     device = next(net.parameters()).device
     if not len(data.valid):
@@ -121,13 +120,9 @@ def probe_archs(archs, n, seed):
 
 
 class Probe:
-    """``on_epoch_end`` callback of ``train``: probe scores every ``cfg.eval_every`` epochs, block usage per level.
-
-    Scores a seeded sample (``arch_seed``) of ``cfg.eval_every_archs`` of ``archs`` (history columns probe_acc_mean,
-    and probe_kendall when ``truth`` is given). With ``usage_every_level`` it also keeps ``block_usage`` of those
-    archs at the last epoch of each curriculum level and at the final epoch (``.usages``, all in ``.usage``); a
-    resumed run only holds the levels it trained.
-    """
+    """``on_epoch_end`` callback of ``train`` over a seeded sample (``arch_seed``) of ``eval_every_archs`` of
+    ``archs``: every ``eval_every`` epochs probe_acc_mean (and probe_kendall against ``truth``); with
+    ``usage_every_level`` their ``block_usage`` at the end of each level and of training (``.usages``, ``.usage``)."""
 
     def __init__(self, space, archs, data, cfg, truth=None, usage_every_level=True):
         self.space, self.data, self.cfg, self.truth = space, data, cfg, truth

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .sharing import Router, register
+from .sharing import Router, register, same_block
 
 EMBED_NORMS = ("none", "layernorm", "l2")
 GCN_INITS = ("uniform", "norm_preserving")
@@ -152,8 +152,7 @@ class Gate(Router):
     def _head(self, encoder, edges, num_ops, num_blocks, node_dim, arch_dim, *, gate_level="node",
               mlp_hidden=(200, 200, 200), mlp_dropout=0.1, gumbel_temperature=5.0, gate_embed_norm="none",
               gate_edge_op=False, mlp_growth="inherit", mlp_parent="prev", aw_nas_compat=False):
-        """Every GATE past its encoder: the embedding norm (a LayerNorm with eps 1e-12: the reference's embeddings
-        have a variance ~3e-5, near LayerNorm's default eps), the MLP head and how it grows."""
+        """Every GATE past its encoder: the embedding norm, the MLP head and how it grows."""
         if gate_embed_norm not in EMBED_NORMS:
             raise ValueError(f"GATE embed_norm={gate_embed_norm!r} is not one of {', '.join(EMBED_NORMS)}")
         if gate_edge_op and gate_level != "node":
@@ -163,7 +162,7 @@ class Gate(Router):
         self.mlp_growth, self.mlp_parent, self.compat = mlp_growth, mlp_parent, aw_nas_compat
         self.embed_norm, self.edge_op_dim = gate_embed_norm, num_ops if gate_edge_op else 0
         if gate_embed_norm == "layernorm":
-            self.norm = nn.LayerNorm(node_dim, eps=1e-12)
+            self.norm = nn.LayerNorm(node_dim, eps=1e-12)    # the reference's embeddings have a variance ~3e-5
         node = gate_level == "node"
         self.mlp_args = (2 * node_dim + self.edge_op_dim if node else arch_dim, mlp_hidden,
                          num_blocks if node else len(self.edges) * num_blocks, mlp_dropout)
@@ -177,18 +176,14 @@ class Gate(Router):
         """[..., E, L] (one routing, or one per cell type) -> {cell type: [E, L]}."""
         return dict(zip(net.cell_types, x.reshape(-1, *x.shape[-2:]).expand(len(net.cell_types), -1, -1)))
 
-    def gated(self, level):
-        """The GATE is skipped while one block is active (the reference), unless aw_nas_compat."""
-        return level > 1 or self.compat
-
     def route(self, net, arch, level, sample=True, generator=None):
-        if not self.gated(level):
-            return {c: torch.ones(len(ids), 1, device=net.level.device) for c, ids in net.own_blocks(arch).items()}
+        if level == 1 and not self.compat:         # the reference skips the GATE while one block is active
+            return same_block(net, arch, 1, 0)
         return self.by_cell(net, self(net.gate_input(arch), level, sample=sample, generator=generator))
 
     def probs(self, net, arch, level):
-        if not self.gated(level):
-            return self.route(net, arch, level, sample=False)
+        if level == 1 and not self.compat:
+            return same_block(net, arch, 1, 0)
         return self.by_cell(net, F.softmax(self.logits(net.gate_input(arch))[..., :level], -1))
 
     def grow(self, banks, new_level, parent):
@@ -200,12 +195,10 @@ class Gate(Router):
 
     @torch.no_grad()
     def grow_mlp(self, new_level, parent):
-        """The MLP at a level change: the new block's row += ``parent``'s (inherit, the reference), or the last
-        (only_last) or every (full) layer re-initialised; returns the re-initialised params. aw_nas_compat: the
-        grown layers become new Parameter objects, which the optimizer loses (and so resets nothing)."""
+        """New block's row += ``parent``'s (inherit), or the last / every layer re-initialised; the params reset."""
         last = self.mlp[-1]
         layers = [m for m in self.mlp if isinstance(m, nn.Linear)] if self.mlp_growth == "full" else [last]
-        if self.compat:
+        if self.compat:            # aw_nas: the grown layers become new Parameter objects the optimizer loses
             for m in layers:
                 m.weight, m.bias = nn.Parameter(m.weight.clone()), nn.Parameter(m.bias.clone())
         if self.mlp_growth == "inherit":           # rows of block k: one per edge (arch level) or one
@@ -218,8 +211,7 @@ class Gate(Router):
         return [] if self.compat else [p for m in layers for p in m.parameters()]
 
     def normed(self, z):
-        """Node embeddings [..., D] as the MLP sees them: as they are, LayerNorm, or l2 to norm sqrt(D)
-        (sqrt(D): unit mean square per coordinate, the scale LayerNorm gives and nn.Linear's init expects)."""
+        """Node embeddings [..., D] as the MLP sees them: as they are, LayerNorm, or l2 to LayerNorm's norm sqrt(D)."""
         if self.embed_norm == "layernorm":
             return self.norm(z)
         if self.embed_norm == "l2":
@@ -245,9 +237,7 @@ class Gate(Router):
 
 
 class CellGate(Gate):
-    """GATE over the chosen connections of several cell types (NB301, CLOSE §3.3) with a FlowEncoder: node level,
-    one MLP([z_from; z_to]) shared by the cell types -> [C, E, K]; arch level, MLP(pooled embedding) -> [1, E, K],
-    the same gate for every cell type."""
+    """GATE over the chosen connections of several cell types (NB301): a FlowEncoder, one MLP for all cell types."""
 
     def __init__(self, num_ops, num_blocks, *, num_cells=2, num_init=2, num_steps=4, gates_op_dim=32,
                  gates_node_dim=32, gates_hidden=32, gates_gcn_dims=(64,) * 4, gate_gcn_init="uniform", **head):

@@ -36,8 +36,7 @@ def register(name):
 
 
 class Bank(nn.Module):
-    """K op-sets of one cell; ``blocks[k][op]`` is the module for primitive ``op`` in GLOW block k. ``placeholders``:
-    blocks 1..K-1 are built without drawing from the global RNG (a router overwrites them before they are used)."""
+    """K op-sets of one cell: ``blocks[k][op]`` is primitive ``op`` of GLOW block k (placeholders: see Router)."""
 
     def __init__(self, make_opset, num_blocks, placeholders=False):
         super().__init__()
@@ -48,11 +47,9 @@ class Bank(nn.Module):
     @torch.no_grad()
     def wit(self, target, source, buffers=True, copy=False):
         """Weight inheritance (WIT, §3.4): block ``target`` += (``copy``: =) block ``source``, BN buffers too."""
-        src = self.blocks[source].state_dict()
-        names = None if buffers else {n for n, _ in self.blocks[target].named_parameters()}
-        for name, t in self.blocks[target].state_dict().items():
-            if names is None or name in names:
-                t.copy_(src[name]) if copy else t.add_(src[name])
+        src, dst = self.blocks[source].state_dict(), self.blocks[target]
+        for name, t in (dst.state_dict() if buffers else dict(dst.named_parameters())).items():
+            t.copy_(src[name]) if copy else t.add_(src[name])
 
 
 def routed(bank, op, x, gates, k_sel, mode, touched):
@@ -164,11 +161,9 @@ def split_table(positions, level, criteria="pre", num_blocks=None):
     for _ in range(level - 1):
         if criteria == "max":
             key = max(range(len(groups)), key=lambda k: groups[k][1] - groups[k][0])
-        else:
-            key, pos = 0, (num_blocks or positions) + 1
-            for k, (lo, hi) in enumerate(groups):
-                if hi - lo > 1 and lo < pos:
-                    key, pos = k, lo
+        else:                                   # the splittable group that starts first, if it starts early enough
+            key = min([(lo, k) for k, (lo, hi) in enumerate(groups) if hi - lo > 1 and lo <= (num_blocks or positions)]
+                      or [(0, 0)])[1]
         lo, hi = groups[key]
         if hi - lo < 2:
             raise ValueError(f"split {len(splits) + 1}: group {key} [{lo}, {hi}) cannot split; use at most "
@@ -183,8 +178,7 @@ def split_table(positions, level, criteria="pre", num_blocks=None):
 
 @register("table")
 class TableRouter(Router):
-    """NDS CLOSE: position p of every stage uses block table[p]; each level splits one group of positions, WIT from
-    the split block (whole state dict unless ``wit_buffers`` is false). No parameters."""
+    """NDS CLOSE: position p of every stage uses block table[p]; a level splits a group, WIT from the split block."""
     keys, needs = ("cl_criteria", "wit_buffers"), ("positions",)
     label = "split table: contiguous position groups, one block each; a level splits one group"
 
@@ -222,9 +216,8 @@ class TableRouter(Router):
 
 @register("fewshot")
 class FewShotRouter(Router):
-    """Few-shot NAS (Zhao et al., ICML 2021) as a router: one block until the split, then one sub-supernet (block)
-    per op of slot ``fewshot_edge`` (a row of the space's slot table), each an exact copy of block 0 at the split;
-    the op on that slot picks the block of every slot. cl_schedule [1, s, ..., s] splits at epoch s."""
+    """Few-shot NAS (Zhao et al., ICML 2021): at epoch s of cl_schedule [1, s, ..., s] block 0 is copied to one
+    sub-supernet per op of slot ``fewshot_edge`` (a row of the slot table); that slot's op picks every slot's block."""
     keys, needs, placeholders = ("fewshot_edge",), ("slot_ops", "num_ops", "num_slots"), True
     label = "few-shot split: the op on one slot picks the sub-supernet (one block before the split)"
 

@@ -33,8 +33,7 @@ def build(cfg):
 
 
 def make_optimizer(params, cfg, gate=()):
-    """SGD and its plateau scheduler, built fresh (at the start and at every SRT epoch). Params also in ``gate``
-    (the GATE's) form a second group with lr x ``gate_lr_scale`` and weight decay ``gate_weight_decay``."""
+    """SGD + plateau scheduler (fresh at start and SRT); params in ``gate`` get gate_lr_scale, gate_weight_decay."""
     ids, params = {id(p) for p in gate}, list(params)
     groups = [{"params": [p for p in params if id(p) not in ids]}]
     if any(id(p) in ids for p in params):
@@ -63,8 +62,7 @@ class Trainer:
 
     # ---- one step, one epoch ----
     def step(self, x, y, arch=None):
-        """One training step: sample an architecture (unless given), forward, backward, the supernet's
-        after-backward hook, clipping, SGD; returns (loss, logits), detached."""
+        """Sample an arch (unless given), forward, backward, after-backward hook, clip, SGD; (loss, logits) detached."""
         cfg, net = self.cfg, self.net
         arch = self.space.sample(self.arch_gen) if arch is None else arch
         self.opt.zero_grad(set_to_none=not cfg.keep_zero_grads)
@@ -181,9 +179,7 @@ def train(net, data, cfg, out_dir=None, resume=True, log=print, on_epoch_end=Non
 
 
 def snapshots(out_dir=None, every=0):
-    """``on_epoch_end`` callback: the net (``checkpoint.snapshot``) at the last epoch of every curriculum level, at
-    ``cfg.epochs`` and every ``every`` epochs, saved atomically to ``out_dir/snapshots/epoch-NNNN.pt`` (``out_dir``
-    None: the trainer's)."""
+    """``on_epoch_end``: the net at each level's last epoch, the end and every ``every`` epochs -> snapshots/."""
     def save(trainer, epoch):
         out = out_dir or trainer.out_dir
         if out is None:

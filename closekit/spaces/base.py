@@ -1,28 +1,19 @@
 """The space protocol and the supernet protocol (CLOSE §3: sharing as routing, whatever the search space).
+Everything outside ``closekit/spaces/`` (trainer, scoring, ground truth, views, widgets, notebooks) uses only these.
 
-A search space is one object, registered in ``closekit.spaces.SPACES``; everything outside ``closekit/spaces/``
-(trainer, scoring, ground truth, routing views, widgets, plots, notebooks) uses only what is listed here.
-
-Space (subclass ``Space``):
-  name                              registry key, recorded in checkpoints and ground truths
-  parse(text) / to_str(arch)        every string format users have -> arch; arch -> the official string
-  coerce(x)                         an arch from a string or an arch object (validated; ValueError in one line)
+Space (subclass ``Space``, registered in ``closekit.spaces.SPACES``; the abstract methods below and):
+  name, modules                     registry key (in checkpoints and ground truths); the closekit modules its
+                                    results depend on (``provenance.code_version`` hashes them)
   canonical(arch), canonical_str    the isomorphism-class representative: its string keys every table and cache
-  sample(generator)                 one architecture, as the reference samples during training
   sample_list(n, seed)              n distinct canonical architectures, seeded
   enumerations, enumerate(kind)     names of finite lists ("all", "valid") and the lists; () when there are none
-  mutate(arch, generator)           one random neighbour (search)
   slots(arch) -> DataFrame          the routed positions: cell (cell type / stage), slot (index within the cell
-                                    type's routing), label (position name, the same for every arch), op, live,
-                                    param (live and parameterised: uses and trains its block's weights)
-  choices(arch), edit(arch, i, v)   optional (widgets): the editable decisions [(label, options, value)] (a slot's
-                                    op, a stage's depth ...); the arch with decision i set to v (ValueError if none)
+                                    type's routing), label (the same for every arch), op, live, param (live and
+                                    parameterised: uses and trains its block's weights)
+  choices(arch), edit(arch, i, v)   optional (widgets): the editable decisions [(label, options, value)]; the arch
+                                    with decision i set to v (ValueError when that is no arch)
   draw(arch, table, ax)             the arch with each slot coloured by its block (``table``: slots + block, p)
-  notable() -> {label: arch str}    architectures worth a look in the explorer
-  supernet(cfg, in_channels, num_classes) -> Supernet   (an instance of its class ``supernet_cls``)
-  standalone(arch, recipe, in_channels, num_classes) -> nn.Module   (the mini benchmark's networks)
-  modules                           the closekit modules its results depend on (``provenance.code_version``)
-  params_file(kind) -> str          its params file of a kind (smoke, mini-close, ...) relative to params/
+  notable(), params_file(kind)      {label: arch string} worth a look; its params file of a kind under params/
 
 Supernet (subclass ``Supernet`` next to an nn.Module): it builds its cells with the banks of ``plan(cfg, own)``,
 then calls ``_share``; all of its sharing is then one ``closekit.sharing.Sharing`` (banks + router + curriculum):
@@ -51,31 +42,31 @@ class Space(abc.ABC):
     modules = ()                 # closekit modules (dotted, below closekit) its results depend on; see provenance
 
     @abc.abstractmethod
-    def parse(self, text): ...
+    def parse(self, text): ...                                          # every string format users have -> arch
 
     @abc.abstractmethod
-    def to_str(self, arch): ...
+    def to_str(self, arch): ...                                         # arch -> the official string
 
     @abc.abstractmethod
-    def coerce(self, x): ...
+    def coerce(self, x): ...                                            # str or arch -> arch (ValueError in one line)
 
     @abc.abstractmethod
-    def canonical(self, arch): ...
+    def canonical(self, arch): ...                                      # the isomorphism-class representative
 
     @abc.abstractmethod
-    def sample(self, generator): ...
+    def sample(self, generator): ...                                    # one arch, as the reference samples in training
 
     @abc.abstractmethod
-    def mutate(self, arch, generator): ...
+    def mutate(self, arch, generator): ...                              # one random neighbour (search)
 
     @abc.abstractmethod
-    def slots(self, arch): ...
+    def slots(self, arch): ...                                          # the routed positions (above)
 
     @abc.abstractmethod
-    def supernet(self, cfg, in_channels, num_classes): ...
+    def supernet(self, cfg, in_channels, num_classes): ...              # an instance of ``supernet_cls``
 
     @abc.abstractmethod
-    def standalone(self, arch, recipe, in_channels, num_classes): ...
+    def standalone(self, arch, recipe, in_channels, num_classes): ...   # one arch trained alone (mini benchmark)
 
     def canonical_str(self, arch):
         """Official string of the class representative of ``arch``."""
@@ -129,14 +120,12 @@ class Supernet:
 
     @classmethod
     def applies(cls):
-        """The config keys this space reads: its own, the bank's and those of every router it supports (a vanilla
-        run ignores the bank's, so that one params file serves both)."""
+        """The config keys this space reads: its own, the bank's (vanilla ignores them) and its routers'."""
         return {*cls.keys, *sharing.CLOSE_KEYS, *(k for r in cls.routers() for k in sharing.ROUTERS[r].keys)}
 
     @classmethod
     def plan(cls, cfg, own):
-        """(router name, K blocks per bank: ``own`` for vanilla, placeholder blocks?) for ``cfg``; config keys that
-        apply to no part of this space are refused here, before anything is built."""
+        """(router name, K blocks per bank, placeholders?) for ``cfg``, refusing keys before anything is built."""
         name = "own" if cfg.supernet == "vanilla" else cls.close_router if cfg.router == "auto" else cfg.router
         if cfg.supernet == "vanilla" and cfg.router not in ("auto", "own"):
             raise ValueError(f"config router={cfg.router!r} does not apply to supernet: vanilla (every slot has its "
