@@ -162,7 +162,7 @@ class Gate(Router):
         self.mlp_growth, self.mlp_parent, self.compat = mlp_growth, mlp_parent, aw_nas_compat
         self.embed_norm, self.edge_op_dim = gate_embed_norm, num_ops if gate_edge_op else 0
         if gate_embed_norm == "layernorm":
-            self.norm = nn.LayerNorm(node_dim, eps=1e-12)    # the reference's embeddings have a variance ~3e-5
+            self.norm = nn.LayerNorm(node_dim, eps=1e-12)    # eps: the reference's embeddings' variance is ~3e-5
         node = gate_level == "node"
         self.mlp_args = (2 * node_dim + self.edge_op_dim if node else arch_dim, mlp_hidden,
                          num_blocks if node else len(self.edges) * num_blocks, mlp_dropout)
