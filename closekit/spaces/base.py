@@ -1,7 +1,7 @@
 """The space protocol and the supernet protocol (CLOSE §3: sharing as routing, whatever the search space).
 Everything outside ``closekit/spaces/`` (trainer, scoring, ground truth, views, widgets, notebooks) uses only these.
 
-Space (subclass ``Space``, registered in ``closekit.spaces.SPACES``; the abstract methods below and):
+Space (subclass ``Space``, register it in ``closekit.spaces.SPACES``): its abstract methods (noted there), and
   name, modules                     registry key (in checkpoints and ground truths); the closekit modules its
                                     results depend on (``provenance.code_version`` hashes them)
   canonical(arch), canonical_str    the isomorphism-class representative: its string keys every table and cache
@@ -12,7 +12,8 @@ Space (subclass ``Space``, registered in ``closekit.spaces.SPACES``; the abstrac
                                     parameterised: uses and trains its block's weights)
   choices(arch), edit(arch, i, v)   optional (widgets): the editable decisions [(label, options, value)]; the arch
                                     with decision i set to v (ValueError when that is no arch)
-  draw(arch, table, ax)             the arch with each slot coloured by its block (``table``: slots + block, p)
+  draw(arch, table, ax)             the arch, each slot coloured by its block (``table``: slots + block, p columns);
+                                    it imports matplotlib itself
   notable(), params_file(kind)      {label: arch string} worth a look; its params file of a kind under params/
 
 Supernet (subclass ``Supernet`` next to an nn.Module): it builds its cells with the banks of ``plan(cfg, own)``,
@@ -25,7 +26,7 @@ then calls ``_share``; all of its sharing is then one ``closekit.sharing.Sharing
   own_blocks(arch)                  {cell type: the own (vanilla) block of each slot}; routers read the slots here
   epoch_start / after_backward / router_parameters / level / curriculum   the Sharing's, for the trainer
   net_args                          the constructor's data arguments (in_channels, num_classes) for checkpoints
-A space supports the routers whose ``needs`` it offers (see closekit.sharing).
+A space supports the routers whose ``needs`` it offers (``routers()``, see closekit.sharing).
 """
 import abc
 import dataclasses
@@ -126,10 +127,11 @@ class Supernet:
     @classmethod
     def plan(cls, cfg, own):
         """(router name, K blocks per bank, placeholders?) for ``cfg``, refusing keys before anything is built."""
-        name = "own" if cfg.supernet == "vanilla" else cls.close_router if cfg.router == "auto" else cfg.router
         if cfg.supernet == "vanilla" and cfg.router not in ("auto", "own"):
             raise ValueError(f"config router={cfg.router!r} does not apply to supernet: vanilla (every slot has its "
                              "own block); set router: auto or supernet: close")
+        name = "own" if cfg.supernet == "vanilla" else cfg.router
+        name = cls.close_router if name == "auto" else name
         if name not in cls.routers():
             raise ValueError(f"config router={name!r} does not apply to {cfg.space}; use one of "
                              f"{', '.join(r for r in cls.routers() if r != 'own')} (or supernet: vanilla)")
