@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import CHOICES
 from .sharing import Router, register, same_block
 
-EMBED_NORMS = ("none", "layernorm", "l2")
-GCN_INITS = ("uniform", "norm_preserving")
+EMBED_NORMS, GCN_INITS = CHOICES["gate_embed_norm"], CHOICES["gate_gcn_init"]
 
 
 def gcn_weights(dims, init="uniform", messages=2.0):
