@@ -1,6 +1,6 @@
-"""Checkpoint and snapshot files of a run (CLOSE §4 training; exact resume): names, atomic writes, reading, and
-rebuilding a supernet from any checkpoint, and the run directory's lock. Training, scoring, routing views and
-widgets read runs through here. torch is imported only where a file needs it, so config and CLI stay light.
+"""Checkpoint and snapshot files of a run (CLOSE §4 training; exact resume): names, atomic writes, reading,
+rebuilding a supernet from any checkpoint, and the run directory's lock. torch is imported only where a file needs
+it, so config and CLI stay light.
 
     out_dir/checkpoint.pt               the full training state (train.Trainer.state_dict), rewritten atomically
     out_dir/snapshots/epoch-NNNN.pt     the net at chosen epochs: epoch, config, net_args, model
@@ -19,20 +19,14 @@ LOCK = ".lock"
 FILE_MODE = 0o666       # new files get this less the umask, as open() would give them
 
 
-def _umask():
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path, write):
-    """Call ``write(tmp_path)`` on a fresh temporary file beside ``path``, fsync it, then rename it over ``path``:
-    a crash leaves the old file or the new one, never half of one. The one atomic write of the package."""
-    path = Path(path)
+    """``write(tmp_path)`` to a temporary file beside ``path``, fsync, rename over ``path``: a crash leaves the old
+    file or the new one, never half of one. The one atomic write of the package."""
+    path, umask = Path(path), os.umask(0)
+    os.umask(umask)                                 # read by setting it and putting it back
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, FILE_MODE & ~_umask())           # mkstemp makes 0600; others read a run as the umask allows
+    os.fchmod(fd, FILE_MODE & ~umask)              # mkstemp makes 0600; others read a run as the umask allows
     os.close(fd)
     try:
         write(tmp)
@@ -70,8 +64,8 @@ def check_training_keys(saved, cfg, path):
 
 
 def read_checkpoint(path):
-    """The dict saved by Trainer.save or a snapshot (tensors on the CPU, memory-mapped); a file that torch cannot
-    read (e.g. truncated by a full disk) is one ValueError naming it and the fix."""
+    """The dict saved by Trainer.save or a snapshot (tensors on the CPU, memory-mapped); an unreadable file (e.g.
+    truncated by a full disk) is one ValueError naming it and the fix."""
     import pickle
     import torch
     path = Path(path)
@@ -101,8 +95,7 @@ def writable_dir(path, what="output directory"):
 
 @contextlib.contextmanager
 def locked(run_dir):
-    """Hold the run directory's lock (created with it) while the body writes there; a second holder is refused
-    in one line before it writes anything. The kernel drops the lock when its process dies."""
+    """Hold the run directory's lock (the kernel drops it with its process); a second holder is refused in one line."""
     run_dir = writable_dir(run_dir, "run directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)

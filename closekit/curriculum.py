@@ -1,8 +1,6 @@
-"""The curriculum on the sharing extent (CLOSE §3.4): schedule -> level, and what a level change does.
-
-Block k (0-based) becomes active at epoch ``schedule[k]``, so the level at a 1-based epoch is the number of
-schedule entries <= epoch. Growing to level L activates block L-1, initialised by WIT (new block += parent block)
-from the previous block or a random earlier one. A vanilla supernet has a fixed level and never grows.
+"""The curriculum on the sharing extent (CLOSE §3.4): block k (0-based) becomes active at epoch ``schedule[k]``, so
+the level of a 1-based epoch is the number of entries <= epoch; a new block is initialised by WIT (+= a parent
+block: the previous one or a random earlier one). A fixed level (vanilla, one block) never grows.
 """
 from typing import NamedTuple
 
@@ -27,21 +25,15 @@ class Curriculum:
 
     def level_end(self, epoch):
         """True when ``epoch`` is the last epoch of its level (a level change comes next)."""
-        return self.fixed is None and self.level(epoch + 1) > self.level(epoch)
+        return self.level(epoch + 1) > self.level(epoch)
 
     def parent(self, new_level, generator=None):
         """WIT parent of block ``new_level - 1``: the previous block, or a random earlier one; None for block 0."""
         k = new_level - 1
         if k == 0:
             return None
-        if self.wit_from == "prev":
-            return k - 1
-        return int(torch.randint(k, (1,), generator=generator))
+        return k - 1 if self.wit_from == "prev" else int(torch.randint(k, (1,), generator=generator))
 
     def due(self, level, epoch, generator=None):
         """(new level, WIT parent) for every level change due at the start of ``epoch``, from ``level``."""
-        out = []
-        while level < self.level(epoch):
-            level += 1
-            out.append((level, self.parent(level, generator)))
-        return out
+        return [(new, self.parent(new, generator)) for new in range(level + 1, self.level(epoch) + 1)]

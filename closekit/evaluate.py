@@ -1,11 +1,6 @@
-"""One-shot scoring (CLOSE §4, reference protocol of §6.1): every architecture is run with the shared weights
-on the held-out split, in a fixed batch order, and scored by accuracy and loss.
-
-Knobs: BN mode ``batch`` (per-batch statistics, the reference) or ``recalibrate`` (running statistics
-recomputed on K training batches per architecture, then eval-mode BN); routing ``argmax`` or ``gumbel``
-(the reference samples, seeded); ``max_batches``. The supernet's own BN buffers are left untouched.
-Each architecture is scored as given and keyed by its official string (lists from ``arch_list`` are canonical
-already; a ground truth with one row per isomorphic member is scored member by member).
+"""One-shot scoring (CLOSE §4, reference protocol of §6.1): every architecture is run with the shared weights on
+the held-out split, in a fixed batch order, and scored by accuracy and loss; a RunConfig's scoring keys set how
+(BN statistics per batch or recalibrated, argmax or seeded Gumbel routing, batches). The supernet is left untouched.
 """
 from pathlib import Path
 
@@ -16,6 +11,7 @@ from torch import nn
 import yaml
 
 from . import data as datalib
+from .config import RunConfig
 from .metrics import compare
 from .progress import bar
 from .routing import block_usage
@@ -23,7 +19,7 @@ from .routing import block_usage
 
 def arch_list(space, spec, seed=0, truth=None):
     """Architectures to score: a finite enumeration of the space (e.g. 'all', 'valid'), 'sample:N', 'truth' (the
-    ground truth's architectures), or a text file of arch strings, one per line, or a YAML list of them (canonicalised, repeats dropped)."""
+    ground truth's), or a file of arch strings, one per line, or a YAML list (canonicalised, repeats dropped)."""
     if spec == "truth":
         if truth is None:
             raise ValueError("archs: truth needs a ground truth; set truth to a CSV, mini-benchmark dir or "
@@ -62,47 +58,38 @@ def arch_list(space, spec, seed=0, truth=None):
     return list(archs.values())
 
 
-def _bn_modules(net):
-    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
 @torch.no_grad()
-def evaluate(net, space, archs, data, *, split="valid", bn_mode="batch", recal_batches=10, routing="argmax",
-             seed=123, batch_size=256, max_batches=None, progress=None, on_scored=None):
-    """Score ``archs`` with the supernet; DataFrame with columns arch (string), acc, loss. ``on_scored(i, n)`` is
-    called after each of the n architectures; ``progress``: a bar (None: on a terminal only)."""
-    if bn_mode not in ("batch", "recalibrate"):
-        raise ValueError(f"bn_mode={bn_mode!r} is not one of batch, recalibrate")
+def evaluate(net, space, archs, data, cfg=None, *, progress=None, on_scored=None, **keys):
+    """DataFrame arch (official string), acc, loss of ``archs`` under the scoring keys of ``cfg`` (RunConfig(), or
+    ``keys`` over it: bn_mode, recal_batches, eval_routing, eval_seed, eval_batch_size, eval_max_batches);
+    ``on_scored(i, n)`` after each arch; ``progress``: a bar (None: on a terminal only)."""
+    cfg = (cfg or RunConfig()).replace(**keys)
     device = next(net.parameters()).device
-    held_out = getattr(data, split)
-    if not len(held_out):
-        raise ValueError(f"the {split} split is empty: nothing to score on (train_portion must be < 1)")
-    bns = _bn_modules(net)
+    if not len(data.valid):
+        raise ValueError("the valid split is empty: nothing to score on (train_portion must be < 1)")
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = {k: v.clone() for k, v in net.state_dict().items() if "running_" in k or "num_batches" in k}
-    momenta = [m.momentum for m in bns]
-    was_training = net.training
-    gen = torch.Generator().manual_seed(seed)
-    rows = []
+    momenta, was_training = [m.momentum for m in bns], net.training
+    gen, rows = torch.Generator().manual_seed(cfg.eval_seed), []
     try:
         net.eval()
         for arch in bar(archs, len(archs), "scoring", show=progress):
             arch = space.coerce(arch)
-            gates = net.route(arch, sample=routing == "gumbel", generator=gen)
-            if bn_mode == "recalibrate":
-                for m in bns:
+            gates = net.route(arch, sample=cfg.eval_routing == "gumbel", generator=gen)
+            for m in bns:            # batch: per-batch statistics (the reference); recalibrate: recomputed first
+                if cfg.bn_mode == "recalibrate":
                     m.reset_running_stats()
-                    m.momentum, m.training = None, True
-                for x, _ in datalib.batches(data.train, batch_size, shuffle=False, device=device,
-                                            max_batches=recal_batches):
+                    m.momentum = None
+                m.training = True
+            if cfg.bn_mode == "recalibrate":
+                for x, _ in datalib.batches(data.train, cfg.eval_batch_size, shuffle=False, device=device,
+                                            max_batches=cfg.recal_batches):
                     net(x, arch, gates)
                 for m in bns:
                     m.training = False
-            else:
-                for m in bns:
-                    m.training = True
             loss_sum, correct, n = 0.0, 0, 0
-            for x, y in datalib.batches(held_out, batch_size, shuffle=False, device=device,
-                                        max_batches=max_batches):
+            for x, y in datalib.batches(data.valid, cfg.eval_batch_size, shuffle=False, device=device,
+                                        max_batches=cfg.eval_max_batches):
                 logits = net(x, arch, gates)
                 loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
                 correct += (logits.argmax(1) == y).sum().item()
@@ -125,13 +112,6 @@ def score_summary(scores):
             "oneshot_loss_mean": float(scores["loss"].mean())}
 
 
-def evaluate_cfg(net, space, archs, data, cfg, **overrides):
-    """``evaluate`` with the scoring knobs of a RunConfig."""
-    kw = dict(bn_mode=cfg.bn_mode, recal_batches=cfg.recal_batches, routing=cfg.eval_routing, seed=cfg.eval_seed,
-              batch_size=cfg.eval_batch_size, max_batches=cfg.eval_max_batches)
-    return evaluate(net, space, archs, data, **{**kw, **overrides})
-
-
 def probe_archs(archs, n, seed):
     """A seeded sample of ``n`` of ``archs`` in their order (not the first n: a sorted list would bias it)."""
     archs = list(archs)
@@ -140,14 +120,9 @@ def probe_archs(archs, n, seed):
 
 
 class Probe:
-    """``on_epoch_end`` callback of ``train``: probe scores every ``cfg.eval_every`` epochs, block usage per level.
-
-    Scores a seeded sample (``arch_seed``) of ``cfg.eval_every_archs`` of ``archs`` (history columns probe_acc_mean,
-    and probe_kendall when ``truth`` is given). With ``usage_every_level`` it also keeps ``block_usage`` of
-    those archs at the last epoch of each curriculum level (and at the final epoch): ``.usages`` (one DataFrame
-    each), ``.usage`` (all). Epochs done before a resume are not seen again, so a resumed run only holds the
-    levels it trained.
-    """
+    """``on_epoch_end`` callback of ``train`` over a seeded sample (``arch_seed``) of ``eval_every_archs`` of
+    ``archs``: every ``eval_every`` epochs probe_acc_mean (and probe_kendall against ``truth``); with
+    ``usage_every_level`` their ``block_usage`` at the end of each level and of training (``.usages``, ``.usage``)."""
 
     def __init__(self, space, archs, data, cfg, truth=None, usage_every_level=True):
         self.space, self.data, self.cfg, self.truth = space, data, cfg, truth
@@ -161,7 +136,7 @@ class Probe:
                                            seed=cfg.eval_seed))
         if not cfg.eval_every or epoch % cfg.eval_every:
             return {}
-        s = evaluate_cfg(trainer.net, self.space, self.archs, self.data, cfg, progress=False)
+        s = evaluate(trainer.net, self.space, self.archs, self.data, cfg, progress=False)
         row = {"probe_acc_mean": float(s["acc"].mean())}
         if self.truth is not None:
             row["probe_kendall"] = compare(s, self.truth)["kendall"]
@@ -174,6 +149,4 @@ class Probe:
             pd.DataFrame(columns=["slot", "position", "block", "count", "level"])
 
 
-def probe(space, archs, data, cfg, truth=None, *, usage_every_level=True):
-    """The ``on_epoch_end`` callback of one run (see ``Probe``)."""
-    return Probe(space, archs, data, cfg, truth, usage_every_level)
+probe = Probe              # the on_epoch_end callback of one run

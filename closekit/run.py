@@ -15,7 +15,7 @@ import pandas as pd
 from . import groundtruth, progress, spaces, tracking
 from . import data as datalib
 from .checkpoint import CKPT, atomic_json, atomic_text, check_training_keys, locked, read_checkpoint, writable_dir
-from .evaluate import arch_list, evaluate_cfg, probe, score_summary
+from .evaluate import arch_list, evaluate, probe, score_summary
 from .metrics import compare
 from .provenance import code_version, config_hash, provenance  # noqa: F401  (bench/ imports them from here)
 from .routing import block_usage
@@ -72,7 +72,7 @@ def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage
         history.to_csv(out / "history.csv", index=False)
         train_s = time.time() - t0
         t0 = time.time()
-        scores = evaluate_cfg(net, space, archs, data, cfg, on_scored=lambda i, n: progress.report("score", i, n))
+        scores = evaluate(net, space, archs, data, cfg, on_scored=lambda i, n: progress.report("score", i, n))
         scores.to_csv(out / "scores.csv", index=False)
         metrics = {"train_seconds": round(train_s, 1), "score_seconds": round(time.time() - t0, 1),
                    "final_train_loss": float(history["train_loss"].iloc[-1]), **score_summary(scores)}

@@ -207,8 +207,8 @@ def load_run(run_dir, device="cpu", truth=True):
 
 def supernet_scores(net, space, data, cfg):
     """score_fn: archs -> one-shot accuracies with the run's scoring knobs (closekit.evaluate)."""
-    from .evaluate import evaluate_cfg
-    return lambda archs: evaluate_cfg(net, space, archs, data, cfg, progress=False)["acc"].tolist()
+    from .evaluate import evaluate
+    return lambda archs: evaluate(net, space, archs, data, cfg, progress=False)["acc"].tolist()
 
 
 def run_context(run_dir, device="cpu", saved=True):

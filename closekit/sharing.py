@@ -1,9 +1,6 @@
 """Sharing as routing (CLOSE §3.2-3.4): one ``Sharing`` per supernet = the banks of GLOW blocks + a router + the
-curriculum. Read this file to know everything a supernet does about sharing; write one router to try a new idea.
-
-A bank holds K op-sets (blocks) of one cell; every routed slot of a sampled architecture (an edge of a cell, a block
-position of an NDS stage) computes its op with the block its router picks. The sharing extent is how many slots land
-on one block: vanilla one-shot = one own block per slot, CLOSE = a few GLOW blocks, grown by a curriculum.
+curriculum. A bank holds K op-sets (blocks) of one cell; every routed slot of an architecture (an edge of a cell, a
+block position of an NDS stage) runs its op in the block its router picks. Write one router to try a new idea.
 
 Router protocol (subclass ``Router``, register with ``@register(name)``; the config key ``router`` picks it):
   keys                              the config keys it reads (refused, in one line, in spaces without it)
@@ -20,8 +17,6 @@ The curriculum decides *when* (the level of an epoch, the WIT parent of a new bl
 A supernet tells routers about its slots through ``own_blocks(arch)`` and what their ``needs`` name (``gate_input``,
 ``make_gate``, ``slot_ops``, ``num_ops``, ``num_slots``, ``positions``); routers read nothing else of it.
 """
-import dataclasses
-
 import torch
 from torch import nn
 
@@ -41,8 +36,7 @@ def register(name):
 
 
 class Bank(nn.Module):
-    """K op-sets of one cell; ``blocks[k][op]`` is the module for primitive ``op`` in GLOW block k. ``placeholders``:
-    blocks 1..K-1 are built without drawing from the global RNG (a router overwrites them before they are used)."""
+    """K op-sets of one cell: ``blocks[k][op]`` is primitive ``op`` of GLOW block k (placeholders: see Router)."""
 
     def __init__(self, make_opset, num_blocks, placeholders=False):
         super().__init__()
@@ -52,23 +46,17 @@ class Bank(nn.Module):
 
     @torch.no_grad()
     def wit(self, target, source, buffers=True, copy=False):
-        """Weight inheritance (WIT, §3.4): block ``target`` += block ``source`` (``copy``: = instead), BN buffers
-        included (``buffers`` False: parameters only)."""
-        src = self.blocks[source].state_dict()
-        names = None if buffers else {n for n, _ in self.blocks[target].named_parameters()}
-        for name, t in self.blocks[target].state_dict().items():
-            if names is None or name in names:
-                t.copy_(src[name]) if copy else t.add_(src[name])
+        """Weight inheritance (WIT, §3.4): block ``target`` += (``copy``: =) block ``source``, BN buffers too."""
+        src, dst = self.blocks[source].state_dict(), self.blocks[target]
+        for name, t in (dst.state_dict() if buffers else dict(dst.named_parameters())).items():
+            t.copy_(src[name]) if copy else t.add_(src[name])
 
 
 def routed(bank, op, x, gates, k_sel, mode, touched):
-    """Output of one edge: sum_k gates[k] * bank.blocks[k][op](x) over the active blocks (k_sel: the chosen one).
-
-    mode 'all' runs every active block with autograd (reference); 'others_no_grad' runs the non-selected ones
-    without autograd (same values and gradients, less memory; their modules are recorded in ``touched`` to get
-    zero gradients); 'selected' runs only the chosen block (single-path estimator); 'fixed' is a constant
-    one-hot (fixed routers, evaluation).
-    """
+    """One edge: sum_k gates[k] * bank.blocks[k][op](x) over the active blocks (k_sel: the chosen one). ``mode``:
+    'all' runs every active block with autograd (reference); 'others_no_grad' the unselected ones without (same
+    values and gradients, less memory; ``touched`` records them for zero gradients); 'selected' only the chosen
+    block (single-path estimator); 'fixed' a constant one-hot (fixed routers, evaluation)."""
     if mode in ("fixed", "selected"):
         y = bank.blocks[k_sel][op](x)
         return y if mode == "fixed" else gates[k_sel] * y
@@ -90,6 +78,11 @@ def routed(bank, op, x, gates, k_sel, mode, touched):
 def one_hot(blocks, level, device=None):
     """[slots, level] float one-hot of a list / tensor of block indices."""
     return nn.functional.one_hot(torch.as_tensor(blocks), level).float().to(device)
+
+
+def same_block(net, arch, level, k):
+    """{cell type: every slot on block ``k``}."""
+    return {c: one_hot([k] * len(ids), level, net.level.device) for c, ids in net.own_blocks(arch).items()}
 
 
 class Router(nn.Module):
@@ -136,7 +129,7 @@ class OneBlockRouter(Router):
         return cls()
 
     def route(self, net, arch, level, sample=True, generator=None):
-        return {c: one_hot([0] * len(ids), level, net.level.device) for c, ids in net.own_blocks(arch).items()}
+        return same_block(net, arch, level, 0)
 
 
 @register("random")
@@ -157,11 +150,10 @@ class RandomRouter(Router):
 def split_table(positions, level, criteria="pre", num_blocks=None):
     """The position -> block table after ``level - 1`` binary splits (CLOSE §3.4 for NDS; germ_close's groups).
 
-    Groups are contiguous position intervals, group k using block k; start {0: [0, positions)}. A split halves
-    interval [l, r) at m = (l + r) // 2: the group keeps [l, m), a new group (id = number of groups) takes
-    [m, r). ``max`` splits the first longest group; ``pre`` the group with the smallest start among those longer
-    than 1 whose start is < num_blocks + 1 (else group 0, as the reference). Returns (table, splits) with one
-    (parent, child, m, r) per split: WIT goes from block parent to block child.
+    Groups are contiguous position intervals, group k on block k, at first {0: [0, positions)}. A split halves
+    [l, r) at m = (l + r) // 2: the group keeps [l, m), a new group (id = number of groups) takes [m, r). ``max``
+    splits the first longest group; ``pre`` the one with the smallest start among those longer than 1 whose start
+    is < num_blocks + 1 (else group 0, as the reference). Returns (table, [(parent, child, m, r) per split]).
     """
     if criteria not in ("pre", "max"):
         raise ValueError(f"split criteria {criteria!r} is not one of pre, max")
@@ -169,11 +161,9 @@ def split_table(positions, level, criteria="pre", num_blocks=None):
     for _ in range(level - 1):
         if criteria == "max":
             key = max(range(len(groups)), key=lambda k: groups[k][1] - groups[k][0])
-        else:
-            key, pos = 0, (num_blocks or positions) + 1
-            for k, (lo, hi) in enumerate(groups):
-                if hi - lo > 1 and lo < pos:
-                    key, pos = k, lo
+        else:                                   # the splittable group that starts first, if it starts early enough
+            key = min([(lo, k) for k, (lo, hi) in enumerate(groups) if hi - lo > 1 and lo <= (num_blocks or positions)]
+                      or [(0, 0)])[1]
         lo, hi = groups[key]
         if hi - lo < 2:
             raise ValueError(f"split {len(splits) + 1}: group {key} [{lo}, {hi}) cannot split; use at most "
@@ -188,8 +178,7 @@ def split_table(positions, level, criteria="pre", num_blocks=None):
 
 @register("table")
 class TableRouter(Router):
-    """NDS CLOSE: position p of every stage uses block table[p]; each level splits one group of positions, WIT from
-    the split block (whole state dict unless ``wit_buffers`` is false). No parameters."""
+    """NDS CLOSE: position p of every stage uses block table[p]; a level splits a group, WIT from the split block."""
     keys, needs = ("cl_criteria", "wit_buffers"), ("positions",)
     label = "split table: contiguous position groups, one block each; a level splits one group"
 
@@ -198,8 +187,7 @@ class TableRouter(Router):
         if not 1 <= num_blocks <= positions:
             raise ValueError(f"config num_blocks={num_blocks} must be in 1..{positions} ({positions} block positions "
                              "per stage)")
-        self.positions, self.num_blocks, self.criteria, self.wit_buffers = positions, num_blocks, cl_criteria, \
-            wit_buffers
+        self.positions, self.wit_buffers = positions, wit_buffers
         self.splits = split_table(positions, num_blocks, cl_criteria, num_blocks)[1]    # all K - 1, computed once
 
     @classmethod
@@ -228,10 +216,8 @@ class TableRouter(Router):
 
 @register("fewshot")
 class FewShotRouter(Router):
-    """Few-shot NAS (Zhao et al., ICML 2021) as a router: one block until the split, then one sub-supernet (block)
-    per op of slot ``fewshot_edge`` (a row of the space's slot table), each an exact copy of block 0 at the split;
-    the op on that slot picks the block of every slot of the architecture. Curriculum: cl_schedule [1, s, ..., s]
-    splits at epoch s into num_blocks = the space's number of ops."""
+    """Few-shot NAS (Zhao et al., ICML 2021): at epoch s of cl_schedule [1, s, ..., s] block 0 is copied to one
+    sub-supernet per op of slot ``fewshot_edge`` (a row of the slot table); that slot's op picks every slot's block."""
     keys, needs, placeholders = ("fewshot_edge",), ("slot_ops", "num_ops", "num_slots"), True
     label = "few-shot split: the op on one slot picks the sub-supernet (one block before the split)"
 
@@ -252,8 +238,7 @@ class FewShotRouter(Router):
 
     def route(self, net, arch, level, sample=True, generator=None):
         ops = [o for cell in net.slot_ops(arch).values() for o in cell]
-        k = ops[self.edge] if level == self.num_blocks else 0        # one block until the split
-        return {c: one_hot([k] * len(ids), level, net.level.device) for c, ids in net.own_blocks(arch).items()}
+        return same_block(net, arch, level, ops[self.edge] if level == self.num_blocks else 0)
 
     def grow(self, banks, new_level, parent):
         if new_level == 1:
@@ -271,45 +256,15 @@ def fill_zero_grads(modules):
                 p.grad = torch.zeros_like(p)
 
 
-def router_name(cfg, default):
-    """The router of a config: vanilla -> own; otherwise cfg.router, or the space's ``default`` when it is auto."""
-    if cfg.supernet == "vanilla":
-        if cfg.router not in ("auto", "own"):
-            raise ValueError(f"config router={cfg.router!r} does not apply to supernet: vanilla (every slot has its "
-                             "own block); set router: auto or supernet: close")
-        return "own"
-    return default if cfg.router == "auto" else cfg.router
-
-
-def check_keys(cfg, applies, owned):
-    """One line for the first key set away from its default that the space of ``cfg`` does not read."""
-    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
-    for key in sorted(owned - set(applies)):
-        if getattr(cfg, key) != defaults[key]:
-            raise ValueError(f"config {key}={getattr(cfg, key)!r} does not apply to {cfg.space} (no router or part of "
-                             f"it reads it); remove it (default {defaults[key]!r})")
-
-
 class Sharing(nn.Module):
     """The banks of a supernet, its router and its curriculum; ``level`` (active blocks) is saved with the model."""
 
-    def __init__(self, router, curriculum, banks, num_blocks):
+    def __init__(self, cfg, net, banks, K, name):
         super().__init__()
-        self.router, self.curriculum, self.num_blocks, self.touched = router, curriculum, num_blocks, set()
+        self.router, self.num_blocks, self.touched = ROUTERS[name].build(cfg, net, K), K, set()
+        self.curriculum = Curriculum(fixed=K) if self.router.fixed else Curriculum(cfg.cl_schedule, cfg.wit_from)
         self.banks = tuple(banks)                   # held by the cells (their state-dict names); not registered here
-        self.register_buffer("level", torch.tensor(curriculum.level(0)))
-
-    @staticmethod
-    def bank_size(cfg, own):
-        """K: ``own`` blocks (one per slot) for vanilla, cfg.num_blocks otherwise."""
-        return own if cfg.supernet == "vanilla" else cfg.num_blocks
-
-    @classmethod
-    def build(cls, cfg, net, banks, K, name):
-        """The Sharing of ``net`` for ``cfg``: router ``name`` (see ``router_name``), its curriculum, ``banks``."""
-        router = ROUTERS[name].build(cfg, net, K)
-        curriculum = Curriculum(fixed=K) if router.fixed else Curriculum(cfg.cl_schedule, cfg.wit_from)
-        return cls(router, curriculum, banks, K)
+        self.register_buffer("level", torch.tensor(self.curriculum.level(0)))
 
     def active_level(self):
         """The number of active blocks; a clear error before the first curriculum event."""
@@ -337,6 +292,5 @@ class Sharing(nn.Module):
 
     def after_backward(self):
         """Zero gradients for the computed but unselected blocks (gate_forward others_no_grad)."""
-        if self.touched:
-            fill_zero_grads(self.touched)
-            self.touched.clear()
+        fill_zero_grads(self.touched)
+        self.touched.clear()

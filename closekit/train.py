@@ -1,9 +1,7 @@
 """The one training loop for every supernet (CLOSE §3.4-3.5, reference setup of §4): one uniformly sampled
 architecture per step, SGD + momentum + weight decay + clipping, ReduceLROnPlateau on the epoch mean training
-loss, the learning-rate restart (SRT), curriculum events at epoch start, atomic checkpoints and exact resume.
-
-The trainer knows a supernet only through the supernet protocol (closekit/spaces/base.py): forward, epoch_start,
-after_backward, router_parameters, level, net_args.
+loss, the learning-rate restart (SRT), curriculum events at epoch start, atomic checkpoints and exact resume. It
+knows a supernet only through the supernet protocol (closekit/spaces/base.py).
 """
 import math
 import os
@@ -17,7 +15,7 @@ import torch.nn.functional as F
 from . import data as datalib
 from . import spaces
 from . import progress
-from .checkpoint import CKPT, SNAPSHOTS, atomic_save, check_training_keys, snapshot
+from .checkpoint import CKPT, SNAPSHOTS, atomic_save, check_training_keys, read_checkpoint, snapshot
 from .config import resolve_device
 
 
@@ -35,8 +33,7 @@ def build(cfg):
 
 
 def make_optimizer(params, cfg, gate=()):
-    """SGD and its plateau scheduler, built fresh (at the start and at every SRT epoch). Params also in ``gate``
-    (the GATE's) form a second group with lr x ``gate_lr_scale`` and weight decay ``gate_weight_decay``."""
+    """SGD + plateau scheduler (fresh at start and SRT); params in ``gate`` get gate_lr_scale, gate_weight_decay."""
     ids, params = {id(p) for p in gate}, list(params)
     groups = [{"params": [p for p in params if id(p) not in ids]}]
     if any(id(p) in ids for p in params):
@@ -65,8 +62,7 @@ class Trainer:
 
     # ---- one step, one epoch ----
     def step(self, x, y, arch=None):
-        """One training step: sample an architecture (unless given), forward, backward, the supernet's
-        after-backward hook, clipping, SGD; returns (loss, logits), detached."""
+        """Sample an arch (unless given), forward, backward, after-backward hook, clip, SGD; (loss, logits) detached."""
         cfg, net = self.cfg, self.net
         arch = self.space.sample(self.arch_gen) if arch is None else arch
         self.opt.zero_grad(set_to_none=not cfg.keep_zero_grads)
@@ -130,15 +126,11 @@ class Trainer:
         return pd.DataFrame(self.history)
 
     # ---- checkpoints ----
-    def _opt_layout(self):
-        """Optimizer params per group as model names, or saved tensors for params the model no longer holds
-        (aw_nas_compat)."""
-        names = {id(p): n for n, p in self.net.named_parameters()}
-        return [[names.get(id(p)) or p.detach().cpu() for p in g["params"]] for g in self.opt.param_groups]
-
     def state_dict(self):
-        return {**snapshot(self), "history": self.history,
-                "opt_layout": self._opt_layout(), "optimizer": self.opt.state_dict(),
+        # the optimizer's params per group: model names, or saved tensors where the model lost them (aw_nas_compat)
+        names = {id(p): n for n, p in self.net.named_parameters()}
+        layout = [[names.get(id(p)) or p.detach().cpu() for p in g["params"]] for g in self.opt.param_groups]
+        return {**snapshot(self), "history": self.history, "opt_layout": layout, "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "zero_grads": [n for n, p in self.net.named_parameters() if p.grad is not None],
                 "rng": {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(),
@@ -152,7 +144,7 @@ class Trainer:
     def load(self, path=None):
         """Restore everything saved by ``save``; the epoch loop then continues where it stopped."""
         path = Path(path or self.out_dir / CKPT)
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = read_checkpoint(path)
         check_training_keys(state["config"], self.cfg, path)
         self.net.load_state_dict(state["model"])
         params = dict(self.net.named_parameters())
@@ -187,9 +179,7 @@ def train(net, data, cfg, out_dir=None, resume=True, log=print, on_epoch_end=Non
 
 
 def snapshots(out_dir=None, every=0):
-    """``on_epoch_end`` callback: the net (``checkpoint.snapshot``) at the last epoch of every curriculum level, at
-    ``cfg.epochs`` and every ``every`` epochs, saved atomically to ``out_dir/snapshots/epoch-NNNN.pt`` (``out_dir``
-    None: the trainer's)."""
+    """``on_epoch_end``: the net at each level's last epoch, the end and every ``every`` epochs -> snapshots/."""
     def save(trainer, epoch):
         out = out_dir or trainer.out_dir
         if out is None:

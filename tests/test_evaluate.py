@@ -18,10 +18,10 @@ def trained():
 
 def score(trained, **kw):
     space, data, net = trained
-    return evaluate(net, space, space.sample_list(5, 1), data, batch_size=64, progress=False, **kw)
+    return evaluate(net, space, space.sample_list(5, 1), data, eval_batch_size=64, progress=False, **kw)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(routing="gumbel", seed=5), dict(bn_mode="recalibrate", recal_batches=2)])
+@pytest.mark.parametrize("kw", [dict(), dict(eval_routing="gumbel", eval_seed=5), dict(bn_mode="recalibrate", recal_batches=2)])
 def test_scores_are_deterministic_and_leave_the_net_untouched(trained, kw):
     net = trained[2]
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -36,12 +36,12 @@ def test_scores_are_deterministic_and_leave_the_net_untouched(trained, kw):
 def test_modes_differ(trained):
     base = score(trained)
     assert not base.equals(score(trained, bn_mode="recalibrate", recal_batches=2))
-    g1, g2 = score(trained, routing="gumbel", seed=1), score(trained, routing="gumbel", seed=2)
+    g1, g2 = score(trained, eval_routing="gumbel", eval_seed=1), score(trained, eval_routing="gumbel", eval_seed=2)
     assert not g1.equals(g2)        # routing is sampled: the seed matters
 
 
 def test_max_batches_limits_images(trained):
-    full, short = score(trained), score(trained, max_batches=1)
+    full, short = score(trained), score(trained, eval_max_batches=1)
     assert not full.equals(short)
 
 

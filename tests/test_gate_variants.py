@@ -260,5 +260,5 @@ def test_resume_is_exact_with_the_variant(tmp_path, space, variant):
         assert torch.equal(a, b), n
     assert [h["train_loss"] for h in straight.history] == [h["train_loss"] for h in resumed.history]
     archs = sp.sample_list(4, 0)
-    score = lambda tr: evaluate(tr.net, sp, archs, data, batch_size=64, progress=False)   # noqa: E731
+    score = lambda tr: evaluate(tr.net, sp, archs, data, eval_batch_size=64, progress=False)   # noqa: E731
     assert score(straight).equals(score(resumed))

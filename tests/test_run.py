@@ -56,7 +56,7 @@ def test_a_truth_of_every_member_is_scored_member_by_member(tmp_path, space):
     rep = next(a for a in space.valid if len(space.members(a)) >= 3)
     members = [space.to_str(m) for m in space.members(rep)]
     truth = pd.DataFrame({"arch": members, "acc": range(len(members))})
-    scores = closekit.evaluate(net, space, list(truth["arch"]), data, batch_size=64, progress=False)
+    scores = closekit.evaluate(net, space, list(truth["arch"]), data, eval_batch_size=64, progress=False)
     assert scores["arch"].tolist() == members
     assert closekit.compare(scores, truth)["n"] == len(members)
     with pytest.raises(ValueError, match="duplicate architectures in scores"):

@@ -155,8 +155,7 @@ def test_search_run_cli_and_files(tiny_run, capsys):
     assert json.loads((tiny_run["run"] / "search" / "evolution-b12-s1.json").read_text()) == report
     # the one-shot scores are the supernet's: the same as closekit.evaluate gives for the chosen arch
     space, net, data, cfg, _ = search.load_run(tiny_run["run"])
-    again = closekit.evaluate(net, space, [report["chosen"]], data, batch_size=cfg.eval_batch_size,
-                              max_batches=cfg.eval_max_batches, progress=False)
+    again = closekit.evaluate(net, space, [report["chosen"]], data, cfg, progress=False)
     assert again["acc"].iloc[0] == report["chosen_score"] == hist["score"].max()
     saved = pd.read_csv(tiny_run["run"] / "scores.csv")                  # the run's own scores seed the cache
     assert search.run_context(tiny_run["run"])[1].memo == dict(zip(saved["arch"], saved["acc"]))

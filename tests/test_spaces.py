@@ -126,7 +126,7 @@ def test_scoring_is_deterministic_and_routing_views_agree(space):
     _, data, net = build(cfg)
     Trainer(net, data, cfg, space=space, log=lambda *_: None).fit(2)
     archs = space.sample_list(4, 0)
-    kw = dict(batch_size=64, max_batches=1, progress=False)
+    kw = dict(eval_batch_size=64, eval_max_batches=1, progress=False)
     a, b = evaluate(net, space, archs, data, **kw), evaluate(net, space, archs, data, **kw)
     assert a.equals(b) and a["arch"].tolist() == [space.to_str(x) for x in archs]
     r = routing.route(net, space, archs)

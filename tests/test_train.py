@@ -20,7 +20,8 @@ def run(cfg, out=None, epochs=None, resume_from=None):
 
 def scores(space, data, tr):
     archs = space.sample_list(6, 0)
-    return evaluate(tr.net, space, archs, data, routing="gumbel", seed=123, batch_size=64, progress=False)
+    return evaluate(tr.net, space, archs, data, eval_routing="gumbel", eval_seed=123, eval_batch_size=64,
+                    progress=False)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(aw_nas_compat=True, mlp_growth="only_last"),

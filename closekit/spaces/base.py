@@ -1,47 +1,35 @@
 """The space protocol and the supernet protocol (CLOSE §3: sharing as routing, whatever the search space).
+Everything outside ``closekit/spaces/`` (trainer, scoring, ground truth, views, widgets, notebooks) uses only these.
 
-A search space is one object, registered in ``closekit.spaces.SPACES``; everything outside ``closekit/spaces/``
-(trainer, scoring, ground truth, routing views, widgets, plots, notebooks) uses only what is listed here.
-
-Space (subclass ``Space``):
-  name                              registry key, recorded in checkpoints and ground truths
-  parse(text) / to_str(arch)        every string format users have -> arch; arch -> the official string
-  coerce(x)                         an arch from a string or an arch object (validated; ValueError in one line)
+Space (subclass ``Space``, register it in ``closekit.spaces.SPACES``): its abstract methods (noted there), and
+  name, modules                     registry key (in checkpoints and ground truths); the closekit modules its
+                                    results depend on (``provenance.code_version`` hashes them)
   canonical(arch), canonical_str    the isomorphism-class representative: its string keys every table and cache
-  sample(generator)                 one architecture, as the reference samples during training
   sample_list(n, seed)              n distinct canonical architectures, seeded
   enumerations, enumerate(kind)     names of finite lists ("all", "valid") and the lists; () when there are none
-  mutate(arch, generator)           one random neighbour (search)
   slots(arch) -> DataFrame          the routed positions: cell (cell type / stage), slot (index within the cell
-                                    type's routing), label (position name, the same for every arch), op, live,
-                                    param (live and parameterised: uses and trains its block's weights)
-  choices(arch) -> [(label, options, value)]   optional (widgets): the architecture's editable decisions (cell
-                                    spaces: each slot's op; NDS: each stage's depth, width, ...) and
-  edit(arch, i, value)              the arch with decision i set to value (ValueError when that is no arch)
-  draw(arch, table, ax)             the architecture with each slot coloured by its block (``table``: the slots
-                                    with block and p columns); imports matplotlib itself
-  notable() -> {label: arch str}    architectures worth a look in the explorer
-  supernet(cfg, in_channels, num_classes) -> Supernet   (an instance of its class ``supernet_cls``)
-  standalone(arch, recipe, in_channels, num_classes) -> nn.Module   (the mini benchmark's networks)
-  modules                           the closekit modules of this space its results depend on (provenance:
-                                    ``closekit.provenance.code_version`` hashes these, the core and its readers)
-  params_file(kind) -> str          its params file of a kind (smoke, mini-close, ...) relative to params/
+                                    type's routing), label (the same for every arch), op, live, param (live and
+                                    parameterised: uses and trains its block's weights)
+  choices(arch), edit(arch, i, v)   optional (widgets): the editable decisions [(label, options, value)]; the arch
+                                    with decision i set to v (ValueError when that is no arch)
+  draw(arch, table, ax)             the arch, each slot coloured by its block (``table``: slots + block, p columns);
+                                    it imports matplotlib itself
+  notable(), params_file(kind)      {label: arch string} worth a look; its params file of a kind under params/
 
 Supernet (subclass ``Supernet`` next to an nn.Module): it builds its cells with the banks of ``plan(cfg, own)``,
 then calls ``_share``; all of its sharing is then one ``closekit.sharing.Sharing`` (banks + router + curriculum):
   forward(x, arch, routing=None)    logits; routing None: ``route(arch)``
   route(arch, sample, generator)    {cell type: one-hot [slots, level]} (straight-through when the router learns)
   route_probs(arch)                 {cell type: [slots, level]} probability of each block under training's sample
-  cell_types, close_router, keys    routing keys in slot-table order; the router of ``router: auto`` (CLOSE);
-                                    config keys only this space reads
-  routers()                         the routers it supports: those whose ``needs`` it offers
+  cell_types, close_router, keys    routing keys in slot-table order; the router of ``router: auto``; the config
+                                    keys only this space reads
   own_blocks(arch)                  {cell type: the own (vanilla) block of each slot}; routers read the slots here
   epoch_start / after_backward / router_parameters / level / curriculum   the Sharing's, for the trainer
   net_args                          the constructor's data arguments (in_channels, num_classes) for checkpoints
-Routers may ask for more (their ``needs``: ``gate_input``, ``make_gate`` for the GATE; ``slot_ops``, ``num_ops``,
-``num_slots`` for few-shot; ``positions`` for the split table): a space supports the routers whose needs it offers.
+A space supports the routers whose ``needs`` it offers (``routers()``, see closekit.sharing).
 """
 import abc
+import dataclasses
 
 import torch
 
@@ -55,31 +43,31 @@ class Space(abc.ABC):
     modules = ()                 # closekit modules (dotted, below closekit) its results depend on; see provenance
 
     @abc.abstractmethod
-    def parse(self, text): ...
+    def parse(self, text): ...                                          # every string format users have -> arch
 
     @abc.abstractmethod
-    def to_str(self, arch): ...
+    def to_str(self, arch): ...                                         # arch -> the official string
 
     @abc.abstractmethod
-    def coerce(self, x): ...
+    def coerce(self, x): ...                                            # str or arch -> arch (ValueError in one line)
 
     @abc.abstractmethod
-    def canonical(self, arch): ...
+    def canonical(self, arch): ...                                      # the isomorphism-class representative
 
     @abc.abstractmethod
-    def sample(self, generator): ...
+    def sample(self, generator): ...                                    # one arch, as the reference samples in training
 
     @abc.abstractmethod
-    def mutate(self, arch, generator): ...
+    def mutate(self, arch, generator): ...                              # one random neighbour (search)
 
     @abc.abstractmethod
-    def slots(self, arch): ...
+    def slots(self, arch): ...                                          # the routed positions (above)
 
     @abc.abstractmethod
-    def supernet(self, cfg, in_channels, num_classes): ...
+    def supernet(self, cfg, in_channels, num_classes): ...              # an instance of ``supernet_cls``
 
     @abc.abstractmethod
-    def standalone(self, arch, recipe, in_channels, num_classes): ...
+    def standalone(self, arch, recipe, in_channels, num_classes): ...   # one arch trained alone (mini benchmark)
 
     def canonical_str(self, arch):
         """Official string of the class representative of ``arch``."""
@@ -115,6 +103,16 @@ class Space(abc.ABC):
 class Supernet:
     """Mixin of the supernet protocol for an nn.Module subclass: everything about sharing is ``self.sharing``."""
     cell_types, close_router, keys = ("cell",), "own", ()
+    # the Sharing's, for the trainer, the views and the cells
+    router = property(lambda self: self.sharing.router)
+    level = property(lambda self: self.sharing.level)
+    num_blocks = property(lambda self: self.sharing.num_blocks)
+    curriculum = property(lambda self: self.sharing.curriculum)
+    touched = property(lambda self: self.sharing.touched)
+    active_level = property(lambda self: self.sharing.active_level)
+    epoch_start = property(lambda self: self.sharing.epoch_start)
+    after_backward = property(lambda self: self.sharing.after_backward)
+    router_parameters = property(lambda self: self.sharing.router.parameters)
 
     @classmethod
     def routers(cls):
@@ -122,59 +120,32 @@ class Supernet:
         return [name for name, r in sharing.ROUTERS.items() if all(hasattr(cls, n) for n in r.needs)]
 
     @classmethod
+    def applies(cls):
+        """The config keys this space reads: its own, the bank's (vanilla ignores them) and its routers'."""
+        return {*cls.keys, *sharing.CLOSE_KEYS, *(k for r in cls.routers() for k in sharing.ROUTERS[r].keys)}
+
+    @classmethod
     def plan(cls, cfg, own):
-        """(router name, K blocks per bank, placeholder blocks?) for ``cfg``; config keys that apply to no part of
-        this space are refused here, before anything is built."""
-        name = sharing.router_name(cfg, cls.close_router)
+        """(router name, K blocks per bank, placeholders?) for ``cfg``, refusing keys before anything is built."""
+        if cfg.supernet == "vanilla" and cfg.router not in ("auto", "own"):
+            raise ValueError(f"config router={cfg.router!r} does not apply to supernet: vanilla (every slot has its "
+                             "own block); set router: auto or supernet: close")
+        name = "own" if cfg.supernet == "vanilla" else cfg.router
+        name = cls.close_router if name == "auto" else name
         if name not in cls.routers():
             raise ValueError(f"config router={name!r} does not apply to {cfg.space}; use one of "
                              f"{', '.join(r for r in cls.routers() if r != 'own')} (or supernet: vanilla)")
-        sharing.check_keys(cfg, cls.applies(), owned_keys())
-        return name, sharing.Sharing.bank_size(cfg, own), sharing.ROUTERS[name].placeholders
-
-    @classmethod
-    def applies(cls):
-        """The config keys this space reads: its own, the bank's and those of every router it supports (a vanilla
-        run ignores the bank's, so that one params file serves both)."""
-        return {*cls.keys, *sharing.CLOSE_KEYS, *(k for r in cls.routers() for k in sharing.ROUTERS[r].keys)}
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+        for key in sorted(owned_keys() - cls.applies()):
+            if getattr(cfg, key) != defaults[key]:
+                raise ValueError(f"config {key}={getattr(cfg, key)!r} does not apply to {cfg.space} (no router or "
+                                 f"part of it reads it); remove it (default {defaults[key]!r})")
+        return name, own if name == "own" else cfg.num_blocks, sharing.ROUTERS[name].placeholders
 
     def _share(self, cfg, plan, banks, in_channels, num_classes):
         """Set up ``self.sharing`` over ``banks`` (call once the cells exist)."""
-        name, K, _ = plan
         self.net_args = {"in_channels": in_channels, "num_classes": num_classes}
-        self.sharing = sharing.Sharing.build(cfg, self, banks, K, name)
-
-    @property
-    def router(self):
-        return self.sharing.router
-
-    @property
-    def level(self):
-        return self.sharing.level
-
-    @property
-    def num_blocks(self):
-        return self.sharing.num_blocks
-
-    @property
-    def curriculum(self):
-        return self.sharing.curriculum
-
-    @property
-    def touched(self):
-        return self.sharing.touched
-
-    def active_level(self):
-        return self.sharing.active_level()
-
-    def epoch_start(self, epoch, generator=None):
-        return self.sharing.epoch_start(epoch, generator)
-
-    def after_backward(self):
-        self.sharing.after_backward()
-
-    def router_parameters(self):
-        return self.sharing.router.parameters()
+        self.sharing = sharing.Sharing(cfg, self, banks, plan[1], plan[0])
 
     def route(self, arch, sample=True, generator=None):
         """{cell type: routing [slots, level]} for one architecture (one-hot forward value)."""
@@ -185,8 +156,7 @@ class Supernet:
         return self.router.probs(self, self.coerce(arch), self.active_level())
 
     def gate_logits(self, arch):
-        """{cell type: [slots, K]}: the GATE's logits for ``arch`` over all K blocks, whatever the level (a GATE
-        shared by the cell types, as the arch-level one, gives each the same)."""
+        """{cell type: [slots, K]}: the GATE's logits for ``arch`` over all K blocks, whatever the level."""
         if not hasattr(self.router, "logits"):
             raise ValueError(f"router {type(self.router).__name__} has no GATE logits (supernet: close with router: "
                              "gate has)")
