@@ -14,8 +14,7 @@ import yaml
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c          # torch.save's legacy stream header
 DRAIN_EVERY = 64 << 20                         # bytes read between two drains of a streamed dict
 FIND_EVERY = 1 << 20                           # bytes read between two looks for it before it shows
-KEEP_LAST = 50_000                             # memo entries kept at a drain: the entries being read (an NB201
-                                               # arch has about 10,000)
+KEEP_LAST = 50_000                             # memo entries kept at a drain (an NB201 arch has about 10,000)
 
 
 class Refused(ValueError):
@@ -56,13 +55,10 @@ def read_yaml(path, what="ground truth"):
 
 
 class _Drain:
-    """The file under a streamed load: every DRAIN_EVERY bytes the finished items of the dict stored under ``key``
-    go to ``consume`` and leave the dict and the unpickler's memo, so they are freed as the load goes on.
-
-    A pickler memoizes every str, tuple, list and dict at increasing indices (the dict right after its key) and
-    refers back to them by index. The memo keeps what came before the dict, the strings and tuples of its first
-    FIND_EVERY bytes (the names every entry repeats) and its last KEEP_LAST entries (the entry being read); a
-    reference to anything else fails loudly (``pickle.UnpicklingError``)."""
+    """The file under a streamed load: every DRAIN_EVERY bytes the finished items of the dict under ``key`` go to
+    ``consume`` and leave the dict and the unpickler's memo (a pickler memoizes every container and string at rising
+    indices). Kept: what came before the dict, the strings and tuples of its first FIND_EVERY bytes (names every
+    entry repeats), the last KEEP_LAST entries; a reference to another fails loudly (``pickle.UnpicklingError``)."""
 
     def __init__(self, f, key, consume):
         self.f, self.key, self.consume, self.count = f, key, consume, 0
