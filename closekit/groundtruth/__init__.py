@@ -46,9 +46,12 @@ def _not_ours(path, space):
         what = "a YAML file (an architecture list goes to archs=; a ground truth needs accuracies)"
     else:
         what = f"a {path.suffix or 'suffix-less'} {'directory' if path.is_dir() else 'file'}"
-    return ValueError(f"ground truth {path} is {what}, not a ground truth of {space.name}; give a shipped name "
-                      f"({', '.join(SHIPPED)}), a CSV with columns arch, acc, a `closekit truth build` directory or "
-                      f"an official {space.name} file")
+    return ValueError(f"ground truth {path} is {what}, not a ground truth of {space.name}; {_give(space)}")
+
+
+def _give(space):
+    return (f"give a shipped name ({', '.join(SHIPPED)}), a CSV with columns arch, acc, a `closekit truth build` "
+            f"directory or an official {space.name} file")
 
 
 def _csv(path, space):
@@ -107,7 +110,5 @@ def load(spec, space, for_dataset=None, **options):
     if path.exists() and (path.suffix != ".csv" or not path.is_file()):
         raise _not_ours(path, space)
     if not path.is_file():
-        raise FileNotFoundError(f"ground truth {spec!r} not found; give a shipped name ({', '.join(SHIPPED)}), the "
-                                "path of a CSV file with columns arch, acc, a `closekit truth build` directory, or "
-                                f"an official {space.name} file")
+        raise FileNotFoundError(f"ground truth {spec!r} not found; {_give(space)}")
     return _csv(path, space)

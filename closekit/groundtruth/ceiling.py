@@ -14,8 +14,7 @@ def _tau(a, b):
 
 
 def seed_mean_reliability(wide):
-    """Arch and noise sd of an (arch x seed) table, the reliability rho of its k-seed mean, and the Kendall tau it
-    implies (normal model, 2/pi asin): between two k-seed means, and against the noise-free ranking."""
+    """Arch / noise sd of an arch x seed table, reliability rho of its seed mean and the taus rho implies (2/pi asin)."""
     acc, k = wide.to_numpy(), wide.shape[1]
     noise = float(acc.var(axis=1, ddof=1).mean())                 # within-arch (seed) variance
     arch = max(float(acc.mean(axis=1).var(ddof=1)) - noise / k, 0.0)
@@ -26,8 +25,7 @@ def seed_mean_reliability(wide):
 
 
 def noise_ceiling(results, n_boot=N_BOOT, boot_seed=0):
-    """Kendall tau of the first two seeds over the archs having both (bootstrap mean and std over archs), of every
-    seed pair and of the seed mean against each seed, and ``seed_mean_reliability``; None under 2 seeds."""
+    """Seed-to-seed Kendall tau (first pair, bootstrapped; every pair; mean vs seed), reliability; None if < 2 seeds."""
     wide = results.pivot(index="arch", columns="seed", values="acc")
     seeds = sorted(wide.columns)
     if len(seeds) < 2:

@@ -96,8 +96,7 @@ class _Drain:
 
 
 def _memo(objects):
-    """An unpickler memo holding exactly ``objects`` ({index: object}; CPython 3.11's memo setter takes no dict):
-    the memo of a stream that loads each object by persistent id and memoizes it at its index."""
+    """A memo of exactly ``objects`` ({index: object}), made by unpickling them (3.11's memo setter takes no dict)."""
     ops = b"".join(b"J" + struct.pack("<i", i) + b"Qr" + struct.pack("<I", i) + b"0" for i in objects)
     u = pickle.Unpickler(io.BytesIO(b"\x80\x02" + ops + b"N."))
     u.persistent_load = objects.__getitem__
@@ -106,8 +105,7 @@ def _memo(objects):
 
 
 def load(f, allow=(), stream=None):
-    """One pickle from the binary file ``f``, allowing only the (module, name) classes in ``allow``; ``stream=(key,
-    consume)``: the items of the dict under ``key`` go to ``consume`` as they are read (``_Drain``)."""
+    """One pickle from ``f``, only the (module, name) classes in ``allow``; ``stream=(key, consume)``: see _Drain."""
     if stream is not None:
         f = _Drain(f, *stream)
     u, was = _Restricted(f, allow), gc.isenabled()
@@ -122,8 +120,7 @@ def load(f, allow=(), stream=None):
 
 
 def torch_file(path, allow=(), stream=None):
-    """The object of a torch.save file holding no tensors (``stream``: see ``load``); Refused if it holds some or
-    asks for other classes, ValueError if it is no torch.save file."""
+    """The object of a torch.save file that holds no tensors (Refused if it does); ValueError if it is none."""
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             name = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)

@@ -38,8 +38,7 @@ def _meta(out):
 
 
 def load_truth(out_dir, space=None, name=None):
-    """Ground-truth DataFrame of a minibench directory (attrs version, space, dataset, noise_ceiling); ``space``
-    given: a directory of another space is refused."""
+    """Ground truth of a minibench directory (attrs version, space, dataset, noise_ceiling), of ``space`` if given."""
     out = Path(out_dir)
     if not (out / "meta.yaml").is_file():
         raise FileNotFoundError(f"{out} is not a minibench directory (no meta.yaml); "

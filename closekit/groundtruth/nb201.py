@@ -55,8 +55,7 @@ def file_version(path) -> str:
 
 
 def _unpickle(path, kind, stream=None):
-    """The object of one official file (kind: pth | pbz2), read by the restricted C unpickler (``stream``: the
-    arch2infos entries go to a consumer as they are read; a file that cannot be streamed is read whole)."""
+    """The object of one official file (kind: pth | pbz2), streamed when it can be (``stream``), else read whole."""
     try:
         try:
             if kind == "pth":
@@ -89,8 +88,7 @@ def _check_dict(data, path, keys=KEYS):
 
 
 def read(path, take):
-    """meta_archs of an official file; ``take(index, arch dict, hp key of 200 epochs)`` gets every arch's results
-    as they are read (a fast-mode directory one arch file at a time, a .pth or .pickle.pbz2 streamed)."""
+    """meta_archs of an official file; each arch's results go to ``take(index, results, 200-epoch key)`` as read."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"ground truth {str(path)!r} not found; {_EXPECTED}")
@@ -164,10 +162,8 @@ def _canonicalise(meta_archs, path, space):
 
 
 def load_nb201(path, *, space, dataset="cifar10", metric="ori-test", protocol="deiso") -> pd.DataFrame:
-    """Official NB201 / NATS-tss ground truth (200-epoch seed means as fractions) with ``attrs['version']``, e.g.
-    ``nb201-v1_0-cifar10-ori-test-deiso``. ``dataset`` / ``metric``: see ``METRICS``. ``protocol`` deiso (the
-    reference's): one row per isomorphism class (canonical representative, mean over the members present,
-    n_members, n_seeds); ``all``: one row per file entry, its official string and ``index``, n_seeds."""
+    """200-epoch seed means (fractions) of ``METRICS``; protocol deiso: a row per iso class (member mean), all: per
+    file entry (official string, index); version e.g. ``nb201-v1_0-cifar10-ori-test-deiso``."""
     if dataset not in METRICS:
         raise ValueError(f"unknown NB201 dataset {dataset!r}; choose one of {', '.join(METRICS)}")
     if metric not in METRICS[dataset]:

@@ -41,8 +41,7 @@ def _record(path, space):
 
 
 def load_records(path, *, space, metric="val"):
-    """Records -> one row per canonical arch: acc (``metric`` val | test), val_acc, test_acc, n_records (repeats
-    averaged); version ``nb301-data-<metric>``."""
+    """Records -> a row per canonical arch: acc (``metric`` val | test), val_acc, test_acc, n_records (averaged)."""
     if metric not in ("val", "test"):
         raise ValueError(f"NB301 records metric={metric!r} is not one of val, test")
     p = Path(path)
