@@ -31,9 +31,9 @@ def _official(spec, space):
         return None
     opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     known = [k for k, p in inspect.signature(loader).parameters.items() if p.kind == p.KEYWORD_ONLY and k != "space"]
-    if set(opts) - set(known):
-        raise ValueError(f"ground truth {spec!r}: unknown option(s) {', '.join(sorted(set(opts) - set(known)))}; "
-                         f"use {', '.join(known)}")
+    unknown = sorted(set(opts) - set(known))
+    if unknown:
+        raise ValueError(f"ground truth {spec!r}: unknown option(s) {', '.join(unknown)}; use {', '.join(known)}")
     return loader, Path(base), opts
 
 
@@ -74,7 +74,8 @@ def _csv(path, space):
         raw = "" if pd.isna(df["acc"].iat[i]) else df["acc"].iat[i]
         raise ValueError(f"ground truth {path} line {i + 2}: acc={raw!r} is not a finite number; give every "
                          "architecture its accuracy (a fraction in [0, 1])")
-    df["acc"], canon = acc, []
+    df["acc"] = acc
+    canon = []
     for i, s in enumerate(df["arch"], 2):
         try:
             canon.append(space.canonical_str(s))

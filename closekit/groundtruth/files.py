@@ -30,7 +30,9 @@ class _Restricted(pickle.Unpickler):
         module = {"__builtin__": "builtins"}.get(module, module)      # protocol 2 writes Python 2 names
         if (module, name) in self.allow:
             return getattr(importlib.import_module(module), name)
-        raise Refused(f"holds tensors ({module}.{name})" if module.startswith("torch") else f"asks for {module}.{name}")
+        if module.startswith("torch"):
+            raise Refused(f"holds tensors ({module}.{name})")
+        raise Refused(f"asks for {module}.{name}")
 
     def persistent_load(self, pid):
         raise Refused("holds tensors")

@@ -119,7 +119,8 @@ def _accuracy(info, hp, i, dataset, metric, path):
     """(200-epoch seed-mean accuracy in %, number of seeds) of arch i, as get_more_info computes it."""
     info = info if isinstance(info, dict) else {}
     states = [v for v in info.values() if isinstance(v, dict)]
-    where = f"ground truth {path}: arch {i} {states[0].get('arch_str', '') if states else ''}".rstrip()
+    arch = states[0].get("arch_str", "") if states else ""
+    where = f"ground truth {path}: arch {i} {arch}".rstrip()
     if hp not in info:
         if {"full": "200", "200": "full"}[hp] in info:
             fmt = "an NB201 .pth ('less'/'full')" if hp == "full" else "a NATS-tss file ('12'/'200')"
