@@ -14,7 +14,7 @@ def _tau(a, b):
 
 
 def seed_mean_reliability(wide):
-    """Arch / noise sd of an arch x seed table, reliability rho of its seed mean and the taus rho implies (2/pi asin)."""
+    """Arch and noise sd of an arch x seed table, reliability rho of its mean and the taus it implies (2/pi asin)."""
     acc, k = wide.to_numpy(), wide.shape[1]
     noise = float(acc.var(axis=1, ddof=1).mean())                 # within-arch (seed) variance
     arch = max(float(acc.mean(axis=1).var(ddof=1)) - noise / k, 0.0)
