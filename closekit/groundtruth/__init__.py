@@ -1,18 +1,8 @@
 """Ground truth for ranking (CLOSE §4): stand-alone accuracies keyed by canonical architecture string.
 
-``load("mini-nb201", space)`` gives the mini NB201 ground truth shipped with the package (stand-alone accuracies
-on the embedded default dataset; recipe, seeds and noise ceiling in its meta.yaml; see ``SHIPPED``);
-``load("mini-nb301", space)`` the mini NB301 one (a prefix of its sample: meta.yaml says how many genotypes).
-
-``load(spec, space)`` reads a CSV table (columns ``arch``, ``acc``; more columns are kept), checks every row (an
-architecture of the space, a finite accuracy) and refuses isomorphic duplicates. A directory written by
-``closekit truth build`` loads through ``minibench.load_truth``, which refuses a ground truth of another space (and,
-with ``for_dataset``, of another dataset). Official files go to the reader of the space in ``READERS`` (the ground
-truth knows the spaces; no space imports it): NB201 a ``.pth``, a NATS-tss ``.pickle.pbz2`` or fast-mode directory
-(``nb201.load_nb201``); NB301 results_*.json records (``nb301``); NDS sweep JSON or the aw_nas pickle pair
-(``nds``). Their options come as keyword arguments of ``load`` or as a query suffix of the spec string, e.g.
-``NAS-Bench-201-v1_0-e61699.pth?dataset=cifar10-valid&metric=x-valid``. Everything is checked on load, before any
-training: a file that exists but is no ground truth of the space is named for what it is.
+``load(spec, space)`` reads a shipped mini benchmark (``SHIPPED``), a ``closekit truth build`` directory, a CSV
+(arch, acc) or an official file of the space through its reader module in ``READERS`` (no space imports the ground
+truth); reader options come as keywords or a query suffix, e.g. ``NAS-Bench-201-v1_0-e61699.pth?dataset=cifar100``.
 """
 import inspect
 import io
@@ -33,20 +23,17 @@ READERS = {"nb201": nb201, "nb301": nb301, "nds-resnet": nds, "nds-resnexta": nd
 
 
 def _official(spec, space):
-    """(loader, path, options) when the space's readers recognise ``spec`` as one of its official files, else None."""
-    text = str(spec)
-    base, _, query = text.partition("?") if isinstance(spec, str) else (text, "", "")
+    """(loader, path, options) when the space's reader takes ``spec`` as one of its official files, else None."""
+    base, _, query = spec.partition("?") if isinstance(spec, str) else (str(spec), "", "")
     reader = READERS.get(space.name)
-    loader = reader.official(base) if reader else None
+    loader = reader and reader.official(base)
     if loader is None:
         return None
     opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
-    known = [k for k, p in inspect.signature(loader).parameters.items()
-             if p.kind == p.KEYWORD_ONLY and k != "space"]
-    unknown = set(opts) - set(known)
+    known = [k for k, p in inspect.signature(loader).parameters.items() if p.kind == p.KEYWORD_ONLY and k != "space"]
+    unknown = sorted(set(opts) - set(known))
     if unknown:
-        raise ValueError(f"ground truth {spec!r}: unknown option(s) {', '.join(sorted(unknown))}; "
-                         f"use {', '.join(known)}")
+        raise ValueError(f"ground truth {spec!r}: unknown option(s) {', '.join(unknown)}; use {', '.join(known)}")
     return loader, Path(base), opts
 
 
@@ -59,19 +46,21 @@ def _not_ours(path, space):
         what = "a YAML file (an architecture list goes to archs=; a ground truth needs accuracies)"
     else:
         what = f"a {path.suffix or 'suffix-less'} {'directory' if path.is_dir() else 'file'}"
-    return ValueError(f"ground truth {path} is {what}, not a ground truth of {space.name}; give a shipped name "
-                      f"({', '.join(SHIPPED)}), a CSV with columns arch, acc, a `closekit truth build` directory or "
-                      f"an official {space.name} file")
+    return ValueError(f"ground truth {path} is {what}, not a ground truth of {space.name}; {_give(space)}")
+
+
+def _give(space):
+    return (f"give a shipped name ({', '.join(SHIPPED)}), a CSV with columns arch, acc, a `closekit truth build` "
+            f"directory or an official {space.name} file")
 
 
 def _csv(path, space):
     """A CSV ground truth, every row checked: arch of the space, acc a finite number, no isomorphic repeats."""
     if path.stat().st_size == 0:
         raise ValueError(f"ground truth {path} is empty (0 bytes); write a header arch,acc and one row per arch")
-    text = read_text(path)
     try:
-        df = pd.read_csv(io.StringIO(text), comment="#", dtype={"arch": str, "acc": str}, keep_default_na=False,
-                         na_values=[""])
+        df = pd.read_csv(io.StringIO(read_text(path)), comment="#", dtype={"arch": str, "acc": str},
+                         keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ValueError(f"ground truth {path} is not a readable CSV ({' '.join(str(e).split())})") from None
     missing = {"arch", "acc"} - set(df.columns)
@@ -79,14 +68,13 @@ def _csv(path, space):
         raise ValueError(f"ground truth {path} lacks column(s) {', '.join(sorted(missing))}; need arch and acc")
     if df.empty:
         raise ValueError(f"ground truth {path} has a header but no rows; add one row per architecture (arch,acc)")
-    acc = pd.to_numeric(df["acc"], errors="coerce")
-    bad = ~np.isfinite(acc.to_numpy(dtype=float))
-    if bad.any():
-        i = int(bad.argmax())
+    acc = pd.to_numeric(df["acc"], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(acc).all():
+        i = int(np.isfinite(acc).argmin())
         raw = "" if pd.isna(df["acc"].iat[i]) else df["acc"].iat[i]
         raise ValueError(f"ground truth {path} line {i + 2}: acc={raw!r} is not a finite number; give every "
                          "architecture its accuracy (a fraction in [0, 1])")
-    df["acc"] = acc.astype(float)
+    df["acc"] = acc
     canon = []
     for i, s in enumerate(df["arch"], 2):
         try:
@@ -102,15 +90,10 @@ def _csv(path, space):
 
 
 def load(spec, space, for_dataset=None, **options):
-    """Ground-truth DataFrame (arch, acc, ...) with ``attrs['version']``; arch strings are canonicalised.
-
-    ``for_dataset``: the closekit.data dataset the one-shot scores come from; a ground truth recording another one
-    is refused. ``options`` apply to the space's official files only.
-    """
+    """Ground-truth DataFrame (arch, acc, ...) with ``attrs['version']``; ``for_dataset`` refuses another dataset's."""
     name = spec
-    if isinstance(spec, str) and spec in SHIPPED:
-        spec = SHIPPED[spec]
-    if not options and Path(str(spec)).is_dir() and (Path(spec) / "meta.yaml").is_file():
+    spec = SHIPPED.get(spec, spec)
+    if not options and (Path(spec) / "meta.yaml").is_file():
         from .minibench import load_truth            # a mini benchmark built by `closekit truth build`
         df = load_truth(spec, space, name)
         if for_dataset is not None and df.attrs["dataset"] != for_dataset:
@@ -128,7 +111,5 @@ def load(spec, space, for_dataset=None, **options):
     if path.exists() and (path.suffix != ".csv" or not path.is_file()):
         raise _not_ours(path, space)
     if not path.is_file():
-        raise FileNotFoundError(f"ground truth {spec!r} not found; give a shipped name ({', '.join(SHIPPED)}), the "
-                                "path of a CSV file with columns arch, acc, a `closekit truth build` directory, or "
-                                f"an official {space.name} file")
+        raise FileNotFoundError(f"ground truth {spec!r} not found; {_give(space)}")
     return _csv(path, space)

@@ -1,6 +1,5 @@
 """The noise ceiling of a mini ground truth (CLOSE §4 ranking): how well its seeds agree, and the best Kendall tau
-any predictor can reach against its seed mean.
-"""
+any predictor can reach against its seed mean."""
 import numpy as np
 from scipy.stats import kendalltau
 
@@ -15,9 +14,7 @@ def _tau(a, b):
 
 
 def seed_mean_reliability(wide):
-    """Variance split of an (arch x seed) accuracy table: arch and per-run noise variance, the reliability rho of
-    the k-seed mean, and the Kendall tau it implies (normal model, tau = 2/pi asin(rho)) between two independent
-    k-seed means and between the k-seed mean and the noise-free ranking (the best any predictor can score)."""
+    """Arch and noise sd of an arch x seed table, reliability rho of its mean and the taus it implies (2/pi asin)."""
     acc, k = wide.to_numpy(), wide.shape[1]
     noise = float(acc.var(axis=1, ddof=1).mean())                 # within-arch (seed) variance
     arch = max(float(acc.mean(axis=1).var(ddof=1)) - noise / k, 0.0)
@@ -28,9 +25,7 @@ def seed_mean_reliability(wide):
 
 
 def noise_ceiling(results, n_boot=N_BOOT, boot_seed=0):
-    """Kendall tau between the first two seeds' accuracies over the archs having both, its bootstrap mean and
-    std over resampled archs; with more than 2 seeds also tau for every seed pair and of the seed mean against
-    each seed; and the seed mean's reliability (``seed_mean_reliability``). None if < 2 seeds."""
+    """Seed-to-seed Kendall tau (first pair, bootstrapped; every pair; mean vs seed), reliability; None if < 2 seeds."""
     wide = results.pivot(index="arch", columns="seed", values="acc")
     seeds = sorted(wide.columns)
     if len(seeds) < 2:

@@ -1,10 +1,6 @@
-"""Untrusted benchmark files read safely: text as UTF-8 (one line of error), YAML by libyaml where present,
-pickles at C speed with classes refused.
-
-``load(f, allow)`` is the C unpickler with every class refused but the (module, name) pairs in ``allow``: a pickle
-asking for anything else fails in one line and runs nothing. ``torch_file(path, allow)`` reads a torch.save file
-(legacy stream or zip archive) that holds no tensors the same way, so an official NB201 .pth is unpickled once, in
-C, instead of by torch's pure-Python weights-only unpickler (80% of a 32-48 s load of a 26.7 MB file).
+"""Untrusted benchmark files read safely: UTF-8 text and YAML with one-line errors, pickles by the C unpickler with
+every class refused but an allow list (a pickle asking for another runs nothing), a torch.save file holding no
+tensors the same way (not by torch's pure-Python weights-only unpickler: 80% of a 32-48 s NB201 load), streamed.
 """
 import gc
 import importlib
@@ -12,15 +8,13 @@ import io
 import pickle
 import struct
 import zipfile
-from contextlib import contextmanager
 
 import yaml
 
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c          # torch.save's legacy stream header
 DRAIN_EVERY = 64 << 20                         # bytes read between two drains of a streamed dict
 FIND_EVERY = 1 << 20                           # bytes read between two looks for it before it shows
-KEEP_LAST = 50_000                             # memo entries kept at a drain: the entries being read (an NB201
-                                               # arch has about 10,000)
+KEEP_LAST = 50_000                             # memo entries kept at a drain (an NB201 arch has about 10,000)
 
 
 class Refused(ValueError):
@@ -62,26 +56,11 @@ def read_yaml(path, what="ground truth"):
             from None
 
 
-@contextmanager
-def _no_gc():
-    """Millions of small objects: the cyclic collector would rescan them on every allocation burst."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 class _Drain:
-    """The file under a streamed load: every DRAIN_EVERY bytes, the finished items of the dict stored under key
-    ``key`` go to ``consume`` and leave both the dict and the unpickler's memo, so they are freed as it goes on.
-
-    A pickler memoizes every str, tuple, list and dict at increasing indices (the dict right after its key) and
-    writes an object seen again as a reference to its index. The memo keeps what came before the dict, the strings
-    and tuples of its first FIND_EVERY bytes (the names that recur in every entry) and its last KEEP_LAST entries (the
-    entry being read); a reference to anything else fails loudly (``pickle.UnpicklingError``)."""
+    """The file under a streamed load: every DRAIN_EVERY bytes the finished items of the dict under ``key`` go to
+    ``consume`` and leave the dict and the unpickler's memo (a pickler memoizes every container and string at rising
+    indices). Kept: what came before the dict, the strings and tuples of its first FIND_EVERY bytes (names every
+    entry repeats), the last KEEP_LAST entries; a reference to another fails loudly (``pickle.UnpicklingError``)."""
 
     def __init__(self, f, key, consume):
         self.f, self.key, self.consume, self.count = f, key, consume, 0
@@ -100,9 +79,8 @@ class _Drain:
         memo = self.unpickler.memo.copy()
         if self.target is None:
             at = next((i for i, v in memo.items() if type(v) is str and v == self.key), None)
-            if at is None or type(memo.get(at + 1)) is not dict:
-                return
-            self.target, self.base = memo[at + 1], at + 1
+            if at is not None and type(memo.get(at + 1)) is dict:
+                self.target, self.base = memo[at + 1], at + 1
             return
         if self.first is None:                            # its first FIND_EVERY bytes: names all entries repeat
             self.first = max(memo)
@@ -119,40 +97,32 @@ class _Drain:
         self.unpickler.memo = _memo(keep)
 
 
-class _Objects(pickle.Unpickler):
-    def __init__(self, f, objects):
-        super().__init__(f)
-        self.objects = objects
-
-    def persistent_load(self, pid):
-        return self.objects[pid]
-
-
 def _memo(objects):
-    """An unpickler memo holding exactly ``objects`` ({index: object}; the memo setter takes no plain dict in
-    CPython 3.11): a stream that loads each object by persistent id and memoizes it at its index."""
+    """A memo of exactly ``objects`` ({index: object}), made by unpickling them (3.11's memo setter takes no dict)."""
     ops = b"".join(b"J" + struct.pack("<i", i) + b"Qr" + struct.pack("<I", i) + b"0" for i in objects)
-    u = _Objects(io.BytesIO(b"\x80\x02" + ops + b"N."), objects)
+    u = pickle.Unpickler(io.BytesIO(b"\x80\x02" + ops + b"N."))
+    u.persistent_load = objects.__getitem__
     u.load()
     return u.memo
 
 
 def load(f, allow=(), stream=None):
-    """One pickle from the open binary file ``f``, only the classes in ``allow`` (pairs of module, name).
-    ``stream=(key, consume)``: the items of the dict under ``key`` go to ``consume`` as they are read (see
-    ``_Drain``); the returned object holds the ones read last."""
+    """One pickle from ``f``, only the (module, name) classes in ``allow``; ``stream=(key, consume)``: see _Drain."""
     if stream is not None:
         f = _Drain(f, *stream)
-    with _no_gc():
-        u = _Restricted(f, allow)
-        if stream is not None:
-            f.unpickler = u
+    u, was = _Restricted(f, allow), gc.isenabled()
+    if stream is not None:
+        f.unpickler = u
+    gc.disable()                         # millions of small objects: the collector would rescan them at every burst
+    try:
         return u.load()
+    finally:
+        if was:
+            gc.enable()
 
 
 def torch_file(path, allow=(), stream=None):
-    """The object of a torch.save file holding no tensors (``stream``: see ``load``); Refused if it holds some or
-    asks for other classes, ValueError if it is no torch.save file."""
+    """The object of a torch.save file that holds no tensors (Refused if it does); ValueError if it is none."""
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             name = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)

@@ -1,7 +1,5 @@
-"""What decides a stand-alone run's float rounding, recorded per stretch of rows of a mini ground truth.
-
-A build is bitwise reproducible on the machine that ran it; another CPU (or torch build) rounds differently, which
-after a few epochs acts like another seed, so meta.yaml's ``machines`` says which machine appended which rows.
+"""What decides a stand-alone run's float rounding: another CPU (or torch build) rounds differently, which after a
+few epochs acts like another seed, so a mini ground truth's meta.yaml records which machine appended which rows.
 """
 import hashlib
 import platform

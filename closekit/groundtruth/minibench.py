@@ -1,18 +1,8 @@
-"""Mini ground truth of any space (CLOSE §4 ranking): stand-alone training of architectures with one recipe,
-several seeds each; the space builds the networks (``space.standalone(arch, recipe, ...)``).
-
-``build(archs, seeds, recipe, out_dir)`` trains every (arch, seed) pair not finished yet and writes into out_dir:
-  * results.csv: one row per finished pair (arch, seed, acc, loss, params, seconds), appended atomically
-    (``results``);
-  * truth.csv:   one row per arch (arch, acc = mean over seeds, acc_seed<s>..., n_seeds, params);
-  * meta.yaml:   recipe, seeds, archs spec (e.g. sample:300) and sample seed, closekit version, space, number of
-                 archs, wall time summed over resumed runs, the noise ceiling (``ceiling``) and ``machines``: which
-                 machine appended which rows (``machine``).
-Reruns skip finished pairs; a rerun with another recipe in the same directory is refused, ``threads`` and
-``device`` included (on CPU the thread count changes the float rounding, and so, after 8 epochs, the accuracies).
-Every argument is checked before any work. ``load_truth(out_dir)`` gives the kit's ground-truth table. The other
-concerns live beside this module: ``recipe`` (Recipe), ``standalone`` (one training), ``pool`` (workers),
-``results`` (rows), ``ceiling`` (noise ceiling), ``machine`` (CPU fingerprint).
+"""Mini ground truth of any space (CLOSE §4 ranking): stand-alone training of architectures with one recipe and
+several seeds, resumable. ``build`` writes out_dir/results.csv (a row per finished arch x seed, ``results``),
+truth.csv (a row per arch) and meta.yaml (recipe, seeds, archs, wall time, noise ceiling, which machine appended
+which rows); a rerun skips finished pairs and refuses another recipe (``threads`` and ``device`` included: they
+change the float rounding). ``load_truth`` gives the kit's ground-truth table.
 """
 import fcntl
 import os
@@ -48,23 +38,23 @@ def _meta(out):
 
 
 def load_truth(out_dir, space=None, name=None):
-    """Ground-truth DataFrame of a minibench directory, with attrs version, space, dataset and noise_ceiling (from
-    results.csv); ``space`` given: a directory of another space is refused."""
+    """Ground truth of a minibench directory (attrs version, space, dataset, noise_ceiling), of ``space`` if given."""
     out = Path(out_dir)
     if not (out / "meta.yaml").is_file():
         raise FileNotFoundError(f"{out} is not a minibench directory (no meta.yaml); "
                                 "build one with `closekit truth build`")
     meta, results = _meta(out), read_results(out / "results.csv")
     recipe = Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml")
-    if space is not None and meta.get("space", recipe.space) != space.name:
-        raise ValueError(f"ground truth {name or out} holds {meta.get('space', recipe.space)} architectures, not "
-                         f"{space.name}; set truth to a ground truth of {space.name} (or null)")
+    held = meta.get("space", recipe.space)
+    if space is not None and held != space.name:
+        raise ValueError(f"ground truth {name or out} holds {held} architectures, not {space.name}; set truth to a "
+                         f"ground truth of {space.name} (or null)")
     if results.empty:
         raise ValueError(f"ground truth {name or out} has no finished rows in results.csv; run `closekit truth "
                          f"build` on it until some are")
     df = truth_table(results)
-    df.attrs.update(version=recipe.version(results["seed"].nunique()), space=recipe.space, dataset=recipe.dataset)
-    df.attrs["noise_ceiling"] = noise_ceiling(results)
+    df.attrs.update(version=recipe.version(results["seed"].nunique()), space=recipe.space, dataset=recipe.dataset,
+                    noise_ceiling=noise_ceiling(results))
     return df
 
 
@@ -110,8 +100,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RuntimeError(f"{out} is being built by another process; wait for it or use another out dir") from None
-        t0, meta = time.time(), _prior_meta(out, recipe)
-        path = out / "results.csv"
+        t0, meta, path = time.time(), _prior_meta(out, recipe), out / "results.csv"
         done = read_results(path, repair=True)
         if not path.exists() or not path.stat().st_size:
             append(path, ",".join(COLS) + "\n")
@@ -125,8 +114,8 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
         all_seeds, n_archs = sorted(set(meta.get("seeds", [])) | set(seeds)), len(set(done["arch"]) | set(archs))
 
         def save_meta(results=None):
-            import closekit
-            m = {"space": recipe.space, "closekit_version": closekit.__version__, "recipe": recipe.to_dict(),
+            from .. import __version__
+            m = {"space": recipe.space, "closekit_version": __version__, "recipe": recipe.to_dict(),
                  "seeds": all_seeds, "archs": spec, "sample_seed": sample_seed, "n_archs": n_archs,
                  "wall_seconds": round(meta.get("wall_seconds", 0.0) + time.time() - t0, 1), "machines": machines}
             if results is not None:

@@ -1,21 +1,10 @@
-"""Official NAS-Bench-201 / NATS-Bench topology ground truth, as the CLOSE reference code ranks against it.
+"""Official NAS-Bench-201 / NATS-Bench topology ground truth, as the CLOSE reference ranks against it (§4.1).
 
-The CLOSE reference (aw_nas ``evaluation.py --type deiso``) ranks the 6,466 isomorphism-class representatives
-of NB201 against the CIFAR-10 test accuracy after 200 epochs of training on train+valid, averaged over the
-available seeds and then over the members of each isomorphism class (NAS-Bench-201 v1_0 file).
-``load_nb201`` reproduces that table from the official files:
-
-* NAS-Bench-201 ``.pth`` (``NAS-Bench-201-v1_0-e61699.pth``, ``NAS-Bench-201-v1_1-096897.pth``);
-* NATS-Bench topology (``NATS-tss-v1_0-3ffb9.pickle.pbz2``, or the fast-mode directory
-  ``NATS-tss-v1_0-3ffb9-simple/`` of one file per architecture).
-
-Each file is read once, streamed, by the C unpickler with every class refused but sets, OrderedDicts and numpy
-scalars (``files``): every architecture's results are read as they arrive and then freed, so a 2-3 GB file never
-sits whole in memory. The accuracies come from the state dicts the official APIs rebuild their objects from, as
-their ``get_more_info(i, dataset, hp="200", is_random=False)`` computes them: per seed the eval accuracy at the
-last epoch (``eval_acc1es['<metric>@<epochs - 1>']``), averaged over the seeds of ``dataset_seed[dataset]``. The
-APIs themselves (torch's pure-Python unpickler, then a copy into objects) are not needed; the tests check our
-table against them. Accuracies are returned as fractions in [0, 1].
+The reference (aw_nas ``evaluation.py --type deiso``) ranks the 6,466 isomorphism-class representatives by the
+CIFAR-10 test accuracy after 200 epochs, averaged over the seeds and then over each class's members. ``load_nb201``
+computes that table (or another dataset / metric) from an NB201 ``.pth``, a NATS-tss ``.pickle.pbz2`` or its
+fast-mode directory as the official APIs' ``get_more_info(i, dataset, hp="200")`` does, without the APIs: each file
+is read once by the restricted C unpickler (``files``), streamed, so a 2-3 GB file never sits whole in memory.
 """
 import bz2
 import pickle
@@ -34,7 +23,7 @@ METRICS = {   # dataset -> the benchmark's eval-set names (cifar10 trains on tra
 }
 PROTOCOLS = ("deiso", "all")
 PBZ2 = ".pickle.pbz2"
-HP = {"pth": "full", "nats": "200"}          # the 200-epoch results' key in an arch's dict, per format
+HP = {"pth": "full", "pbz2": "200"}          # the 200-epoch results' key in an arch's dict, per file kind
 KEYS = ("meta_archs", "arch2infos", "evaluated_indexes")
 ALLOW = (("builtins", "set"), ("collections", "OrderedDict"), ("numpy", "dtype"), ("_codecs", "encode"),
          ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"))
@@ -59,21 +48,14 @@ def official(path):
 def file_version(path) -> str:
     """Benchmark version from the file name: 'nb201-v1_0', 'nb201-v1_1', 'nats-tss-v1_0', else the bare stem."""
     name = Path(path).name
-    m = re.match(r"NAS-Bench-201-(v\d+_\d+)", name)
+    m = re.match(r"NAS-Bench-201-(v\d+_\d+)|NATS-(tss|sss)-(v\d+_\d+)", name)
     if m:
-        return f"nb201-{m.group(1)}"
-    m = re.match(r"NATS-(tss|sss)-(v\d+_\d+)", name)
-    if m:
-        return f"nats-{m.group(1)}-{m.group(2)}"
-    for suffix in (PBZ2, ".pth"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
+        return f"nb201-{m[1]}" if m[1] else f"nats-{m[2]}-{m[3]}"
+    return name.removesuffix(PBZ2) if name.endswith(PBZ2) else Path(name).stem
 
 
 def _unpickle(path, kind, stream=None):
-    """The object of one official file (kind: pth | pbz2), read by the restricted C unpickler (``stream``: the
-    arch2infos entries go to a consumer as they are read; a file that cannot be streamed is read whole)."""
+    """The object of one official file (kind: pth | pbz2), streamed when it can be (``stream``), else read whole."""
     try:
         try:
             if kind == "pth":
@@ -106,9 +88,7 @@ def _check_dict(data, path, keys=KEYS):
 
 
 def read(path, take):
-    """meta_archs of an official file; ``take(index, arch dict, hp key of 200 epochs)`` gets every arch's results
-    as they are read (each file once, never whole in memory: a fast-mode directory one arch file at a time, a .pth
-    or .pickle.pbz2 streamed)."""
+    """meta_archs of an official file; each arch's results go to ``take(index, results, 200-epoch key)`` as read."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"ground truth {str(path)!r} not found; {_EXPECTED}")
@@ -120,39 +100,33 @@ def read(path, take):
         meta = _unpickle(path / f"meta{PBZ2}", "pbz2")
         _check_dict(meta, path / f"meta{PBZ2}", ("meta_archs",))
         for i in range(len(meta["meta_archs"])):
-            take(i, _arch_file(path, i), HP["nats"])
+            f = path / f"{i:06d}{PBZ2}"
+            if not f.is_file():
+                raise ValueError(f"ground truth {path}: arch {i} has no file {f.name} (fast mode keeps one per arch)")
+            take(i, _unpickle(f, "pbz2"), HP["pbz2"])
         return meta["meta_archs"]
     if not path.name.endswith((PBZ2, ".pth")):
         raise ValueError(f"{path} is not an official benchmark file by its name; {_EXPECTED}")
-    hp = HP["pth"] if path.suffix == ".pth" else HP["nats"]
-    data = _unpickle(path, "pbz2" if path.name.endswith(PBZ2) else "pth",
-                     ("arch2infos", lambda i, info: take(i, info, hp)))
+    kind = "pth" if path.suffix == ".pth" else "pbz2"
+    data = _unpickle(path, kind, ("arch2infos", lambda i, info: take(i, info, HP[kind])))
     _check_dict(data, path)
     for i in sorted(data["arch2infos"]):
-        take(i, data["arch2infos"].pop(i), hp)
+        take(i, data["arch2infos"].pop(i), HP[kind])
     return data["meta_archs"]
-
-
-def _arch_file(path, i):
-    f = path / f"{i:06d}{PBZ2}"
-    if not f.is_file():
-        raise ValueError(f"ground truth {path}: arch {i} has no file {f.name} (fast mode keeps one per arch)")
-    return _unpickle(f, "pbz2")
 
 
 def _accuracy(info, hp, i, dataset, metric, path):
     """(200-epoch seed-mean accuracy in %, number of seeds) of arch i, as get_more_info computes it."""
-    states = [v for v in info.values() if isinstance(v, dict)] if isinstance(info, dict) else []
+    info = info if isinstance(info, dict) else {}
+    states = [v for v in info.values() if isinstance(v, dict)]
     arch = states[0].get("arch_str", "") if states else ""
     where = f"ground truth {path}: arch {i} {arch}".rstrip()
-    if not isinstance(info, dict) or hp not in info:
-        hps = list(info) if isinstance(info, dict) else []
-        other = {"full": "200", "200": "full"}[hp]
-        if other in hps:
+    if hp not in info:
+        if {"full": "200", "200": "full"}[hp] in info:
             fmt = "an NB201 .pth ('less'/'full')" if hp == "full" else "a NATS-tss file ('12'/'200')"
             raise ValueError(f"{where}: its results lack the {hp!r} key of {fmt}; NB201 files are .pth, NATS-tss "
                              f"files .pickle.pbz2; {_EXPECTED}")
-        raise ValueError(f"{where} has no 200-epoch results (hp keys: {', '.join(map(str, hps)) or 'none'})")
+        raise ValueError(f"{where} has no 200-epoch results (hp keys: {', '.join(map(str, info)) or 'none'})")
     res = info[hp]
     try:
         seeds = res["dataset_seed"].get(dataset)
@@ -189,18 +163,8 @@ def _canonicalise(meta_archs, path, space):
 
 
 def load_nb201(path, *, space, dataset="cifar10", metric="ori-test", protocol="deiso") -> pd.DataFrame:
-    """Official NB201 / NATS-tss ground truth as a DataFrame with ``attrs['version']``.
-
-    dataset / metric: ``cifar10`` / ``ori-test`` (default; CLOSE's GT), ``cifar10-valid`` / ``x-valid`` or
-    ``ori-test``, ``cifar100`` or ``ImageNet16-120`` / ``x-valid``, ``x-test`` or ``ori-test``; always the 200-epoch
-    seed mean, as a fraction in [0, 1].
-
-    protocol ``deiso`` (the reference's): one row per isomorphism class present in the file; ``arch`` = the class
-    representative's canonical string, ``acc`` = mean over the class members present (each member's seed mean),
-    ``n_members`` = members present, ``n_seeds`` = runs behind the member means in total. Protocol ``all``: one row
-    per architecture of the file, keyed by its own official string (not canonicalised), with its file ``index``
-    and ``n_seeds``. Version tag e.g. ``nb201-v1_0-cifar10-ori-test-deiso``.
-    """
+    """200-epoch seed means (fractions) of ``METRICS``; protocol deiso: a row per iso class (member mean), all: per
+    file entry (official string, index); version e.g. ``nb201-v1_0-cifar10-ori-test-deiso``."""
     if dataset not in METRICS:
         raise ValueError(f"unknown NB201 dataset {dataset!r}; choose one of {', '.join(METRICS)}")
     if metric not in METRICS[dataset]:

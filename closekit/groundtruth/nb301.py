@@ -1,16 +1,8 @@
-"""NAS-Bench-301 ground-truth files (CLOSE §4.2 ranking protocol; reference/benchmarks-and-metrics.md §2.3-2.4).
+"""NAS-Bench-301 ground-truth files (CLOSE §4.2 ranking; reference/benchmarks-and-metrics.md §2.3-2.4).
 
-* Training-data records of the NB301 dataset: ``results_*.json`` files (one file or a directory searched
-  recursively), each with the architecture in ``optimized_hyperparamater_config`` (sic; a ConfigSpace dict),
-  ``info[0]['val_accuracy']`` and ``test_accuracy`` in percent. ``load_records`` gives one row per canonical
-  architecture: acc (val or test accuracy / 100, ``metric``), the other one, and n_records (repeated evaluations of
-  one architecture are averaged).
-* The reference's YAML arch list (``nb301_archs.yaml``: a YAML list of aw_nas genotype strings, or a mapping with
-  an ``archs`` list): ``read_arch_list`` gives the canonical strings in file order, duplicates collapsed (the
-  reference keys its results by genotype string, so a repeated entry counts once).
-* A CSV table (``arch, acc``; arch in any of the three formats) loads through ``closekit.groundtruth.load``'s
-  generic reader, which canonicalises with the space. The NB301 surrogate runs in its own environment and writes
-  such a table (``make nb301-surrogate``).
+The NB301 training-data records (``results_*.json``: a ConfigSpace dict under ``optimized_hyperparamater_config``
+(sic), val and test accuracy in %) and the reference's YAML arch list. A CSV (arch, acc), e.g. written by the
+surrogate (``nb301_surrogate``), loads through ``closekit.groundtruth.load`` itself.
 """
 import json
 from pathlib import Path
@@ -21,8 +13,7 @@ KEY = "optimized_hyperparamater_config"
 
 
 def official(path):
-    """The loader of an official NB301 file (a results_*.json or a directory holding some, not a minibench), else
-    None."""
+    """The loader of an NB301 results_*.json (or of a directory holding some, not a minibench), else None."""
     p = Path(path)
     if (p.suffix == ".json" and p.name.startswith("results")) or (
             p.is_dir() and not (p / "meta.yaml").is_file() and next(p.rglob("results*.json"), None) is not None):
@@ -50,8 +41,7 @@ def _record(path, space):
 
 
 def load_records(path, *, space, metric="val"):
-    """NB301 training-data records -> DataFrame arch, acc (``metric`` val | test, as a fraction), val_acc, test_acc,
-    n_records; attrs version ``nb301-data-<metric>``."""
+    """Records -> a row per canonical arch: acc (``metric`` val | test), val_acc, test_acc, n_records (averaged)."""
     if metric not in ("val", "test"):
         raise ValueError(f"NB301 records metric={metric!r} is not one of val, test")
     p = Path(path)
@@ -71,7 +61,6 @@ def load_records(path, *, space, metric="val"):
 
 
 def read_arch_list(path, space):
-    """The canonical strings of a YAML arch list (a list, or a mapping with key ``archs``), duplicates collapsed,
-    first occurrence order kept (``evaluate.arch_list`` reads it: ``archs: nb301_archs.yaml``)."""
+    """The canonical strings of a YAML arch list in file order, duplicates collapsed (as the reference keys by str)."""
     from ..evaluate import arch_list
     return [space.to_str(a) for a in arch_list(space, str(path))]

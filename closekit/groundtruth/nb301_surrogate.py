@@ -1,23 +1,15 @@
 """NAS-Bench-301 surrogate ground truth (CLOSE §5, NB301 ranking): the official ensemble mean, in its own venv.
 
-The CLOSE reference ranks NB301 architectures against ``nasbench301`` (PyPI 0.3): ``load_ensemble(dir)`` and
-``predict(config=genotype, representation="genotype", with_noise=False)``, the deterministic mean over the
-ensemble members of the predicted CIFAR-10 validation accuracy (in %). That package pins an old stack
-(ConfigSpace 0.6.1, numpy<2, torch + torch_geometric + torch_scatter + torch_cluster imported unconditionally),
-so it lives in a separate venv built by ``make nb301-surrogate`` (requirements/nb301-surrogate*.txt).
-
-This file has two sides and imports only the standard library at module level:
-
-* script side, run INSIDE that venv (never imports closekit)::
+The reference ranks against ``nasbench301`` 0.3: ``load_ensemble(dir).predict(config=genotype,
+representation="genotype", with_noise=False)``, the mean predicted CIFAR-10 validation accuracy (%) of the ensemble.
+That package pins an old stack, so it lives in a venv of its own (``make nb301-surrogate``). This file imports only
+the standard library at module level and has two sides: the script, run INSIDE that venv (never imports closekit)::
 
       .venv-nb301/bin/python closekit/groundtruth/nb301_surrogate.py --ensemble DIR --archs FILE --out CSV
 
-  reads DARTS ``Genotype(normal=[...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=[...])``
-  strings, one per line, and writes CSV ``arch,acc`` (arch = the input string unchanged, acc = ensemble mean / 100,
-  a fraction like every closekit table) after one ``# version: nb301-surrogate-<model>-v<ver>-mean ...`` line;
-* kit side: ``predict(archs, ensemble_dir, out_csv)`` runs the script in the venv and returns the CSV path,
-  which ``closekit.groundtruth.load`` reads like any table (its ``comment="#"`` skips the version line;
-  ``read_version(csv)`` gives the tag).
+reads DARTS ``Genotype(...)`` strings, one per line, and writes CSV ``arch,acc`` (acc a fraction) after a
+``# version: nb301-surrogate-<model>-v<ver>-mean ...`` line; the kit side, ``predict(archs, ensemble_dir,
+out_csv)``, runs it and returns the CSV, which ``closekit.groundtruth.load`` reads like any table.
 """
 import argparse
 import ast
@@ -96,19 +88,21 @@ def parse_genotype(text):
     return vals
 
 
-def read_archs(path):
-    """Genotype strings of an arch file (one per line; blank lines and '# ...' lines skipped), each validated."""
-    archs = []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
+def _check(labelled):
+    """Every (label, genotype string) parsed; the first bad one raises one line naming its label."""
+    for label, s in labelled:
         try:
             parse_genotype(s)
         except ValueError as e:
-            raise ValueError(f"{path} line {i}: {e}") from None
-        archs.append(s)
-    return list(dict.fromkeys(archs))                      # identical strings once, as the reference keys by str
+            raise ValueError(f"{label}: {e}") from None
+
+
+def read_archs(path):
+    """Genotype strings of an arch file (one per line; blank lines and '# ...' lines skipped), each validated."""
+    lines = [(i, line.strip()) for i, line in enumerate(Path(path).read_text().splitlines(), 1)]
+    archs = [(f"{path} line {i}", s) for i, s in lines if s and not s.startswith("#")]
+    _check(archs)
+    return list(dict.fromkeys(s for _, s in archs))       # identical strings once, as the reference keys by str
 
 
 def members(ensemble_dir):
@@ -123,17 +117,14 @@ def version_tag(ensemble_dir, model):
         m = re.search(r"(?:_v|nb_models_)(\d+(?:\.\d+)+)$", name)
         if m:
             return f"nb301-surrogate-{model}-v{m.group(1)}-mean"
-    h = hashlib.sha1()
-    for m in members(d):
-        h.update((m / MEMBER_FILE).read_bytes())
-    return f"nb301-surrogate-{model}-sha{h.hexdigest()[:8]}-mean"
+    h = hashlib.sha1(b"".join((m / MEMBER_FILE).read_bytes() for m in members(d))).hexdigest()
+    return f"nb301-surrogate-{model}-sha{h[:8]}-mean"
 
 
 def read_version(csv_path):
     """The version tag from a CSV written by this module's script (its first line)."""
     with open(csv_path) as f:
-        first = f.readline()
-    m = re.match(r"# version: ([^;\s]+)", first)
+        m = re.match(r"# version: ([^;\s]+)", f.readline())
     if not m:
         raise ValueError(f"{csv_path} has no '# version: ...' first line; write it with nb301_surrogate.predict")
     return m.group(1)
@@ -154,10 +145,8 @@ def run(ensemble_dir, archs_path, out_csv):
     from importlib.metadata import version
     api = nasbench301.load_ensemble(str(ensemble_dir))
     tag = version_tag(ensemble_dir, model)
-    rows = []
-    for s in archs:                                        # predict takes one config per call: no batch API
-        g = Genotype(**parse_genotype(s))
-        rows.append((s, float(api.predict(config=g, representation="genotype", with_noise=False)) / 100.0))
+    rows = [(s, float(api.predict(config=Genotype(**parse_genotype(s)), representation="genotype",
+                                  with_noise=False)) / 100.0) for s in archs]    # one config per call: no batch API
     out = Path(out_csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -204,11 +193,7 @@ def predict(archs, ensemble_dir, out_csv, venv=".venv-nb301", timeout=None):
     py = venv_python(venv)
     out = Path(out_csv)
     archs = [str(a).strip() for a in archs]
-    for i, s in enumerate(archs, 1):
-        try:
-            parse_genotype(s)
-        except ValueError as e:
-            raise ValueError(f"arch {i} ({s[:60]!r}...): {e}") from None
+    _check((f"arch {i} ({s[:60]!r}...)", s) for i, s in enumerate(archs, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     arch_file = out.with_name(out.stem + ".archs.txt")
     arch_file.write_text("".join(s + "\n" for s in archs))
@@ -217,10 +202,9 @@ def predict(archs, ensemble_dir, out_csv, venv=".venv-nb301", timeout=None):
                            "--archs", str(arch_file), "--out", str(out)],
                           capture_output=True, text=True, env=env, timeout=timeout)
     if proc.returncode:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        last = lines[-1] if lines else f"exit code {proc.returncode}"
+        last = next((ln for ln in reversed(proc.stderr.splitlines()) if ln.strip()), f"exit code {proc.returncode}")
         if proc.returncode == 2 and last.startswith("error: "):
-            raise ValueError(last[len("error: "):])
+            raise ValueError(last.removeprefix("error: "))
         raise RuntimeError(f"NB301 surrogate failed in {py}: {last}")
     return out
 

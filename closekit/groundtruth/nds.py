@@ -1,25 +1,11 @@
 """Official NDS ground truth (CLOSE §4.3: ResNet and ResNeXt-A ranked against the NDS stand-alone accuracies).
 
-Formats, dispatched by ``official`` (``closekit.groundtruth.READERS``):
-* NDS sweep JSON (``ResNet.json``, ``ResNeXt-A.json``, ``ResNet_rng1.json`` ...; facebookresearch/nds data.zip): a
-  list of records, or a dict of lists (``{'top': [...], 'mid': [...]}``). Each record's ``net`` dict is the config;
-  accuracy = 100 - ``min_test_top1`` (best epoch; the reference, ``metric=min_test_top1``) or 100 - the last
-  ``test_ep_top1`` (``metric=last``). A glob (``ResNet_rng*.json``) averages several seed files per configuration,
-  as the reference's 3-seed assets do; a configuration missing from one file is an error. Repeated records of one
-  configuration inside a file are averaged too.
-* The reference's asset pair (aw_nas ``dump_archyaml_and_gtpkl.py``): a pickle holding the 4-list ``[genotypes,
-  params, flops, accs]`` (accuracies in %), read by an unpickler that refuses every class (only lists, strings,
-  ints and floats can load: a pickle asking for anything else fails in one line and runs nothing); the YAML arch
-  list (``*_archs_*.yaml``) loads through its ``*_gt_*.pkl`` and must list the same genotypes in order.
-* a CSV ``arch, acc`` goes through ``closekit.groundtruth.load`` itself (any of the space's arch formats).
-Accuracies are fractions in [0, 1]; columns arch, acc, params, flops (+ n_seeds); ``attrs['version']`` e.g.
-``nds-resnet-min_test_top1-3seed``.
-
-Two FLOPs counts: the ``flops`` column of these files is the authors' (their records count 5 more per output
-activation of every conv, ``AUTHORS_PER_ACT``), ``space.complexity`` gives ours (multiply-adds only); parameter
-counts agree exactly. ``authors_flops`` gives the authors' count of any configuration, so a FLOPs baseline on a
-ground truth without their column (a mini truth) ranks as theirs does. metrics.size_baseline uses the truth's own
-column where it has one (official files: the authors'), else ours.
+Formats (``official`` dispatches by name): an NDS sweep JSON (facebookresearch/nds ``ResNet.json`` ...: records
+with a ``net`` config; acc = 100 - ``min_test_top1``, the reference's, or - the last ``test_ep_top1``), a glob of
+seed files averaged per configuration; the reference's aw_nas pair, a pickle ``[genotypes, params, flops, accs]``
+read with every class refused and its YAML arch list (``*_archs_*.yaml`` loads through its ``*_gt_*.pkl``).
+The files' ``flops`` are the authors' count: ours (``space.complexity``, multiply-adds) plus 5 per output
+activation of every conv; ``authors_flops`` gives it for any configuration.
 """
 import glob
 import json
@@ -32,10 +18,6 @@ from . import files
 METRICS = ("min_test_top1", "last")
 AUTHORS_PER_ACT = 5                      # the authors' FLOPs minus ours, per output activation of a conv
 REFERENCE = dict(in_channels=3, num_classes=10, image_size=32)       # the NDS CIFAR-10 nets
-
-
-def _short(space):
-    return space.name.removeprefix("nds-")
 
 
 def _records(path):
@@ -86,23 +68,21 @@ def load_nds_json(path, *, space, metric="min_test_top1"):
     """NDS sweep file(s) -> ground truth; a glob pattern averages the seed files per configuration."""
     if metric not in METRICS:
         raise ValueError(f"NDS metric={metric!r} is not one of {', '.join(METRICS)}")
-    files = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)]
-    if not files or not all(Path(f).is_file() for f in files):
+    paths = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)]
+    if not paths or not all(Path(f).is_file() for f in paths):
         raise FileNotFoundError(f"ground truth {path} not found; give an NDS sweep JSON (or a glob of seed files)")
-    tables = [_one_file(f, space, metric) for f in files]
+    tables = [_one_file(f, space, metric) for f in paths]
     first = tables[0].set_index("arch")
-    for f, t in zip(files[1:], tables[1:]):
+    for f, t in zip(paths[1:], tables[1:]):
         missing = first.index.difference(t["arch"])
         extra = pd.Index(t["arch"]).difference(first.index)
         if len(missing) or len(extra):
-            bad, where = (missing[0], f) if len(missing) else (extra[0], files[0])
+            bad, where = (missing[0], f) if len(missing) else (extra[0], paths[0])
             raise ValueError(f"ground truth seed files differ: {bad} is missing from {where}; average files of "
                              "the same configurations")
     accs = pd.concat([t.set_index("arch")["acc"] for t in tables], axis=1).loc[first.index]
-    out = first.copy()
-    out["acc"], out["n_seeds"] = accs.mean(axis=1), len(files)
-    out = out.reset_index()
-    out.attrs["version"] = f"nds-{_short(space)}-{metric}-{len(files)}seed"
+    out = first.assign(acc=accs.mean(axis=1), n_seeds=len(paths)).reset_index()
+    out.attrs["version"] = f"nds-{space.name.removeprefix('nds-')}-{metric}-{len(paths)}seed"
     return out
 
 
@@ -134,12 +114,11 @@ def load_awnas_pickle(path, *, space, archs=None):
     if not path.is_file():
         raise FileNotFoundError(f"ground truth {path} not found; give the aw_nas *_gt_*.pkl")
     genos, params, flops, accs = _load_pickle(path)
-    if archs is not None:
-        listed = files.read_yaml(archs, "arch list")
-        if listed != genos:
-            n = next((i for i, (a, b) in enumerate(zip(listed or [], genos)) if a != b), min(len(listed or []),
-                                                                                          len(genos)))
-            raise ValueError(f"arch list {archs} and pickle {path} differ at entry {n}; use the pair dumped together")
+    listed = genos if archs is None else files.read_yaml(archs, "arch list")
+    if listed != genos:
+        listed = listed if isinstance(listed, list) else []
+        n = next((i for i, (a, b) in enumerate(zip(listed, genos)) if a != b), min(len(listed), len(genos)))
+        raise ValueError(f"arch list {archs} and pickle {path} differ at entry {n}; use the pair dumped together")
     rows = []
     for i, (g, p, fl, a) in enumerate(zip(genos, params, flops, accs)):
         try:
@@ -150,7 +129,7 @@ def load_awnas_pickle(path, *, space, archs=None):
     df = pd.DataFrame(rows)
     if df["arch"].duplicated().any():
         raise ValueError(f"ground truth {path} lists {df.loc[df['arch'].duplicated(), 'arch'].iloc[0]} twice")
-    df.attrs["version"] = f"nds-{_short(space)}-awnas-{path.stem}"
+    df.attrs["version"] = f"nds-{space.name.removeprefix('nds-')}-awnas-{path.stem}"
     return df
 
 
@@ -181,12 +160,11 @@ def conv_activations(space, arch, in_channels=3, num_classes=10, image_size=32):
     import torch
     from types import SimpleNamespace
     net, acts = space.standalone(arch, SimpleNamespace(C=16), in_channels, num_classes), []
-    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o[0].numel())) for m in net.modules()
-             if isinstance(m, torch.nn.Conv2d)]
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda m, i, o: acts.append(o[0].numel()))
     with torch.no_grad():
         net.eval()(torch.zeros(1, in_channels, image_size, image_size))
-    for h in hooks:
-        h.remove()
     return sum(acts)
 
 

@@ -1,8 +1,6 @@
-"""Stand-alone trainings in this process or in a pool of spawned workers that die with the build.
-
-Each worker asks the kernel to kill it when its parent dies (Linux ``PR_SET_PDEATHSIG``), so a kill -9 of the build
-leaves no worker training on; ``stop_on_sigterm`` turns SIGTERM into a quiet exit through the pool's own shutdown
-(workers terminated, semaphores released, no BrokenPipe tracebacks from workers writing to a dead parent).
+"""Stand-alone trainings in this process or in a pool of spawned workers that die with the build: each asks the
+kernel to kill it when its parent dies (Linux ``PR_SET_PDEATHSIG``), and SIGTERM exits quietly through the pool's
+own shutdown (``stop_on_sigterm``: no worker left, no BrokenPipe tracebacks, no leaked semaphores).
 """
 import ctypes
 import multiprocessing as mp

@@ -1,7 +1,5 @@
-"""The stand-alone training recipe of a mini ground truth (CLOSE §4 ranking: one recipe, several seeds per arch).
-
-The data keys (space, dataset, image size, ...) are ``config.DataKeys``, shared with ``RunConfig``; the rest is
-how a stand-alone network trains. ``Recipe.version(n_seeds)`` names the ground truth built with it.
+"""The stand-alone training recipe of a mini ground truth (CLOSE §4 ranking: one recipe, several seeds per arch);
+its data keys are ``config.DataKeys``, shared with ``RunConfig``.
 """
 from __future__ import annotations
 
@@ -49,14 +47,10 @@ class Recipe(DataKeys, YamlConfig):
             raise ValueError(f"recipe train_portion={self.train_portion} must be in (0, 1]")
 
     def version(self, n_seeds):
-        """e.g. mini-nb201-embedded16-c8n1-e8-s2; a hash of the recipe is appended when its other fields (but
-        device and threads) differ from the defaults."""
+        """The ground truth's name, e.g. mini-nb201-embedded16-c8n1-e8-s2 (+ a hash when other fields differ)."""
         v = f"mini-{self.space}-{self.dataset}{self.image_size or ''}-c{self.C}n{self.N}-e{self.epochs}-s{n_seeds}"
-        rest, base = self.to_dict(), Recipe().to_dict()
-        rest.pop("space")                          # named in the prefix; kept out of the hash (older tags hold)
-        for k in ADDED:
-            if rest[k] == base[k]:
-                rest.pop(k)
+        base = Recipe().to_dict()                  # space: named in the prefix, kept out of the hash (old tags hold)
+        rest = {k: v for k, v in self.to_dict().items() if k != "space" and not (k in ADDED and v == base[k])}
         if any(rest[k] != base[k] for k in rest if k not in NAMED + UNHASHED):
             v += "-" + hashlib.sha1(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
         return v

@@ -1,10 +1,8 @@
-"""The rows of a mini ground truth: results.csv (one line per finished arch x seed, appended atomically) and the
-per-arch truth table made from them.
+"""The rows of a mini ground truth: results.csv, one line per finished arch x seed, and the per-arch table.
 
-Atomic append: the building process alone writes rows, under an exclusive flock of out_dir/.lock. Each row is one
-complete line handed to a single write(2) on an O_APPEND descriptor, then fsync'ed. A kill can at worst leave the
-last line without its newline; reading ignores such a fragment (``read_results(repair=True)`` cuts it away), so
-every row is either present once and whole, or absent and trained again. Rows are never rewritten.
+Only the building process writes rows (under the flock of out_dir/.lock), each one whole line by a single
+O_APPEND write(2), then fsync: a kill leaves at worst a last line without its newline, which reading ignores (and
+``read_results(repair=True)`` cuts away), so every row is present once and whole, or absent and trained again.
 """
 import csv
 import io
@@ -18,8 +16,7 @@ FILE_MODE = 0o644
 
 
 def read_results(path, repair=False):
-    """Finished rows of results.csv (empty if missing); a trailing line without its newline (a killed write) is
-    ignored, and cut off the file when ``repair``."""
+    """Finished rows of results.csv (empty if missing); a last line without newline is ignored (cut when ``repair``)."""
     path = Path(path)
     raw = path.read_bytes() if path.exists() else b""
     keep = raw[:raw.rfind(b"\n") + 1]
@@ -32,8 +29,7 @@ def read_results(path, repair=False):
 
 
 def csv_line(fields):
-    """One CSV line; fields holding commas or quotes (e.g. DARTS genotype strings) are quoted, others written as
-    they are (so NB201 rows are byte-identical to the plain comma join)."""
+    """One CSV line: fields with commas or quotes (DARTS genotypes) quoted, others as they are (NB201's plain join)."""
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(list(fields))
     return buf.getvalue()

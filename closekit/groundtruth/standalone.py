@@ -17,8 +17,7 @@ def load_data(recipe):
 
 
 def train_one(arch, seed, recipe, data, device=None):
-    """Train one architecture from scratch (seeded, deterministic on CPU); dict(arch, seed, acc, loss, params,
-    seconds) with acc and loss on the first eval_limit images of the eval split."""
+    """Train one arch from scratch (seeded, CPU-deterministic): arch, seed, acc, loss (eval split), params, seconds."""
     t0, device, space = time.time(), device or recipe.device, get_space(recipe.space)
     arch, held = space.canonical_str(arch), getattr(data, recipe.eval_split)
     held = datalib.Split(held.x[:recipe.eval_limit], held.y[:recipe.eval_limit])
