@@ -116,7 +116,7 @@ def run_one(job):
     """Train (or resume) one (variant, seed), score and rank it; returns bench.json's dict (cached)."""
     import torch
     from closekit import run
-    from closekit.evaluate import evaluate_cfg
+    from closekit.evaluate import evaluate
     from closekit.metrics import compare
     from closekit.routing import arch_dependence, entropy, route_cfg
     from closekit.run import provenance
@@ -142,8 +142,8 @@ def run_one(job):
             row.update(arch_dependence=arch_dependence(r),
                        entropy_ratio=float(entropy(r.probs).mean()) / math.log(r.level) if r.level > 1 else None)
     if sampled and gumbel:
-        scores = evaluate_cfg(res.net, res.space, list(res.scores["arch"]), res.data, cfg, routing="gumbel",
-                              progress=False)
+        scores = evaluate(res.net, res.space, list(res.scores["arch"]), res.data, cfg, eval_routing="gumbel",
+                          progress=False)
         scores.to_csv(d / "scores_gumbel.csv", index=False)
         row["gumbel"] = pick(compare(scores, res.truth))
     (d / "bench.json").write_text(json.dumps(row, indent=1))
