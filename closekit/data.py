@@ -1,12 +1,9 @@
-"""Dataset registry (the embedded Fashion-MNIST subset, Fashion-MNIST, CIFAR-10, synthetic) held in memory as
-resized, normalised float32 tensors, and a plain generator of (augmented) batches drawing every random number
-from one CPU generator, so that a run resumes exactly.
+"""Dataset registry (embedded Fashion-MNIST subset, Fashion-MNIST, CIFAR-10, synthetic) held in memory as resized,
+normalised tensors, and batches (crop + flip) drawing every random number from one CPU generator (exact resume).
 
-Splits follow CLOSE: `train` = the first `train_portion` of the official training set in file order, `valid` =
-the rest (one-shot scoring; CIFAR-10 at 0.8: train[0:40000] / train[40000:50000]), `test` = the official test set.
-Resizing happens once, on [0,1] pixels: 28x28 -> 32 zero-pads 2 px per side, 28x28 -> 16 pads then 2x2-average-pools,
-anything else is bilinear with antialiasing. Normalisation uses fixed per-channel constants (Fashion-MNIST: those of
-the 60k training images at 28x28); the crop padding of `batches` is zero in normalised units (as in pycls).
+CLOSE's splits: `train` the first `train_portion` of the official training set in file order, `valid` the rest
+(one-shot scoring), `test` the official test set. 28x28 -> 32 zero-pads, -> 16 pads then 2x2-pools, other sizes are
+bilinear; normalisation uses fixed per-channel constants; the crop pads zeros in normalised units (as pycls).
 """
 from __future__ import annotations
 
@@ -15,7 +12,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,7 +24,6 @@ FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 FMNIST_STATS = ((0.2860,), (0.3530,))
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
-IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 @dataclass
@@ -52,29 +47,18 @@ class Data:
     augment: bool          # whether training batches should use crop + flip
 
 
-class Raw(NamedTuple):
-    """What a registry loader returns: uint8 images [N, C, H, W], labels, and pixel stats."""
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-    mean: tuple
-    std: tuple
-
-
 def read_idx(path) -> np.ndarray:
-    """Read an idx file (as used by (Fashion-)MNIST), gzipped or not."""
+    """Read a uint8 idx file (as (Fashion-)MNIST ships them), gzipped or not."""
     buf = Path(path).read_bytes()
     if buf[:2] == b"\x1f\x8b":
         buf = gzip.decompress(buf)
-    if len(buf) < 4 or buf[:2] != b"\x00\x00" or buf[2] not in IDX_DTYPES:
-        raise ValueError(f"{path}: not an idx file (bad magic number {buf[:4].hex()})")
-    ndim, dtype = buf[3], np.dtype(IDX_DTYPES[buf[2]])
-    shape = tuple(int(d) for d in np.frombuffer(buf, ">i4", ndim, offset=4))
-    start = 4 + 4 * ndim
-    if len(buf) != start + int(np.prod(shape)) * dtype.itemsize:
-        raise ValueError(f"{path}: malformed idx file (header says {shape}, {len(buf) - start} data bytes)")
-    return np.frombuffer(buf, dtype, offset=start).reshape(shape).astype(dtype.newbyteorder("="))
+    if len(buf) < 4 or buf[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path}: not a uint8 idx file (bad magic number {buf[:4].hex()})")
+    shape = tuple(int(d) for d in np.frombuffer(buf, ">i4", buf[3], offset=4))
+    data = np.frombuffer(buf, np.uint8, offset=4 + 4 * buf[3])
+    if data.size != np.prod(shape):
+        raise ValueError(f"{path}: malformed idx file (header says {shape}, {data.size} data bytes)")
+    return data.reshape(shape).copy()
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -97,13 +81,13 @@ def _find_idx(dirs: list[Path]) -> list[Path] | None:
     return None
 
 
-def _from_idx(paths: list[Path]) -> Raw:
+def _from_idx(paths: list[Path]):
     """Fashion-MNIST from its four idx files (images [N, H, W] get a channel axis)."""
     trx, tr_y, tex, te_y = (read_idx(p) for p in paths)
-    return Raw(trx[:, None], tr_y, tex[:, None], te_y, *FMNIST_STATS)
+    return trx[:, None], tr_y, tex[:, None], te_y, *FMNIST_STATS
 
 
-def _embedded(root, download) -> Raw:
+def _embedded(root, download):
     """Fashion-MNIST subset shipped with the package (12k class-balanced train + full 10k test), sha256-checked."""
     d = Path(root) if root else EMBEDDED_DIR
     if not (d / "SHA256SUMS").is_file():
@@ -117,7 +101,7 @@ def _embedded(root, download) -> Raw:
     return _from_idx(paths)
 
 
-def _fashion_mnist(root, download) -> Raw:
+def _fashion_mnist(root, download):
     """Full Fashion-MNIST from idx files: root, root/FashionMNIST/raw, or Debian's package."""
     base = Path(root) if root else Path(DEBIAN_FMNIST)
     dirs = [base, base / "FashionMNIST" / "raw"]
@@ -132,7 +116,7 @@ def _fashion_mnist(root, download) -> Raw:
     return _from_idx(paths)
 
 
-def _cifar10(root, download) -> Raw:
+def _cifar10(root, download):
     """CIFAR-10 through torchvision (root defaults to ./data)."""
     import torchvision
     root = root or "data"
@@ -142,19 +126,20 @@ def _cifar10(root, download) -> Raw:
         raise FileNotFoundError(f"CIFAR-10 not found or corrupted in {os.path.join(root, 'cifar-10-batches-py')}: "
                                 f"set download: true or put cifar-10-batches-py in {root}") from None
     chw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))            # noqa: E731
-    return Raw(chw(tr.data), np.asarray(tr.targets), chw(te.data), np.asarray(te.targets), *CIFAR10_STATS)
+    return chw(tr.data), np.asarray(tr.targets), chw(te.data), np.asarray(te.targets), *CIFAR10_STATS
 
 
-def _synthetic(root, download) -> Raw:
+def _synthetic(root, download):
     """Tiny deterministic dataset for tests: 512 train + 256 test 3x8x8 images, 10 classes."""
     g = torch.Generator().manual_seed(0)
     patterns = torch.rand(10, 3, 8, 8, generator=g)
     y = torch.randint(0, 10, (768,), generator=g)
     x = ((0.6 * patterns[y] + 0.4 * torch.rand(768, 3, 8, 8, generator=g)) * 255).round().to(torch.uint8).numpy()
     xf = x[:512].astype(np.float64) / 255
-    return Raw(x[:512], y[:512].numpy(), x[512:], y[512:].numpy(), tuple(xf.mean((0, 2, 3))), tuple(xf.std((0, 2, 3))))
+    return x[:512], y[:512].numpy(), x[512:], y[512:].numpy(), tuple(xf.mean((0, 2, 3))), tuple(xf.std((0, 2, 3)))
 
 
+# name -> loader(root, download) -> (train images, train labels, test images, test labels, mean, std), uint8 NCHW
 DATASETS = {"embedded": _embedded, "fashion-mnist": _fashion_mnist, "cifar10": _cifar10, "synthetic": _synthetic}
 
 
@@ -195,18 +180,17 @@ def load(name: str, *, root: str | None = None, image_size: int | None = None, c
     for key, v in (("image_size", image_size), ("channels", channels), ("train_limit", train_limit)):
         if v is not None and v < 1:
             raise ValueError(f"{key}={v} must be >= 1 or None (native / all)")
-    raw = DATASETS[name](root, download)
-    native_c = raw.train_x.shape[1]
-    size, c = image_size or raw.train_x.shape[-1], channels or native_c
+    train_x, train_y, test_x, test_y, mean, std = DATASETS[name](root, download)
+    native_c = train_x.shape[1]
+    size, c = image_size or train_x.shape[-1], channels or native_c
     if c != native_c and not (native_c == 1 and c == 3):
         raise ValueError(f"{name}: cannot convert {native_c} channels to {c} (only 1 -> 3 is supported)")
-    n = len(raw.train_y) if train_limit is None else min(train_limit, len(raw.train_y))
+    n = len(train_y) if train_limit is None else min(train_limit, len(train_y))
     n_train = int(round(n * train_portion))
-    prep = lambda x, y: _prepare(x, y, size, c, tuple(raw.mean), tuple(raw.std))        # noqa: E731
-    train = prep(raw.train_x[:n_train], raw.train_y[:n_train])
-    valid = prep(raw.train_x[n_train:n], raw.train_y[n_train:n])
-    num_classes = int(max(raw.train_y.max(), raw.test_y.max())) + 1
-    return Data(name, train, valid, prep(raw.test_x, raw.test_y), num_classes, c, size, augment)
+    prep = lambda x, y: _prepare(x, y, size, c, tuple(mean), tuple(std))        # noqa: E731
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    return Data(name, prep(train_x[:n_train], train_y[:n_train]), prep(train_x[n_train:n], train_y[n_train:n]),
+                prep(test_x, test_y), num_classes, c, size, augment)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,9 +1,6 @@
-"""NAS-Bench-201 supernets (CLOSE §4.1): vanilla and CLOSENet share one macro network and one cell.
-
-Stem conv3x3 + BN; three stages of N cells at C / 2C / 4C joined by residual reduction blocks; BN-ReLU, global
-pooling, dropout, linear head. Each cell holds a Bank of op-sets; a router picks the block of every edge (vanilla:
-edge i -> block i; CLOSE: the GATE over the active GLOW blocks). Cell BN is non-affine.
-"""
+"""NAS-Bench-201 supernets (CLOSE §4.1) and stand-alone nets: one macro network (stem; three stages of N cells at
+C / 2C / 4C joined by residual reductions; BN-ReLU, pooling, dropout, linear) whose cells hold a Bank of op-sets,
+a router picking each edge's block (vanilla: edge i -> block i; CLOSE: the GATE). Cell BN is non-affine."""
 import pandas as pd
 import torch
 from torch import nn

@@ -104,14 +104,12 @@ def is_valid(arch) -> bool:
 
 
 def iso_key(arch) -> str:
-    """Isomorphism class key, the NB201 API's Structure.to_unique_str(consider_zero=True): each node is the sorted
-    '+'-join of its in-edge terms, '#' for a zeroed path (a none edge, or out of a node that is exactly '#'), the
-    predecessor for skip, '(pred)@op' otherwise. Keeping '#' terms gives the benchmark's 6,466 classes (not 6,363)."""
+    """Isomorphism class key: the NB201 API's Structure.to_unique_str(consider_zero=True) (6,466 classes)."""
     arch, nodes = coerce(arch), ["0"]
     for j in (1, 2, 3):
         terms = []
         for (to, i), op in zip(EDGES, arch):
-            if to == j:
+            if to == j:                     # '#' kept for a zeroed path: dropping them gives 6,363 classes
                 zero = op == NONE or nodes[i] == "#"
                 terms.append("#" if zero else nodes[i] if op == SKIP else f"({nodes[i]})@{OPS[op]}")
         nodes.append("+".join(sorted(terms)))

@@ -1,11 +1,9 @@
-"""NDS ResNet / ResNeXt-A supernets (CLOSE §4.3, aw_nas ``germ_close``): stages, an unshared first block, a bank.
+"""NDS ResNet / ResNeXt-A supernets (CLOSE §4.3, aw_nas ``germ_close``) and stand-alone nets.
 
-pycls AnyNet on CIFAR, as the reference: 16-channel conv3x3 stem, 3 stages (strides 1/2/2), GAP, a 1x1-conv FC
-(``head_norm: mean`` centres the pooled features first: not in the reference, see bench/nds_supernet_fit.py). Every
-conv holds maximum-width weights and an architecture uses their ordinal slice (``nds_ops``). A stage runs its first
-block, then d - 1 blocks at positions 0..d-2, each routed to one block of the stage's Bank: vanilla one own block per
-position (max depth - 1: 23 ResNet, 15 ResNeXt-A), CLOSE K shared blocks routed by the split table (``TableRouter``).
-Widths scale by ``channels_init / 16`` for mini runs.
+pycls AnyNet on CIFAR: 16-channel stem, 3 stages (strides 1/2/2), GAP, a 1x1-conv FC (``head_norm: mean`` centres the
+pooled features: not in the reference). Convs hold maximum-width weights, sliced per architecture (``nds_ops``). A
+stage runs an unshared first block, then its positions 0..d-2 each routed to a block of the stage's Bank (vanilla: one
+per position; CLOSE: K, by the split table). Widths scale by ``channels_init / 16`` for mini runs.
 """
 import pandas as pd
 from torch import nn
@@ -52,8 +50,7 @@ class Standalone(nn.Module):
 
 
 def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
-    """(params, flops) of the stand-alone net, counted as pycls does: conv k*k*c_in/g*c_out (+ h*w for flops),
-    BN 2c params, FC c*classes + classes; flops are multiply-adds."""
+    """(params, flops) of the stand-alone net as pycls counts them (flops: multiply-adds; BN: 2c params)."""
     params = flops = 0
     h = image_size
 
@@ -77,8 +74,7 @@ def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale
 
 
 class Supernet(nn.Module, base.Supernet):
-    """NDS supernet: per stage an unshared first block and a Bank (vanilla: one block per position; CLOSE: K
-    blocks routed by the split table)."""
+    """NDS supernet: per stage an unshared first block and a Bank of blocks for the positions after it."""
     cell_types, close_router, keys = ("stage1", "stage2", "stage3"), "table", ("head_norm",)
 
     def __init__(self, design, cfg, in_channels, num_classes):

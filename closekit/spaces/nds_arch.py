@@ -1,9 +1,8 @@
 """The NDS ResNet and ResNeXt-A design spaces (Radosavovic et al., ICCV 2019) as CLOSE §4.3 uses them.
 
-Per stage (strides 1/2/2 after the 16-channel CIFAR stem) a depth and a width, and for ResNeXt-A also a bottleneck
-ratio and a group count; an architecture is a flat tuple in the aw_nas genotype key order (``depths.0..2, widths.0..2,
-bot_muls.0..2, num_groups.0..2``). Formats: the canonical ``d1_16_1-w16_64_128-b0.25_0.25_0.25-g1_2_1``, the aw_nas
-genotype (``str()`` of an OrderedDict) and the NDS record's ``net`` dict (4-entry lists, index 0 the stem).
+An architecture is a flat tuple in aw_nas genotype key order (depths.0..2, widths.0..2[, bot_muls.0..2,
+num_groups.0..2]); formats: the canonical ``d1_16_1-w16_64_128[-b..-g..]``, the aw_nas genotype (an OrderedDict's
+str) and the NDS record's ``net`` dict (4-entry lists, index 0 the stem).
 """
 import ast
 import math

@@ -1,7 +1,5 @@
 """NDS layers and blocks at maximum width (CLOSE §4.3; aw_nas germ ops, pycls AnyNet blocks): an architecture uses
-the ordinal slice of every weight (its first channels, ``force_use_ordinal_channel_handler``); the searchable group
-conv holds a dense weight and a g-group conv reads its block diagonal (aw_nas GroupMaskHandler).
-"""
+the ordinal slice of every weight (its first channels); a g-group conv reads a dense weight's block diagonal."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,14 +30,13 @@ class SlicedConv(nn.Conv2d):
 
 
 class GroupConv(SlicedConv):
-    """The reference's searchable group conv: a dense [C, C, 3, 3] weight; g groups over c channels use rows
-    0..c-1, row o reading columns base(o) + 0..c/g-1, base(o) = (o // (C/g)) * (C/g) (its group at max width)."""
+    """The reference's searchable group conv: g groups over c channels read the block diagonal of a dense weight."""
 
     def forward(self, x, groups=1):
         c, C = x.shape[1], self.out_channels
         if groups == 1:
             return super().forward(x, c)
-        gs, rows = C // groups, torch.arange(c, device=x.device)
+        gs, rows = C // groups, torch.arange(c, device=x.device)          # row o reads its group at max width C
         cols = (rows // gs * gs)[:, None] + torch.arange(c // groups, device=x.device)        # [c, c/g]
         w = self.weight[:c].gather(1, cols[:, :, None, None].expand(-1, -1, *self.weight.shape[2:]))
         return F.conv2d(x, w, None, self.stride, self.padding, groups=groups)
@@ -64,8 +61,7 @@ class SlicedBN(nn.BatchNorm2d):
 
 
 class MeanBN(SlicedBN):
-    """Mean-only batch norm (Salimans & Kingma 2016) of the first C channels: subtracts the batch mean in training
-    (tracked in running_mean) and the running mean in eval; running_var stays unused."""
+    """Mean-only batch norm (Salimans & Kingma 2016): subtracts the batch mean in training, the running one in eval."""
 
     def forward(self, x):
         c, mean = x.shape[1], self.running_mean[:x.shape[1]]
@@ -103,8 +99,7 @@ class BasicBlock(nn.Module):
 
 
 class BottleneckBlock(nn.Module):
-    """ResNeXt bottleneck: 1x1 (w_in -> w_b), 3x3 group conv g (stride; searchable when ``groups`` is None), 1x1
-    (w_b -> w); residual, ReLU."""
+    """ResNeXt bottleneck: 1x1 (w_in -> w_b), 3x3 g-group conv (stride; searchable g when groups is None), 1x1."""
 
     def __init__(self, w_in, w_out, stride, proj, affine=False, wb=None, groups=None):
         super().__init__()
