@@ -1,8 +1,11 @@
-"""What the space plug-ins share: error-message reprs, dict text, the reference's uniform draw."""
+"""What the space plug-ins share: error-message reprs, dict text, the reference's uniform draw, the cell spaces'
+op decisions."""
 import ast
 import json
 
 import torch
+
+from . import base
 
 
 def one_line(x, limit=200):
@@ -24,3 +27,26 @@ def read_dict(text, bad):
             return ast.literal_eval(text)
         except (ValueError, SyntaxError):
             raise ValueError(f"{bad}dict text {text[:60]!r} is neither JSON nor a Python dict") from None
+
+
+class CellSpace(base.Space):
+    """What the cell spaces (NB201, NB301) share: one op decision per slot, their notable cells, their supernet."""
+    LONG, NOTABLE = {}, {}                          # short op name -> op; label -> arch string
+
+    def choices(self, arch):
+        """One decision per slot (slot-table order): (its label, every op's short name, its op)."""
+        s = self.slots(arch)
+        return [(label, list(self.LONG), op) for label, op in zip(s["label"], s["op"])]
+
+    def long_op(self, op):
+        """The op of a short name (a choice's value); ValueError in one line for any other."""
+        if op not in self.LONG:
+            raise ValueError(f"op {op!r} is not one of {', '.join(self.LONG)}")
+        return self.LONG[op]
+
+    def notable(self):
+        """Classic cells, as written (scoring and drawing take an architecture as given)."""
+        return dict(self.NOTABLE)
+
+    def supernet(self, cfg, in_channels, num_classes):
+        return self.supernet_cls(cfg, in_channels, num_classes)

@@ -8,8 +8,8 @@ from torch import nn
 from .. import sharing
 from ..gates import Gate
 from . import base
+from .common import CellSpace, randint
 from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
-from .common import randint
 
 SHORT = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv1x1", "nor_conv_3x3": "conv3x3",
          "avg_pool_3x3": "pool3x3"}             # op names in slot tables and drawings
@@ -78,7 +78,7 @@ class FixedCell(nn.Module):
 
 
 class MacroNet(nn.Module):
-    """Stem conv3x3-BN; three stages of N cells at C, 2C, 4C joined by ResBlocks; BN-ReLU, pool, dropout, linear."""
+    """Stem, three stages of N cells at C, 2C, 4C joined by ResBlocks, head; with FixedCells a stand-alone net."""
 
     def __init__(self, C, N, in_channels, num_classes, dropout, make_cell):
         super().__init__()
@@ -93,23 +93,12 @@ class MacroNet(nn.Module):
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, num_classes))
 
-    def run(self, x, *cell_args):
+    def forward(self, x, *cell_args):
         """Logits; cells get ``cell_args`` after their input."""
         x = self.stem(x)
         for layer in self.layers:
             x = layer(x) if isinstance(layer, ResBlock) else layer(x, *cell_args)
         return self.classifier(self.head(x).mean((2, 3)))       # global average pooling
-
-
-class Standalone(MacroNet):
-    """One NB201 architecture trained on its own (the mini benchmark's networks)."""
-
-    def __init__(self, arch, C, N, in_channels, num_classes):
-        arch = coerce(arch)
-        super().__init__(C, N, in_channels, num_classes, 0.0, lambda c: FixedCell(c, arch))
-
-    def forward(self, x):
-        return self.run(x)
 
 
 class Supernet(MacroNet, base.Supernet):
@@ -146,7 +135,7 @@ class Supernet(MacroNet, base.Supernet):
         gates = (routing or self.route(arch))["cell"]
         mode = self.gate_forward if (self.training and gates.requires_grad) else "fixed"
         sel = gates.detach().argmax(1).tolist()                    # one device sync per step
-        return self.run(x, arch, live_edges(arch), gates, sel, mode, self.touched)
+        return super().forward(x, arch, live_edges(arch), gates, sel, mode, self.touched)
 
 
 NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
@@ -154,9 +143,9 @@ NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connec
                           "|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"}
 
 
-class NB201(NB201Archs, base.Space):
+class NB201(NB201Archs, CellSpace):
     """The NB201 space: architectures (NB201Archs) plus its slots, drawing and supernets."""
-    name, supernet_cls = "nb201", Supernet
+    name, supernet_cls, LONG, NOTABLE = "nb201", Supernet, LONG, NOTABLE
     enumerations = ("all", "valid")
     modules = ("spaces.nb201", "spaces.nb201_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
@@ -185,32 +174,20 @@ class NB201(NB201Archs, base.Space):
                              "op": [SHORT[OPS[o]] for o in arch], "live": live,
                              "param": [lv and o in CONVS for lv, o in zip(live, arch)]})
 
-    def choices(self, arch):
-        """One decision per edge: (its slot label i→j, any of the 5 ops, its op)."""
-        return [(f"{i}→{j}", list(LONG), SHORT[OPS[o]]) for (j, i), o in zip(EDGES, coerce(arch))]
-
     def edit(self, arch, i, op):
         """``arch`` with edge i set to ``op`` (a short name)."""
-        if op not in LONG:
-            raise ValueError(f"edge op {op!r} is not one of {', '.join(LONG)}")
         arch = coerce(arch)
-        return arch[:i] + (OPS.index(LONG[op]),) + arch[i + 1:]
+        return arch[:i] + (OPS.index(self.long_op(op)),) + arch[i + 1:]
 
     def draw(self, arch, table, ax=None, title=None):
         """The cell DAG with each edge coloured by its block (see nb201_draw)."""
         from .nb201_draw import draw_cell
         return draw_cell(table, title, ax)
 
-    def notable(self):
-        """Classic cells, as written (scoring and drawing take an architecture as given)."""
-        return dict(NOTABLE)
-
-    def supernet(self, cfg, in_channels, num_classes):
-        return Supernet(cfg, in_channels, num_classes)
-
     def standalone(self, arch, recipe, in_channels, num_classes):
         """Stand-alone network of one architecture (recipe.C channels, recipe.N cells per stage)."""
-        return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes)
+        arch = coerce(arch)
+        return MacroNet(recipe.C, recipe.N, in_channels, num_classes, 0.0, lambda c: FixedCell(c, arch))
 
 
 SPACE = NB201()

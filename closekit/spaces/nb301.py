@@ -12,6 +12,7 @@ from torch import nn
 from .. import sharing
 from ..gates import CellGate
 from . import base
+from .common import CellSpace
 from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
                          sample, to_str)
 
@@ -33,9 +34,8 @@ class ReLUConvBN(nn.Sequential):
 
 def sep_conv(C, k, stride, affine):
     """DARTS sep_conv: (ReLU, depthwise kxk, pointwise, BN) twice; the first depthwise has the stride."""
-    return nn.Sequential(nn.ReLU(), conv(C, C, k, stride, k // 2, groups=C), conv(C, C, 1),
-                         nn.BatchNorm2d(C, affine=affine),
-                         nn.ReLU(), conv(C, C, k, 1, k // 2, groups=C), conv(C, C, 1), nn.BatchNorm2d(C, affine=affine))
+    half = lambda s: [nn.ReLU(), conv(C, C, k, s, k // 2, groups=C), conv(C, C, 1), nn.BatchNorm2d(C, affine=affine)]
+    return nn.Sequential(*half(stride), *half(1))
 
 
 def dil_conv(C, k, stride, affine):
@@ -219,9 +219,9 @@ NOTABLE = {"DARTS-V2": DARTS_V2,
                                                f"reduce=[{_SEP3}], reduce_concat=[2, 3, 4, 5])"}
 
 
-class NB301(base.Space):
+class NB301(CellSpace):
     """The NB301 (DARTS) space: genotypes (nb301_arch), slots, drawing, supernets."""
-    name, supernet_cls = "nb301", Supernet
+    name, supernet_cls, LONG, NOTABLE = "nb301", Supernet, LONG, NOTABLE
     modules = ("spaces.nb301", "spaces.nb301_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
     canonical, sample, mutate = staticmethod(canonical), staticmethod(sample), staticmethod(mutate)
@@ -237,29 +237,16 @@ class NB301(base.Space):
                              "live": True, "param": op in CONVS or fr})
         return pd.DataFrame(rows)
 
-    def choices(self, arch):
-        """One decision per connection (slot row order): (its label, any of the 7 ops, its op); inputs stay."""
-        s = self.slots(arch)
-        return [(label, list(LONG), op) for label, op in zip(s["label"], s["op"])]
-
     def edit(self, arch, i, op):
-        """``arch`` with slot row i (normal 0..7, reduce 8..15) set to ``op`` (a short name)."""
-        if op not in LONG:
-            raise ValueError(f"connection op {op!r} is not one of {', '.join(LONG)}")
+        """``arch`` with slot row i (normal 0..7, reduce 8..15) set to ``op`` (a short name); inputs stay."""
         cells = [list(c) for c in coerce(arch)]
-        cells[i // 8][i % 8] = (LONG[op], cells[i // 8][i % 8][1])
+        cells[i // 8][i % 8] = (self.long_op(op), cells[i // 8][i % 8][1])
         return coerce(cells)
 
     def draw(self, arch, table, ax=None, title=None):
         """Both cells with each connection coloured by its block (see nb301_draw)."""
         from .nb301_draw import draw_cells
         return draw_cells(coerce(arch), table, title, ax)
-
-    def notable(self):
-        return dict(NOTABLE)
-
-    def supernet(self, cfg, in_channels, num_classes):
-        return Supernet(cfg, in_channels, num_classes)
 
     def standalone(self, arch, recipe, in_channels, num_classes):
         """Stand-alone DARTS network: recipe.C channels, 3 * recipe.N + 2 cells, recipe.drop_path, .channels_last."""

@@ -24,16 +24,8 @@ class Design:
     block: str             # NDS block_type
     decisions: tuple       # ((prefix, letter, net_key, choices), ...)
 
-    @property
-    def keys(self):
-        """The aw_nas genotype keys in order (depths.0, depths.1, ...)."""
-        return [f"{p}.{s}" for p, _, _, _ in self.decisions for s in range(3)]
-
-    @property
-    def choices(self):
-        """The choice tuple of each position of an arch tuple."""
-        return [c for _, _, _, c in self.decisions for _ in range(3)]
-
+    keys = property(lambda self: [f"{p}.{s}" for p, _, _, _ in self.decisions for s in range(3)])   # depths.0, ...
+    choices = property(lambda self: [c for _, _, _, c in self.decisions for _ in range(3)])      # per arch entry
     count = property(lambda self: math.prod(len(c) for c in self.choices))
     max_depth = property(lambda self: max(self.decisions[0][3]))
 

@@ -52,12 +52,9 @@ class SlicedBN(nn.BatchNorm2d):
 
     def forward(self, x):
         c = x.shape[1]
-        factor = self._count_batch() if self.training and self.track_running_stats else 0.0
-        batch = self.training or self.running_mean is None
-        track = not self.training or self.track_running_stats
-        cut = lambda t: t[:c] if t is not None else None                  # noqa: E731
-        return F.batch_norm(x, cut(self.running_mean) if track else None, cut(self.running_var) if track else None,
-                            cut(self.weight), cut(self.bias), batch, factor, self.eps)
+        factor = self._count_batch() if self.training else 0.0
+        w, b = (self.weight[:c], self.bias[:c]) if self.affine else (None, None)
+        return F.batch_norm(x, self.running_mean[:c], self.running_var[:c], w, b, self.training, factor, self.eps)
 
 
 class MeanBN(SlicedBN):
