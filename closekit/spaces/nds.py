@@ -76,6 +76,7 @@ def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale
 class Supernet(nn.Module, base.Supernet):
     """NDS supernet: per stage an unshared first block and a Bank of blocks for the positions after it."""
     cell_types, close_router, keys = ("stage1", "stage2", "stage3"), "table", ("head_norm",)
+    coerce = property(lambda self: self.design.coerce)
 
     def __init__(self, design, cfg, in_channels, num_classes):
         super().__init__()
@@ -98,9 +99,6 @@ class Supernet(nn.Module, base.Supernet):
     def positions(self):
         """Routed block positions per stage: the maximum depth less the unshared first block."""
         return self.design.max_depth - 1
-
-    def coerce(self, arch):
-        return self.design.coerce(arch)
 
     def own_blocks(self, arch):
         return {c: range(self.positions) for c in self.cell_types}
