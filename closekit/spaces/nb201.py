@@ -11,8 +11,7 @@ from . import base
 from .common import CellSpace, randint
 from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
 
-SHORT = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv1x1", "nor_conv_3x3": "conv3x3",
-         "avg_pool_3x3": "pool3x3"}             # op names in slot tables and drawings
+SHORT = dict(zip(OPS, ("none", "skip", "conv1x1", "conv3x3", "pool3x3")))     # op names in slot tables, drawings
 LONG = {v: k for k, v in SHORT.items()}
 
 
