@@ -16,14 +16,20 @@ from .nds_ops import BLOCKS, MeanBN, SlicedConv, bottleneck_width, init_weights,
 MAX_W = 256                                              # the widest choice: the supernet's weights
 
 
-def blocks(design, arch, scale):
-    """(stage, w_in, w, stride, w_b, groups) of every block of ``arch``'s stand-alone net at ``scale``, in order."""
-    w_in = scaled(STEM_W, scale)
+def stages(design, arch, scale):
+    """(depth, stride, w, w_b, groups) of each stage of ``arch`` at ``scale``."""
     for s, stride in enumerate(STRIDES):
         d, w, b, g = design.stage(arch, s)
         w = scaled(w, scale)
+        yield d, stride, w, bottleneck_width(w, b, g), g
+
+
+def blocks(design, arch, scale):
+    """(stage, w_in, w, stride, w_b, groups) of every block of ``arch``'s stand-alone net at ``scale``, in order."""
+    w_in = scaled(STEM_W, scale)
+    for s, (d, stride, w, wb, g) in enumerate(stages(design, arch, scale)):
         for i in range(d):
-            yield s, w_in, w, stride if i == 0 else 1, bottleneck_width(w, b, g), g
+            yield s, w_in, w, stride if i == 0 else 1, wb, g
             w_in = w
 
 
@@ -107,10 +113,7 @@ class Supernet(nn.Module, base.Supernet):
         arch = self.design.coerce(arch)
         routing = routing or self.route(arch)
         x = self.stem(x)
-        for s in range(len(STRIDES)):
-            d, w, b, g = self.design.stage(arch, s)
-            w = scaled(w, self.scale)
-            wb = bottleneck_width(w, b, g)
+        for s, (d, _, w, wb, g) in enumerate(stages(self.design, arch, self.scale)):
             x = self.first[s](x, w, wb, g)
             for k in routing[self.cell_types[s]][:d - 1].argmax(1).tolist():
                 x = self.banks[s].blocks[k]["block"](x, w, wb, g)
