@@ -3,12 +3,13 @@ import importlib
 
 from .base import Space, Supernet  # noqa: F401  (the protocols, for space authors)
 
-SPACES = {"nb201": "closekit.spaces.nb201", "nb301": "closekit.spaces.nb301",      # name -> module holding SPACE
-          "nds-resnet": "closekit.spaces.nds_resnet", "nds-resnexta": "closekit.spaces.nds_resnexta"}
+SPACES = {"nb201": "closekit.spaces.nb201:SPACE", "nb301": "closekit.spaces.nb301:SPACE",   # name -> module:object
+          "nds-resnet": "closekit.spaces.nds:RESNET_SPACE", "nds-resnexta": "closekit.spaces.nds:RESNEXTA_SPACE"}
 
 
 def get(name):
     """The registered search space called ``name``."""
     if name not in SPACES:
         raise KeyError(f"unknown search space {name!r}; known: {', '.join(sorted(SPACES))}")
-    return importlib.import_module(SPACES[name]).SPACE
+    module, _, obj = SPACES[name].partition(":")
+    return getattr(importlib.import_module(module), obj)

@@ -1,29 +1,22 @@
-"""NAS-Bench-201 supernets (CLOSE §4.1): vanilla and CLOSENet share one macro network and one cell.
-
-Stem conv3x3 + BN; three stages of N cells at C / 2C / 4C joined by residual reduction blocks; BN-ReLU,
-global pooling, dropout, linear head. Each cell holds a Bank of op-sets; a router picks the block of every
-edge (vanilla: edge i -> block i; CLOSE: the GATE over the active GLOW blocks). Cell BN is non-affine.
-"""
+"""NAS-Bench-201 supernets (CLOSE §4.1) and stand-alone nets: one macro network (stem; three stages of N cells at
+C / 2C / 4C joined by residual reductions; BN-ReLU, pooling, dropout, linear) whose cells hold a Bank of op-sets,
+a router picking each edge's block (vanilla: edge i -> block i; CLOSE: the GATE). Cell BN is non-affine."""
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import sharing
 from ..gates import Gate
 from . import base
+from .common import CellSpace, randint
 from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
 
-SHORT = {"none": "none", "skip_connect": "skip", "nor_conv_1x1": "conv1x1", "nor_conv_3x3": "conv3x3",
-         "avg_pool_3x3": "pool3x3"}             # op names in slot tables and drawings
+SHORT = dict(zip(OPS, ("none", "skip", "conv1x1", "conv3x3", "pool3x3")))     # op names in slot tables, drawings
 LONG = {v: k for k, v in SHORT.items()}
 
 
-class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv(k, stride) -> BN."""
-
-    def __init__(self, c_in, c_out, k, stride=1, affine=False):
-        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False),
+def relu_conv_bn(c_in, c_out, k, stride=1, affine=False):
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False),
                          nn.BatchNorm2d(c_out, affine=affine))
 
 
@@ -33,12 +26,7 @@ def make_op(name, C, affine=False):
         return nn.Identity()
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
-    return ReLUConvBN(C, C, 1 if name == "nor_conv_1x1" else 3, affine=affine)
-
-
-def opset(C, affine=False):
-    """One full set of NB201 candidate ops (a GLOW block)."""
-    return nn.ModuleDict({name: make_op(name, C, affine) for name in OPS[1:]})
+    return relu_conv_bn(C, C, 1 if name == "nor_conv_1x1" else 3, affine=affine)
 
 
 class ResBlock(nn.Module):
@@ -46,8 +34,8 @@ class ResBlock(nn.Module):
 
     def __init__(self, c_in, c_out):
         super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, affine=True)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, affine=True)
+        self.conv_a = relu_conv_bn(c_in, c_out, 3, 2, affine=True)
+        self.conv_b = relu_conv_bn(c_out, c_out, 3, 1, affine=True)
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x):
@@ -68,10 +56,12 @@ class Cell(nn.Module):
 
     def __init__(self, C, num_blocks, placeholders=False):
         super().__init__()
-        self.bank = sharing.Bank(lambda: opset(C), num_blocks, placeholders)
+        self.bank = sharing.Bank(lambda: nn.ModuleDict({op: make_op(op, C) for op in OPS[1:]}), num_blocks,
+                                 placeholders)
 
     def forward(self, x, arch, live, gates, sel, mode, touched):
-        return run_dag(x, live, lambda e, h: sharing.routed(self.bank, OPS[arch[e]], h, gates[e], sel[e], mode, touched))
+        return run_dag(x, live, lambda e, h: sharing.routed(self.bank, OPS[arch[e]], h, gates[e], sel[e], mode,
+                                                            touched))
 
 
 class FixedCell(nn.Module):
@@ -87,7 +77,7 @@ class FixedCell(nn.Module):
 
 
 class MacroNet(nn.Module):
-    """Stem conv3x3-BN; three stages of N cells at C, 2C, 4C joined by ResBlocks; BN-ReLU, pool, dropout, linear."""
+    """Stem, three stages of N cells at C, 2C, 4C joined by ResBlocks, head; with FixedCells a stand-alone net."""
 
     def __init__(self, C, N, in_channels, num_classes, dropout, make_cell):
         super().__init__()
@@ -102,23 +92,12 @@ class MacroNet(nn.Module):
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, num_classes))
 
-    def run(self, x, *cell_args):
+    def forward(self, x, *cell_args):
         """Logits; cells get ``cell_args`` after their input."""
         x = self.stem(x)
         for layer in self.layers:
             x = layer(x) if isinstance(layer, ResBlock) else layer(x, *cell_args)
         return self.classifier(self.head(x).mean((2, 3)))       # global average pooling
-
-
-class Standalone(MacroNet):
-    """One NB201 architecture trained on its own (the mini benchmark's networks)."""
-
-    def __init__(self, arch, C, N, in_channels, num_classes):
-        arch = coerce(arch)
-        super().__init__(C, N, in_channels, num_classes, 0.0, lambda c: FixedCell(c, arch))
-
-    def forward(self, x):
-        return self.run(x)
 
 
 class Supernet(MacroNet, base.Supernet):
@@ -155,7 +134,7 @@ class Supernet(MacroNet, base.Supernet):
         gates = (routing or self.route(arch))["cell"]
         mode = self.gate_forward if (self.training and gates.requires_grad) else "fixed"
         sel = gates.detach().argmax(1).tolist()                    # one device sync per step
-        return self.run(x, arch, live_edges(arch), gates, sel, mode, self.touched)
+        return super().forward(x, arch, live_edges(arch), gates, sel, mode, self.touched)
 
 
 NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
@@ -163,11 +142,11 @@ NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connec
                           "|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"}
 
 
-class NB201(NB201Archs, base.Space):
+class NB201(NB201Archs, CellSpace):
     """The NB201 space: architectures (NB201Archs) plus its slots, drawing and supernets."""
-    name, supernet_cls = "nb201", Supernet
+    name, supernet_cls, LONG, NOTABLE = "nb201", Supernet, LONG, NOTABLE
     enumerations = ("all", "valid")
-    modules = ("spaces.nb201", "spaces.nb201_arch")
+    modules = ("spaces.nb201", "spaces.nb201_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
 
     def enumerate(self, kind):
@@ -180,8 +159,7 @@ class NB201(NB201Archs, base.Space):
         """A valid representative of another class: one random edge gets another op (resampled until valid)."""
         arch, key = coerce(arch), iso_key(arch)
         for _ in range(1000):
-            e = int(torch.randint(len(EDGES), (1,), generator=generator))
-            op = int(torch.randint(len(OPS) - 1, (1,), generator=generator))
+            e, op = randint(len(EDGES), generator), randint(len(OPS) - 1, generator)
             new = arch[:e] + (op + (op >= arch[e]),) + arch[e + 1:]
             if is_valid(new) and iso_key(new) != key:
                 return self.canonical(new)
@@ -195,34 +173,20 @@ class NB201(NB201Archs, base.Space):
                              "op": [SHORT[OPS[o]] for o in arch], "live": live,
                              "param": [lv and o in CONVS for lv, o in zip(live, arch)]})
 
-    def choices(self, arch):
-        """One decision per edge: (its slot label i→j, any of the 5 ops, its op)."""
-        s = self.slots(arch)
-        return [(label, [SHORT[o] for o in OPS], op) for label, op in zip(s["label"], s["op"])]
-
     def edit(self, arch, i, op):
         """``arch`` with edge i set to ``op`` (a short name)."""
         arch = coerce(arch)
-        if op not in LONG:
-            raise ValueError(f"edge op {op!r} is not one of {', '.join(LONG)}")
-        return arch[:i] + (OPS.index(LONG[op]),) + arch[i + 1:]
+        return arch[:i] + (OPS.index(self.long_op(op)),) + arch[i + 1:]
 
     def draw(self, arch, table, ax=None, title=None):
         """The cell DAG with each edge coloured by its block (see nb201_draw)."""
         from .nb201_draw import draw_cell
         return draw_cell(table, title, ax)
 
-    def notable(self):
-        """Classic cells, as written (scoring and drawing take an architecture as given)."""
-        return {k: to_str(parse(v)) for k, v in NOTABLE.items()}
-
-    def supernet(self, cfg, in_channels, num_classes):
-        """Vanilla or CLOSE supernet for ``cfg``."""
-        return Supernet(cfg, in_channels, num_classes)
-
     def standalone(self, arch, recipe, in_channels, num_classes):
         """Stand-alone network of one architecture (recipe.C channels, recipe.N cells per stage)."""
-        return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes)
+        arch = coerce(arch)
+        return MacroNet(recipe.C, recipe.N, in_channels, num_classes, 0.0, lambda c: FixedCell(c, arch))
 
 
 SPACE = NB201()

@@ -1,11 +1,7 @@
-"""The NAS-Bench-201 cell space (Dong & Yang, ICLR 2020) as CLOSE §4.1 uses it.
-
-A cell is a DAG on 4 nodes (0 = input, 3 = output) with all 6 forward edges i->j, each
-carrying one of 5 ops; node j is the sum of its incoming edges. An architecture is a tuple
-of 6 op indices in EDGES order, the order of the official string
-``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``. This module parses and prints those strings,
-groups the 15,625 cells into the benchmark's 6,466 isomorphism classes, and samples the
-6,321 valid class representatives.
+"""The NAS-Bench-201 cell space (Dong & Yang, ICLR 2020) as CLOSE §4.1 uses it: a DAG on 4 nodes (0 input, 3 output)
+with all 6 edges i->j, each one of 5 ops. An architecture is a tuple of 6 op indices in EDGES order, the order of the
+official string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``; its 15,625 cells form 6,466 isomorphism classes, of which
+6,321 representatives are valid.
 """
 import functools
 import itertools
@@ -13,6 +9,8 @@ import operator
 from collections import defaultdict
 
 import torch
+
+from .common import one_line, randint
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from) in string order
@@ -32,16 +30,11 @@ def parse(s: str) -> Arch:
     ops = {}
     for j, group in enumerate(groups, start=1):
         for tok in filter(None, group.split("|")):
-            parts = tok.split("~")
-            if len(parts) != 2:
-                raise ValueError(f"{_BAD}token {tok!r} of node {j} is not 'op~input' (needs exactly one '~')")
-            op, src = parts
+            op, _, src = tok.partition("~")
             if op not in OPS:
                 raise ValueError(f"{_BAD}unknown op {op!r} in token {tok!r} (ops: {', '.join(OPS)})")
-            if src not in [str(i) for i in range(j)]:
-                raise ValueError(f"{_BAD}input {src!r} in token {tok!r} of node {j} (expected 0..{j - 1})")
-            if (j, int(src)) in ops:
-                raise ValueError(f"{_BAD}duplicate input {src} in token {tok!r} of node {j}")
+            if src not in [str(i) for i in range(j) if (j, i) not in ops]:
+                raise ValueError(f"{_BAD}token {tok!r} of node {j} must be 'op~i' with a new input i in 0..{j - 1}")
             ops[j, int(src)] = OPS.index(op)
         missing = [i for i in range(j) if (j, i) not in ops]
         if missing:
@@ -58,20 +51,14 @@ def coerce(x) -> Arch:
     except TypeError:
         arch = ()
     if len(arch) != len(EDGES) or not all(0 <= v < len(OPS) for v in arch):
-        raise ValueError(f"bad NB201 architecture: expected a string or 6 op indices in 0..4, got {_line(x)}")
+        raise ValueError(f"bad NB201 architecture: expected a string or 6 op indices in 0..4, got {one_line(x)}")
     return arch
-
-
-def _line(x) -> str:
-    """repr squeezed onto one line, for error messages."""
-    return " ".join(repr(x).split())
 
 
 def to_str(arch) -> str:
     """Op-index tuple -> official NB201 string."""
-    arch = coerce(arch)
     groups = [[] for _ in range(3)]
-    for (j, i), op in zip(EDGES, arch):
+    for (j, i), op in zip(EDGES, coerce(arch)):
         groups[j - 1].append(f"{OPS[op]}~{i}")
     return "+".join("|" + "|".join(g) + "|" for g in groups)
 
@@ -91,20 +78,19 @@ def from_matrix(m) -> Arch:
     except TypeError:
         rows = []
     if len(rows) != 4 or any(len(r) != 4 for r in rows):
-        raise ValueError(f"bad NB201 matrix: expected 4x4 nested sequence, got {_line(m)}")
+        raise ValueError(f"bad NB201 matrix: expected 4x4 nested sequence, got {one_line(m)}")
     if any(rows[j][i] != 0 for j in range(4) for i in range(j, 4)):
-        raise ValueError(f"bad NB201 matrix: nonzero entry on/above the diagonal in {_line(rows)}")
+        raise ValueError(f"bad NB201 matrix: nonzero entry on/above the diagonal in {one_line(rows)}")
     return coerce([rows[j][i] for j, i in EDGES])
 
 
 def live_edges(arch) -> tuple[bool, ...]:
     """Per edge: op is not none, input-reachable from node 0 and reaching node 3."""
     on = {e: op != NONE for e, op in zip(EDGES, coerce(arch))}
-    fwd = {0}  # nodes reachable from the input
+    fwd, bwd = {0}, {3}                         # nodes reachable from the input, nodes that reach the output
     for j in (1, 2, 3):
         if any(on[j, i] and i in fwd for i in range(j)):
             fwd.add(j)
-    bwd = {3}  # nodes that reach the output
     for i in (2, 1, 0):
         if any(on[j, i] and j in bwd for j in range(i + 1, 4)):
             bwd.add(i)
@@ -118,25 +104,14 @@ def is_valid(arch) -> bool:
 
 
 def iso_key(arch) -> str:
-    """Isomorphism class key: the NB201 API's Structure.to_unique_str(consider_zero=True).
-
-    Each node is the sorted '+'-join of its incoming terms: '#' for a zeroed path (a none
-    edge, or an edge out of a node whose string is exactly '#'), the predecessor's string for
-    skip, '(pred)@op' otherwise. Keeping '#' terms and only recognising a lone '#' as dead
-    are the benchmark's choices; they give its 6,466 classes (dropping zeros fully gives 6,363).
-    """
+    """Isomorphism class key: the NB201 API's Structure.to_unique_str(consider_zero=True) (6,466 classes)."""
     arch, nodes = coerce(arch), ["0"]
     for j in (1, 2, 3):
         terms = []
         for (to, i), op in zip(EDGES, arch):
-            if to != j:
-                continue
-            if op == NONE or nodes[i] == "#":
-                terms.append("#")
-            elif op == SKIP:
-                terms.append(nodes[i])
-            else:
-                terms.append(f"({nodes[i]})@{OPS[op]}")
+            if to == j:                     # '#' kept for a zeroed path: dropping them gives 6,363 classes
+                zero = op == NONE or nodes[i] == "#"
+                terms.append("#" if zero else nodes[i] if op == SKIP else f"({nodes[i]})@{OPS[op]}")
         nodes.append("+".join(sorted(terms)))
     return nodes[3]
 
@@ -151,9 +126,9 @@ class NB201Archs:
 
     @functools.cached_property
     def _classes(self) -> dict[str, list[Arch]]:
-        """iso_key -> sorted members (first member = representative)."""
+        """iso_key -> sorted members (first member = representative; ``all`` is lexicographic)."""
         classes = defaultdict(list)
-        for arch in self.all:  # lexicographic, so each list comes out sorted
+        for arch in self.all:
             classes[iso_key(arch)].append(arch)
         return dict(classes)
 
@@ -167,37 +142,28 @@ class NB201Archs:
         """The 6,321 representatives that pass is_valid, sorted."""
         return [a for a in self.representatives if is_valid(a)]
 
-    @property
-    def num_archs(self) -> int:
-        return len(self.all)
-
-    @property
-    def num_iso(self) -> int:
-        return len(self.representatives)
-
-    @property
-    def num_valid(self) -> int:
-        return len(self.valid)
+    num_archs = property(lambda self: len(self.all))
+    num_iso = property(lambda self: len(self.representatives))
+    num_valid = property(lambda self: len(self.valid))
 
     def members(self, arch) -> list[Arch]:
         """All cells isomorphic to arch (sorted, includes arch)."""
-        return list(self._classes[iso_key(coerce(arch))])
+        return list(self._classes[iso_key(arch)])
 
     def canonical(self, arch) -> Arch:
         """The representative of arch's isomorphism class."""
-        return self._classes[iso_key(coerce(arch))][0]
+        return self._classes[iso_key(arch)][0]
 
     def canonical_str(self, arch) -> str:
-        """Official string of the representative of arch's class."""
         return to_str(self.canonical(arch))
 
-    def sample(self, generator: torch.Generator) -> Arch:
+    def sample(self, generator) -> Arch:
         """One valid representative, uniform, reproducible from the generator's state."""
-        return self.valid[int(torch.randint(len(self.valid), (1,), generator=generator))]
+        return self.valid[randint(len(self.valid), generator)]
 
     def sample_list(self, n: int, seed: int) -> list[Arch]:
         """n distinct valid representatives, uniform without replacement, seeded."""
         if not 0 <= n <= self.num_valid:
             raise ValueError(f"sample_list: n={n} not in 0..{self.num_valid}")
-        g = torch.Generator().manual_seed(seed)
-        return [self.valid[i] for i in torch.randperm(self.num_valid, generator=g)[:n].tolist()]
+        order = torch.randperm(self.num_valid, generator=torch.Generator().manual_seed(seed))
+        return [self.valid[i] for i in order[:n].tolist()]

@@ -1,7 +1,5 @@
-"""Drawing of one NB201 cell with each edge coloured by its GLOW block (CLOSE Fig. 4 style; the space's ``draw``).
-
-Imported only when a drawing is asked for: the rest of the space needs no matplotlib.
-"""
+"""NB201 cell drawing, edges coloured by their GLOW block (CLOSE Fig. 4; the space's ``draw``), and the figure
+helpers the NB301 and NDS drawings share. Imported only when a drawing is asked for."""
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -14,21 +12,44 @@ LINE_IN = 0.17                                      # height of a 9 pt title lin
 EDGE_BEND = {(0, 1): 0.0, (1, 2): 0.0, (2, 3): 0.0, (0, 2): 0.9, (1, 3): -0.9, (0, 3): 1.8}
 
 
+def level_of(table):
+    """The number of active blocks of a ``routing.arch_table`` (its p0, p1, ... columns)."""
+    return sum(str(c).startswith("p") and str(c)[1:].isdigit() for c in table.columns)
+
+
+def canvas(ax, size):
+    """(new figure or None, axes): a Figure outside pyplot (no state shared with other draws) when ax is None."""
+    if ax is not None:
+        return None, ax
+    fig = Figure(figsize=size)
+    return fig, fig.subplots()
+
+
+def finish(fig, ax, left, bottom, top_pad):            # left, bottom: fractions; top_pad: inches above the title
+    """The drawing, its title at 9 pt; a new figure gets fixed margins (tight_layout costs a whole extra draw)."""
+    ax.title.set_fontsize(9)
+    if fig is None:
+        return ax.figure
+    h = fig.get_size_inches()[1]
+    fig.subplots_adjust(left, bottom, 0.98, 1 - (top_pad + LINE_IN * len(ax.get_title().splitlines())) / h)
+    return fig
+
+
+def bezier(p0, p2, bend):
+    """40 points of the quadratic Bezier curve p0 -> p2 whose control point sits mid-way at height ``bend``."""
+    c = np.array([(p0[0] + p2[0]) / 2, bend])
+    t = np.linspace(0, 1, 40)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * t * (1 - t) * c + t ** 2 * p2
+
+
 def draw_cell(table, title=None, ax=None):
-    """The cell DAG of one architecture (``routing.arch_table``), each edge coloured by its GLOW block and labelled
-    op / block / probability; none edges dashed grey, dead edges (not on an input-output path) faded."""
-    level = sum(str(c).startswith("p") and str(c)[1:].isdigit() for c in table.columns)
+    """The cell DAG of one ``routing.arch_table``, edges coloured by block; none edges dashed, dead ones faded."""
+    level = level_of(table)
     colours = block_colours(level)
-    fig = None
-    if ax is None:
-        fig = Figure(figsize=(6.4, 3.6))         # outside pyplot: no state shared with other draws
-        ax = fig.subplots()
+    fig, ax = canvas(ax, (6.4, 3.6))
     for row in table.itertuples():
         dst, src = EDGES[row.slot]
-        p0, p2 = np.array([NODE_X[src], 0.0]), np.array([NODE_X[dst], 0.0])
-        c = np.array([(p0[0] + p2[0]) / 2, EDGE_BEND[src, dst]])
-        t = np.linspace(0, 1, 40)[:, None]
-        curve = (1 - t) ** 2 * p0 + 2 * t * (1 - t) * c + t ** 2 * p2         # quadratic Bezier through c
+        curve = bezier(np.array([NODE_X[src], 0.0]), np.array([NODE_X[dst], 0.0]), EDGE_BEND[src, dst])
         none = row.op == "none"
         colour = "lightgrey" if none else colours[row.block]
         ax.plot(*curve.T, color=colour, lw=1.5 if none else 4, ls="--" if none else "-",
@@ -36,9 +57,8 @@ def draw_cell(table, title=None, ax=None):
         if not none:
             ax.annotate("", xy=curve[-4], xytext=curve[-8], zorder=2,
                         arrowprops=dict(arrowstyle="-|>", color=colour, lw=2, alpha=1 if row.live else 0.35))
-        mid = curve[20]
         label = "none" if none else f"{row.op}\nB{row.block} p={row.p:.2f}" + ("" if row.live else "\n(dead)")
-        ax.text(*mid, label, ha="center", va="center", fontsize=8, zorder=3,
+        ax.text(*curve[20], label, ha="center", va="center", fontsize=8, zorder=3,
                 bbox=dict(boxstyle="round,pad=0.2", fc="white", ec=colour, lw=1))
     ax.scatter(NODE_X, [0] * 4, s=500, c="white", edgecolors="black", zorder=4)
     for x, name in zip(NODE_X, ("in", "1", "2", "out")):
@@ -47,10 +67,5 @@ def draw_cell(table, title=None, ax=None):
     ax.legend(handles=handles, loc="lower center", ncol=min(level, 6), fontsize=8, frameon=False,
               bbox_to_anchor=(0.5, -0.12))
     ax.set(xlim=(-0.4, 3.4), ylim=(-0.75, 1.05), title=title or "")
-    ax.title.set_fontsize(9)
     ax.axis("off")
-    if fig is not None:                                 # fixed margins: tight_layout costs a whole extra draw
-        fig.subplots_adjust(0.02, 0.1, 0.98, 1 - (0.15 + LINE_IN * len(ax.get_title().splitlines())) / 3.6)
-    return fig if fig is not None else ax.figure
-
-
+    return finish(fig, ax, 0.02, 0.1, 0.15)

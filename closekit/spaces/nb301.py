@@ -1,16 +1,8 @@
-"""NAS-Bench-301 supernets (CLOSE §4.2, §3): the DARTS macro network with vanilla or CLOSENet cells, and the
-stand-alone DARTS network of one genotype (the mini benchmark's networks).
+"""NAS-Bench-301 supernets (CLOSE §4.2, §3) and the stand-alone DARTS network of one genotype.
 
-Macro (aw_nas SharedNet): stem conv3x3 (in -> 3C) + BN; 3N+2 cells (N = cells_per_stage; N=2 gives the reference's
-8 layers) with reduction cells at layers N and 2N+1 doubling the channels; each cell preprocesses its two inputs
-(ReLU-Conv1x1-BN, or FactorizedReduce after a reduction), runs nodes 2..5 and concatenates them (4C out); global
-pooling, dropout, linear head, no auxiliary head. Cell BN is non-affine in the supernets; pools carry a BN.
-
-Sharing: a cell holds a Bank of op-sets (all 7 primitives each). Vanilla: 14 blocks per cell, one per possible edge
-(from, to), routed by the fixed own-block router (in reduction cells the 8 edges out of the two input nodes have
-stride-2 op-sets). CLOSENet: K GLOW blocks; reduction cells hold K stride-1 and K stride-2 blocks and an edge out
-of an input node uses the stride-2 bank under the same gate index; the GATE (gates.CellGate) routes the 8 chosen
-connections of each cell type. Curriculum, WIT (both banks, one parent index), MLP growth and SRT as in NB201.
+DARTS macro (aw_nas SharedNet): 3C stem, 3N+2 cells with reductions at N and 2N+1, pooling, dropout, linear. Vanilla
+cells hold one op-set per edge (from, to); CLOSENet cells K GLOW blocks, reduction cells K stride-2 ones more for the
+edges out of their inputs (same gate index), routed by the two-cell GATE. Supernet cell BN is non-affine.
 """
 import pandas as pd
 import torch
@@ -20,14 +12,15 @@ from torch import nn
 from .. import sharing
 from ..gates import CellGate
 from . import base
+from .common import CellSpace
 from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
                          sample, to_str)
 
 SHORT = {"sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
          "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip"}
 LONG = {v: k for k, v in SHORT.items()}
+STEM_MULTIPLIER = 3                                             # stem channels = 3C (DARTS)
 EDGES = tuple((to, fr) for to in NODES for fr in range(to))     # the 14 possible edges, ConfigSpace edge-id order
-NUM_EDGES = len(EDGES)
 
 
 def conv(c_in, c_out, k, stride=1, pad=0, dil=1, groups=1):
@@ -39,20 +32,15 @@ class ReLUConvBN(nn.Sequential):
         super().__init__(nn.ReLU(), conv(c_in, c_out, k, stride, k // 2), nn.BatchNorm2d(c_out, affine=affine))
 
 
-class SepConv(nn.Sequential):
+def sep_conv(C, k, stride, affine):
     """DARTS sep_conv: (ReLU, depthwise kxk, pointwise, BN) twice; the first depthwise has the stride."""
-
-    def __init__(self, C, k, stride, affine):
-        super().__init__(nn.ReLU(), conv(C, C, k, stride, k // 2, groups=C), conv(C, C, 1),
-                         nn.BatchNorm2d(C, affine=affine),
-                         nn.ReLU(), conv(C, C, k, 1, k // 2, groups=C), conv(C, C, 1), nn.BatchNorm2d(C, affine=affine))
+    half = lambda s: [nn.ReLU(), conv(C, C, k, s, k // 2, groups=C), conv(C, C, 1), nn.BatchNorm2d(C, affine=affine)]
+    return nn.Sequential(*half(stride), *half(1))
 
 
-class DilConv(nn.Sequential):
+def dil_conv(C, k, stride, affine):
     """DARTS dil_conv: ReLU, depthwise kxk dilation 2, pointwise, BN."""
-
-    def __init__(self, C, k, stride, affine):
-        super().__init__(nn.ReLU(), conv(C, C, k, stride, k - 1, dil=2, groups=C), conv(C, C, 1),
+    return nn.Sequential(nn.ReLU(), conv(C, C, k, stride, k - 1, dil=2, groups=C), conv(C, C, 1),
                          nn.BatchNorm2d(C, affine=affine))
 
 
@@ -78,8 +66,7 @@ def make_op(name, C, stride, affine=False, pool_bn=True):
         pool = nn.MaxPool2d(3, stride, 1) if name == "max_pool_3x3" else nn.AvgPool2d(3, stride, 1,
                                                                                        count_include_pad=False)
         return nn.Sequential(pool, nn.BatchNorm2d(C, affine=affine)) if pool_bn else pool
-    k = int(name[-1])
-    return (SepConv if name.startswith("sep") else DilConv)(C, k, stride, affine)
+    return (sep_conv if name.startswith("sep") else dil_conv)(C, int(name[-1]), stride, affine)
 
 
 def opset(C, stride):
@@ -87,17 +74,11 @@ def opset(C, stride):
     return nn.ModuleDict({name: make_op(name, C, stride) for name in OPS})
 
 
-def drop_path(x, p, training):
-    """Drop the whole op output per sample with probability p (DARTS), rescaled."""
-    if not training or p <= 0:
-        return x
-    keep = torch.empty(x.shape[0], 1, 1, 1, device=x.device).bernoulli_(1 - p)
-    return x * keep / (1 - p)
-
-
-def edge_ids(cell):
-    """ConfigSpace edge id (0..13) of each of the 8 chosen connections: the vanilla block."""
-    return [OFFSET[node_of(i)] + src for i, (_, src) in enumerate(cell)]
+def run_nodes(nodes, cell, edge):
+    """Nodes 2..5 after the two inputs, node k the sum of ``edge(i, input)`` over its connections; their concat."""
+    for k in NODES:
+        nodes.append(sum(edge(i, nodes[cell[i][1]]) for i in (2 * k - 4, 2 * k - 3)))
+    return torch.cat(nodes[2:], 1)
 
 
 class Cell(nn.Module):
@@ -107,10 +88,10 @@ class Cell(nn.Module):
         super().__init__()
         self.pre0 = FactorizedReduce(c_pp, C) if reduction_prev else ReLUConvBN(c_pp, C, 1)
         self.pre1 = ReLUConvBN(c_p, C, 1)
-        self.reduction, self.bank2 = reduction, None
+        self.reduction, self.kind, self.bank2 = reduction, "reduce" if reduction else "normal", None
         if own:                                                                # one op-set per edge (to, from)
             strides = iter(2 if reduction and fr < 2 else 1 for _, fr in EDGES)
-            self.bank = sharing.Bank(lambda: opset(C, next(strides)), NUM_EDGES)
+            self.bank = sharing.Bank(lambda: opset(C, next(strides)), len(EDGES))
         else:
             self.bank = sharing.Bank(lambda: opset(C, 1), num_blocks, placeholders)
             if reduction:                                                      # edges out of the input nodes
@@ -119,16 +100,13 @@ class Cell(nn.Module):
     def banks(self):
         return [b for b in (self.bank, self.bank2) if b is not None]
 
-    def forward(self, s0, s1, cell, gates, sel, mode, touched):
-        nodes = [self.pre0(s0), self.pre1(s1)]
-        for k in NODES:
-            out = 0
-            for i in (2 * (k - 2), 2 * (k - 2) + 1):
-                op, src = cell[i]
-                bank = self.bank2 if self.bank2 is not None and src < 2 else self.bank
-                out = out + sharing.routed(bank, op, nodes[src], gates[i], sel[i], mode, touched)
-            nodes.append(out)
-        return torch.cat(nodes[2:], 1)
+    def forward(self, s0, s1, arch, routing, sel, mode, touched):
+        cell, gates, sel = arch[CELLS.index(self.kind)], routing[self.kind], sel[self.kind]
+
+        def edge(i, h):
+            bank = self.bank2 if self.bank2 is not None and cell[i][1] < 2 else self.bank
+            return sharing.routed(bank, cell[i][0], h, gates[i], sel[i], mode, touched)
+        return run_nodes([self.pre0(s0), self.pre1(s1)], cell, edge)
 
 
 class FixedCell(nn.Module):
@@ -143,24 +121,21 @@ class FixedCell(nn.Module):
                                  for op, src in cell)
 
     def forward(self, s0, s1):
-        nodes = [self.pre0(s0), self.pre1(s1)]
-        for k in NODES:
-            out = 0
-            for i in (2 * (k - 2), 2 * (k - 2) + 1):
-                h = self.ops[i](nodes[self.cell[i][1]])
-                if not isinstance(self.ops[i], nn.Identity):
-                    h = drop_path(h, self.drop_prob, self.training)
-                out = out + h
-            nodes.append(out)
-        return torch.cat(nodes[2:], 1)
+        def edge(i, h):
+            h = self.ops[i](h)
+            if isinstance(self.ops[i], nn.Identity) or not self.training or self.drop_prob <= 0:
+                return h
+            keep = torch.empty(h.shape[0], 1, 1, 1, device=h.device).bernoulli_(1 - self.drop_prob)   # DARTS
+            return h * keep / (1 - self.drop_prob)                            # drop-path: the whole op per sample
+        return run_nodes([self.pre0(s0), self.pre1(s1)], self.cell, edge)
 
 
 class MacroNet(nn.Module):
     """DARTS network: stem, 3N+2 cells (reductions at N and 2N+1), global pooling, dropout, linear."""
 
-    def __init__(self, C, N, in_channels, num_classes, dropout, make_cell, stem_multiplier=3):
+    def __init__(self, C, N, in_channels, num_classes, dropout, make_cell):
         super().__init__()
-        c = stem_multiplier * C
+        c = STEM_MULTIPLIER * C
         self.stem = nn.Sequential(conv(in_channels, c, 3, 1, 1), nn.BatchNorm2d(c))
         c_pp, c_p, c_cur, red_prev, layers = c, c, C, False, []
         for i in range(3 * N + 2):
@@ -171,17 +146,16 @@ class MacroNet(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_p, num_classes))
 
-    def run(self, x, cell_forward):
-        """Logits; ``cell_forward(cell, s0, s1)`` runs one cell."""
+    def run(self, x, *cell_args):
+        """Logits; cells get ``cell_args`` after their two inputs."""
         s0 = s1 = self.stem(x)
         for layer in self.layers:
-            s0, s1 = s1, cell_forward(layer, s0, s1)
+            s0, s1 = s1, layer(s0, s1, *cell_args)
         return self.classifier(s1.mean((2, 3)))
 
 
 class Standalone(MacroNet):
-    """One NB301 genotype trained on its own (affine BN; drop-path probability ``drop_path``; ``channels_last``:
-    NHWC weights and activations, several times faster for the depthwise convs and pools on CPU)."""
+    """One NB301 genotype trained on its own (affine BN, drop-path; channels_last: faster depthwise convs on CPU)."""
 
     def __init__(self, arch, C, N, in_channels, num_classes, drop_path=0.0, channels_last=False):
         arch = coerce(arch)
@@ -192,9 +166,7 @@ class Standalone(MacroNet):
             self.to(memory_format=torch.channels_last)
 
     def forward(self, x):
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.run(x, lambda cell, s0, s1: cell(s0, s1))
+        return self.run(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
 
 
 class Supernet(MacroNet, base.Supernet):
@@ -203,7 +175,7 @@ class Supernet(MacroNet, base.Supernet):
     num_ops, num_slots, coerce = len(OPS), len(CELLS) * 2 * len(NODES), staticmethod(coerce)
 
     def __init__(self, cfg, in_channels, num_classes):
-        plan = self.plan(cfg, own=NUM_EDGES)
+        plan = self.plan(cfg, own=len(EDGES))
         super().__init__(cfg.channels_init, cfg.cells_per_stage, in_channels, num_classes, cfg.dropout,
                          lambda *a: Cell(*a, *plan[1:], own=plan[0] == "own"))
         self.gate_forward = cfg.gate_forward or "others_no_grad"
@@ -214,15 +186,14 @@ class Supernet(MacroNet, base.Supernet):
         return list(self.layers)
 
     def own_blocks(self, arch):
-        """The vanilla block of each chosen connection: its (from, to) edge."""
-        return {c: edge_ids(cell) for c, cell in zip(CELLS, arch)}
+        """The vanilla block of each chosen connection: its (from, to) edge's ConfigSpace id."""
+        return {c: [OFFSET[node_of(i)] + src for i, (_, src) in enumerate(cell)] for c, cell in zip(CELLS, arch)}
 
     def slot_ops(self, arch):
         return {c: [OPS.index(o) for o, _ in cell] for c, cell in zip(CELLS, arch)}
 
     def gate_input(self, arch):
-        """The GATE's input for one (coerced) architecture: [2, 2, 8] long, source node and op id of each chosen
-        connection, per cell type."""
+        """The GATE's input: [2, 2, 8] long, source node and op id of each connection, per cell type."""
         return torch.tensor([[[s for _, s in c], [OPS.index(o) for o, _ in c]] for c in arch],
                             device=self.level.device)
 
@@ -232,16 +203,9 @@ class Supernet(MacroNet, base.Supernet):
     def forward(self, x, arch, routing=None):
         arch = coerce(arch)
         routing = routing or self.route(arch)
-        gates = {c: routing[c] for c in CELLS}
-        grad = any(g.requires_grad for g in gates.values())
-        mode = self.gate_forward if (self.training and grad) else "fixed"
-        sel = torch.cat([gates[c].detach().argmax(1) for c in CELLS]).tolist()   # one device sync per step
-        sel = {"normal": sel[:8], "reduce": sel[8:]}
-
-        def cell_forward(cell, s0, s1):
-            c = "reduce" if cell.reduction else "normal"
-            return cell(s0, s1, arch[CELLS.index(c)], gates[c], sel[c], mode, self.touched)
-        return self.run(x, cell_forward)
+        mode = self.gate_forward if self.training and any(routing[c].requires_grad for c in CELLS) else "fixed"
+        sel = torch.cat([routing[c].detach().argmax(1) for c in CELLS]).tolist()   # one device sync per step
+        return self.run(x, arch, routing, {"normal": sel[:8], "reduce": sel[8:]}, mode, self.touched)
 
 
 DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
@@ -255,17 +219,16 @@ NOTABLE = {"DARTS-V2": DARTS_V2,
                                                f"reduce=[{_SEP3}], reduce_concat=[2, 3, 4, 5])"}
 
 
-class NB301(base.Space):
-    """The NB301 (DARTS) space: genotypes (nb301_arch), slots, drawing, supernets, official ground truth."""
-    name, supernet_cls = "nb301", Supernet
-    modules = ("spaces.nb301", "spaces.nb301_arch")
+class NB301(CellSpace):
+    """The NB301 (DARTS) space: genotypes (nb301_arch), slots, drawing, supernets."""
+    name, supernet_cls, LONG, NOTABLE = "nb301", Supernet, LONG, NOTABLE
+    modules = ("spaces.nb301", "spaces.nb301_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
     canonical, sample, mutate = staticmethod(canonical), staticmethod(sample), staticmethod(mutate)
     num_cells = staticmethod(num_cells)
 
     def slots(self, arch):
-        """One row per chosen connection of each cell type: label n<k>.in<j> / r<k>.in<j>, op, param (conv, or the
-        FactorizedReduce of a skip out of a reduction cell's input)."""
+        """One row per connection of each cell type (n<k>.in<j>, r<k>.in<j>); param: a conv or a FactorizedReduce."""
         rows = []
         for c, cell in zip(CELLS, coerce(arch)):
             for i, (op, src) in enumerate(cell):
@@ -274,17 +237,10 @@ class NB301(base.Space):
                              "live": True, "param": op in CONVS or fr})
         return pd.DataFrame(rows)
 
-    def choices(self, arch):
-        """One decision per connection (slot row order): (its label, any of the 7 ops, its op); inputs stay."""
-        s = self.slots(arch)
-        return [(label, [SHORT[o] for o in OPS], op) for label, op in zip(s["label"], s["op"])]
-
     def edit(self, arch, i, op):
-        """``arch`` with slot row i (normal 0..7, reduce 8..15) set to ``op`` (a short name)."""
-        if op not in LONG:
-            raise ValueError(f"connection op {op!r} is not one of {', '.join(LONG)}")
+        """``arch`` with slot row i (normal 0..7, reduce 8..15) set to ``op`` (a short name); inputs stay."""
         cells = [list(c) for c in coerce(arch)]
-        cells[i // 8][i % 8] = (LONG[op], cells[i // 8][i % 8][1])
+        cells[i // 8][i % 8] = (self.long_op(op), cells[i // 8][i % 8][1])
         return coerce(cells)
 
     def draw(self, arch, table, ax=None, title=None):
@@ -292,15 +248,8 @@ class NB301(base.Space):
         from .nb301_draw import draw_cells
         return draw_cells(coerce(arch), table, title, ax)
 
-    def notable(self):
-        return {k: to_str(parse(v)) for k, v in NOTABLE.items()}
-
-    def supernet(self, cfg, in_channels, num_classes):
-        return Supernet(cfg, in_channels, num_classes)
-
     def standalone(self, arch, recipe, in_channels, num_classes):
-        """Stand-alone DARTS network: recipe.C channels, 3 * recipe.N + 2 cells, recipe.drop_path and
-        recipe.channels_last."""
+        """Stand-alone DARTS network: recipe.C channels, 3 * recipe.N + 2 cells, recipe.drop_path, .channels_last."""
         return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes, getattr(recipe, "drop_path", 0.0),
                           getattr(recipe, "channels_last", False))
 

@@ -1,31 +1,15 @@
 """The NAS-Bench-301 / DARTS cell space (Siems et al. 2020; Liu et al. 2019) as CLOSE §4.2 uses it.
 
-A genotype is a normal and a reduce cell. Each cell has 2 input nodes (0, 1: the outputs of the previous two cells)
-and 4 intermediate nodes 2..5; node k takes two distinct inputs from nodes 0..k-1, applies one of the 7 DARTS ops
-(no ``none``) to each and sums them; the cell output is the concat of nodes 2..5. An ``Arch`` is
-``(normal, reduce)``, each a tuple of 8 ``(op, from)`` pairs in node order (pairs 2(k-2), 2(k-2)+1 feed node k),
-exactly the DARTS genotype lists. Per cell there are 1*3*6*10 input-pair choices x 7^8 op choices.
-
-Three formats are read and written:
-  * DARTS ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=...)``
-    (``to_str``, the kit's string);
-  * aw_nas ``normal_0=[('sep_conv_3x3', 0, 2), ...], reduce_1=[...], normal_0_concat=[2, 3, 4, 5], ...``
-    (the reference's ``nb301_archs.yaml`` entries; ``to_awnas``);
-  * the NB301 ConfigSpace dict (``NetworkSelectorDatasetInfo:darts:edge_{cell}_{e}`` = op with
-    e = offset(k) + from, offsets 0, 2, 5, 9, and ``...:inputs_node_{cell}_{k}`` = "a_b" for k = 3..5; the
-    surrogate's input, ``to_config``).
-
-Canonical form: the two inputs of a node are summed, so their order is not part of the architecture; the canonical
-genotype lists them by ascending input node (the order of the ConfigSpace "a_b" keys). Nothing else is identified:
-relabelling intermediate nodes only permutes the channels of the cell's concat output (an equivalent network up to
-the next cell's 1x1 weights), but the NB301 surrogate and training data treat such relabellings as different
-configurations and give them different accuracies, so merging them would merge distinct ground-truth keys.
+An ``Arch`` is ``(normal, reduce)``, each the DARTS genotype list of 8 ``(op, from)`` pairs (pairs 2(k-2), 2(k-2)+1
+feed node k = 2..5 from two distinct earlier nodes; 0, 1 are the cell's inputs). Formats: DARTS ``Genotype(...)``
+(``to_str``), aw_nas ``normal_0=[(op, from, to), ...]`` (``to_awnas``), the NB301 ConfigSpace dict (``to_config``).
+Canonical: a node's inputs sorted; relabelled nodes stay distinct (the NB301 data gives them other accuracies).
 """
 import ast
-import json
-import operator
+import math
+import numbers
 
-import torch
+from .common import one_line, randint, read_dict
 
 OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "max_pool_3x3", "avg_pool_3x3",
        "skip_connect")                                  # aw_nas NB301SearchSpace.shared_primitives order
@@ -43,8 +27,9 @@ def node_of(i):
     return 2 + i // 2
 
 
-def _line(x):
-    return " ".join(repr(x).split())[:200]
+def pair(k):
+    """The two connections feeding node k."""
+    return slice(2 * k - 4, 2 * k - 2)
 
 
 def check_cell(cell, name="cell"):
@@ -52,29 +37,22 @@ def check_cell(cell, name="cell"):
     try:
         pairs = [tuple(p) for p in cell]
     except TypeError:
-        raise ValueError(f"{_BAD}{name} must be a list of 8 (op, from) pairs, got {_line(cell)}") from None
+        raise ValueError(f"{_BAD}{name} must be a list of 8 (op, from) pairs, got {one_line(cell)}") from None
     if len(pairs) != 8:
         raise ValueError(f"{_BAD}{name} has {len(pairs)} (op, from) pairs, expected 8 (2 per node 2..5)")
-    out = []
     for i, p in enumerate(pairs):
         k = node_of(i)
         if len(p) != 2:
-            raise ValueError(f"{_BAD}{name} entry {_line(p)} of node {k} is not an (op, from) pair")
-        op, src = p
-        if op not in OPS:
-            raise ValueError(f"{_BAD}unknown op {op!r} in {name} node {k} (ops: {', '.join(OPS)})")
-        try:
-            src = operator.index(src)
-        except TypeError:
-            raise ValueError(f"{_BAD}input {src!r} of {name} node {k} is not an int") from None
-        if not 0 <= src < k:
-            raise ValueError(f"{_BAD}input {src} of {name} node {k} must be an earlier node 0..{k - 1}")
-        out.append((op, src))
+            raise ValueError(f"{_BAD}{name} entry {one_line(p)} of node {k} is not an (op, from) pair")
+        if p[0] not in OPS:
+            raise ValueError(f"{_BAD}unknown op {p[0]!r} in {name} node {k} (ops: {', '.join(OPS)})")
+        if not isinstance(p[1], numbers.Integral) or not 0 <= p[1] < k:
+            raise ValueError(f"{_BAD}input {p[1]!r} of {name} node {k} must be an earlier node 0..{k - 1}")
     for k in NODES:
-        a, b = out[2 * (k - 2)][1], out[2 * (k - 2) + 1][1]
+        a, b = (src for _, src in pairs[pair(k)])
         if a == b:
             raise ValueError(f"{_BAD}{name} node {k} takes input {a} twice (its two inputs must differ)")
-    return tuple(out)
+    return tuple((op, int(src)) for op, src in pairs)
 
 
 def coerce(x):
@@ -89,7 +67,7 @@ def coerce(x):
         normal, reduce = x
     except (TypeError, ValueError):
         raise ValueError(f"{_BAD}expected a genotype string, a ConfigSpace dict or (normal, reduce), got "
-                         f"{_line(x)}") from None
+                         f"{one_line(x)}") from None
     return check_cell(normal, "normal"), check_cell(reduce, "reduce")
 
 
@@ -109,15 +87,7 @@ def parse(s):
         raise ValueError(f"{_BAD}expected a str, got {type(s).__name__}")
     text = s.strip()
     if text.startswith("{"):
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                d = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise ValueError(f"{_BAD}ConfigSpace dict text {text[:60]!r} is neither JSON nor a Python dict") \
-                    from None
-        return from_config(d)
+        return from_config(read_dict(text, f"{_BAD}ConfigSpace "))
     head, paren, _ = text.partition("(")
     call = text if paren and head.isidentifier() and text.endswith(")") else f"f({text})"
     try:
@@ -125,45 +95,39 @@ def parse(s):
     except SyntaxError as e:
         bad = call[max((e.offset or 1) - 1, 0):][:30]
         raise ValueError(f"{_BAD}cannot read {s[:60]!r}: syntax error near {bad!r}") from None
-    if not isinstance(tree, ast.Call) or tree.args or not tree.keywords:
-        raise ValueError(f"{_BAD}expected 'Genotype(normal=[...], ...)' or 'normal_0=[...], reduce_1=[...]', got "
-                         f"{s[:60]!r}")
-    kw = {}
-    for k in tree.keywords:
-        if k.arg is None:
-            raise ValueError(f"{_BAD}'**' is not allowed in {s[:60]!r}")
-        kw[k.arg] = _value(k.value, call)
+    if not isinstance(tree, ast.Call) or tree.args or not tree.keywords or any(k.arg is None for k in tree.keywords):
+        raise ValueError(f"{_BAD}expected 'Genotype(normal=[...], ...)' or 'normal_0=[...], reduce_1=[...]' (no "
+                         f"'**'), got {s[:60]!r}")
+    kw = {k.arg: _value(k.value, call) for k in tree.keywords}
     awnas = any(k.startswith(("normal_0", "reduce_1")) for k in kw)
     cells = ("normal_0", "reduce_1") if awnas else ("normal", "reduce")
-    known = {*cells, *(f"{c}_concat" for c in cells)}
-    extra = sorted(set(kw) - known)
+    concats = [f"{c}_concat" for c in cells]
+    known = {*cells, *concats}
+    extra, missing = sorted(set(kw) - known), [c for c in cells if c not in kw]
     if extra:
         raise ValueError(f"{_BAD}unknown key {extra[0]!r} (a {'aw_nas' if awnas else 'DARTS'} genotype has "
                          f"{', '.join(sorted(known))})")
-    missing = [c for c in cells if c not in kw]
     if missing:
         raise ValueError(f"{_BAD}genotype lacks {missing[0]!r}")
-    cells = tuple(_from_triples(kw[c], c) for c in cells) if awnas else (kw["normal"], kw["reduce"])
-    for key in known:
-        if key.endswith("concat") and key in kw and list(kw[key]) != CONCAT:
+    for key in concats:
+        if key in kw and list(kw[key]) != CONCAT:
             raise ValueError(f"{_BAD}{key}={list(kw[key])} must be {CONCAT} (NB301 concatenates nodes 2..5)")
-    return coerce(cells)
+    return coerce([_from_triples(kw[c], c) for c in cells] if awnas else [kw[c] for c in cells])
 
 
 def _from_triples(conns, name):
     """aw_nas (op, from, to) triples -> DARTS (op, from) pairs in node order (the order within a node kept)."""
     try:
         triples = [tuple(t) for t in conns]
-    except TypeError:
+        by_node = {k: [(op, src) for op, src, to in triples if to == k] for k in NODES}
+    except (TypeError, ValueError):
         raise ValueError(f"{_BAD}{name} must be a list of (op, from, to) triples") from None
-    bad = next((t for t in triples if len(t) != 3 or t[2] not in NODES), None)
-    if bad is not None:
-        raise ValueError(f"{_BAD}{name} entry {_line(bad)} is not (op, from, to) with to in 2..5")
     for k in NODES:
-        n = sum(t[2] == k for t in triples)
-        if n != 2:
-            raise ValueError(f"{_BAD}{name} node {k} has {n} incoming connections, expected 2")
-    return [(op, src) for k in NODES for op, src, to in triples if to == k]
+        if len(by_node[k]) != 2:
+            raise ValueError(f"{_BAD}{name} node {k} has {len(by_node[k])} incoming connections, expected 2")
+    if len(triples) != 8:
+        raise ValueError(f"{_BAD}{name} has a connection to a node outside 2..5")
+    return [p for k in NODES for p in by_node[k]]
 
 
 def from_config(d):
@@ -181,26 +145,21 @@ def from_config(d):
                 edges[int(e)] = v
         pairs = []
         for k in NODES:
-            if k == 2:
-                srcs = (0, 1)
-            else:
-                key = f"{CS}inputs_node_{c}_{k}"
+            key, srcs = f"{CS}inputs_node_{c}_{k}", (0, 1)
+            if k > 2:
                 if key not in d:
                     raise ValueError(f"{_BAD}ConfigSpace dict lacks {key!r}")
-                parts = str(d[key]).split("_")
-                if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[0]) >= int(parts[1]) \
-                        or int(parts[1]) >= k:
+                srcs = str(d[key]).split("_")
+                if len(srcs) != 2 or not all(p.isdigit() for p in srcs) or not int(srcs[0]) < int(srcs[1]) < k:
                     raise ValueError(f"{_BAD}{key}={d[key]!r} must be 'a_b' with a < b < {k}")
-                srcs = tuple(int(p) for p in parts)
-            for src in srcs:
-                e = OFFSET[k] + src
-                if e not in edges:
-                    raise ValueError(f"{_BAD}ConfigSpace dict lacks {CS}edge_{c}_{e} (node {k} input {src})")
-                pairs.append((edges.pop(e), src))
+            for src in map(int, srcs):
+                if OFFSET[k] + src not in edges:
+                    raise ValueError(f"{_BAD}ConfigSpace dict lacks {CS}edge_{c}_{OFFSET[k] + src} (node {k} input "
+                                     f"{src})")
+                pairs.append((edges.pop(OFFSET[k] + src), src))
         if edges:
-            e = min(edges)
-            raise ValueError(f"{_BAD}ConfigSpace key {CS}edge_{c}_{e} is set but its node's inputs_node key does "
-                             "not select it")
+            raise ValueError(f"{_BAD}ConfigSpace key {CS}edge_{c}_{min(edges)} is set but its node's inputs_node key "
+                             "does not select it")
         cells.append(pairs)
     return coerce(cells)
 
@@ -213,8 +172,7 @@ def _cell_str(cell, to=False):
 def to_str(arch):
     """Arch -> DARTS Genotype string (what str() of a DARTS Genotype namedtuple prints)."""
     n, r = coerce(arch)
-    return (f"Genotype(normal={_cell_str(n)}, normal_concat={CONCAT}, reduce={_cell_str(r)}, "
-            f"reduce_concat={CONCAT})")
+    return f"Genotype(normal={_cell_str(n)}, normal_concat={CONCAT}, reduce={_cell_str(r)}, reduce_concat={CONCAT})"
 
 
 def to_awnas(arch):
@@ -231,58 +189,45 @@ def to_config(arch):
         for i, (op, src) in enumerate(cell):
             out[f"{CS}edge_{c}_{OFFSET[node_of(i)] + src}"] = op
         for k in NODES[1:]:
-            a, b = sorted(src for _, src in cell[2 * (k - 2):2 * (k - 2) + 2])
-            out[f"{CS}inputs_node_{c}_{k}"] = f"{a}_{b}"
+            out[f"{CS}inputs_node_{c}_{k}"] = "_".join(map(str, sorted(src for _, src in cell[pair(k)])))
     return out
 
 
 def canonical(arch):
     """Each node's two (op, from) pairs sorted by input node (see the module docstring)."""
-    return tuple(tuple(p for k in NODES for p in sorted(cell[2 * (k - 2):2 * (k - 2) + 2], key=lambda p: p[1]))
-                 for cell in coerce(arch))
+    return tuple(tuple(p for k in NODES for p in sorted(cell[pair(k)], key=lambda p: p[1])) for cell in coerce(arch))
 
 
 def num_cells():
     """Canonical cells per cell type: prod over nodes of C(k, 2) input pairs x 7^2 ops."""
-    n = 1
-    for k in NODES:
-        n *= k * (k - 1) // 2 * len(OPS) ** 2
-    return n
-
-
-def _randint(n, gen):
-    return int(torch.randint(n, (1,), generator=gen))
+    return math.prod(math.comb(k, 2) * len(OPS) ** 2 for k in NODES)
 
 
 def sample(gen):
-    """One genotype as the reference samples (NB301Rollout.random_sample_arch): per node two distinct inputs drawn
-    without replacement (in draw order) and two ops, uniform; uniform over canonical genotypes."""
+    """One genotype as NB301Rollout.random_sample_arch: per node two distinct inputs and two ops, uniform."""
     cells = []
     for _ in CELLS:
         cell = []
         for k in NODES:
-            a = _randint(k, gen)
-            b = _randint(k - 1, gen)
+            a, b = randint(k, gen), randint(k - 1, gen)
             b += b >= a
-            cell += [(OPS[_randint(len(OPS), gen)], a), (OPS[_randint(len(OPS), gen)], b)]
+            cell += [(OPS[randint(len(OPS), gen)], a), (OPS[randint(len(OPS), gen)], b)]
         cells.append(tuple(cell))
     return tuple(cells)
 
 
 def mutate(arch, gen):
-    """One decision changed (canonical result): a cell, then an op of one connection or, with probability 1/2, the
-    input of a connection of nodes 3..5 (to a node neither of its node's inputs)."""
+    """One decision changed (canonical result): an op, or with probability 1/2 an input of a node 3..5."""
     cells = [list(c) for c in canonical(arch)]
-    c = _randint(2, gen)
-    if _randint(2, gen):
-        i = 2 + _randint(6, gen)
-        k, (op, src) = node_of(i), cells[c][i]
-        other = cells[c][i ^ 1][1]
-        free = [n for n in range(k) if n not in (src, other)]
-        cells[c][i] = (op, free[_randint(len(free), gen)])
-    else:
-        i = _randint(8, gen)
+    c = randint(2, gen)
+    if randint(2, gen):
+        i = 2 + randint(6, gen)
         op, src = cells[c][i]
-        new = _randint(len(OPS) - 1, gen)
+        free = [n for n in range(node_of(i)) if n not in (src, cells[c][i ^ 1][1])]
+        cells[c][i] = (op, free[randint(len(free), gen)])
+    else:
+        i = randint(8, gen)
+        op, src = cells[c][i]
+        new = randint(len(OPS) - 1, gen)
         cells[c][i] = (OPS[new + (new >= OPS.index(op))], src)
     return canonical(cells)

@@ -1,14 +1,11 @@
-"""Drawing of an NB301 genotype: the normal and the reduce cell, each connection coloured by its GLOW block
-(CLOSE Fig. 4 style; the space's ``draw``). Imported only when a drawing is asked for.
-"""
+"""NB301 genotype drawing: both cells, connections coloured by their GLOW block (CLOSE Fig. 4; the space's ``draw``)."""
 import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
 
 from ..plots import block_colours
-from .nb201_draw import LINE_IN
+from .nb201_draw import bezier, canvas, finish, level_of
 from .nb301_arch import CELLS, node_of
 
 NODE_XY = {0: (0.0, 0.6), 1: (0.0, -0.6), 2: (1.2, 0.0), 3: (2.4, 0.0), 4: (3.6, 0.0), 5: (4.8, 0.0)}
@@ -25,10 +22,7 @@ def draw_cell(ax, cell, rows, colours, y0, name):
     """One cell at height y0: rows are its slot-table rows (block, p, op)."""
     for i, ((_, src), row) in enumerate(zip(cell, rows.itertuples())):
         dst = node_of(i)
-        p0, p2 = np.array(NODE_XY[src]) + [0, y0], np.array(NODE_XY[dst]) + [0, y0]
-        c = np.array([(p0[0] + p2[0]) / 2, y0 + _bend(src, dst)])
-        t = np.linspace(0, 1, 40)[:, None]
-        curve = (1 - t) ** 2 * p0 + 2 * t * (1 - t) * c + t ** 2 * p2
+        curve = bezier(np.array(NODE_XY[src]) + [0, y0], np.array(NODE_XY[dst]) + [0, y0], y0 + _bend(src, dst))
         colour = colours[int(row.block)]
         ax.plot(*curve.T, color=colour, lw=3, zorder=1)
         ax.annotate("", xy=curve[-3], xytext=curve[-7], zorder=2, arrowprops=dict(arrowstyle="-|>", color=colour))
@@ -42,20 +36,13 @@ def draw_cell(ax, cell, rows, colours, y0, name):
 
 def draw_cells(arch, table, title=None, ax=None):
     """Both cells of ``arch`` (normal above, reduce below) from its ``routing.arch_table`` rows."""
-    level = sum(str(c).startswith("p") and str(c)[1:].isdigit() for c in table.columns)
-    colours = block_colours(max(level, int(table["block"].max()) + 1))
-    fig = None
-    if ax is None:
-        fig = Figure(figsize=(7.5, 5.2))         # outside pyplot: no state shared with other draws
-        ax = fig.subplots()
+    colours = block_colours(max(level_of(table), int(table["block"].max()) + 1))
+    fig, ax = canvas(ax, (7.5, 5.2))
     for k, (name, cell) in enumerate(zip(CELLS, arch)):
         draw_cell(ax, cell, table[table["cell"] == name], colours, 1.6 - 3.2 * k, name)
     handles = [plt.Line2D([], [], color=colours[k], lw=3, label=f"block {k}") for k in range(len(colours))][:14]
     ax.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=7, frameon=False,
               bbox_to_anchor=(0.5, -0.1))
     ax.set(xlim=(-0.9, 5.3), ylim=(-3.0, 3.0), title=textwrap.fill(title or "", 100))
-    ax.title.set_fontsize(9)
     ax.axis("off")
-    if fig is not None:                                 # fixed margins: tight_layout costs a whole extra draw
-        fig.subplots_adjust(0.02, 0.08, 0.98, 1 - (0.15 + LINE_IN * len(ax.get_title().splitlines())) / 5.2)
-    return fig if fig is not None else ax.figure
+    return finish(fig, ax, 0.02, 0.08, 0.15)

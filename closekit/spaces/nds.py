@@ -1,22 +1,36 @@
-"""NDS ResNet / ResNeXt-A supernets (CLOSE §4.3, aw_nas ``germ_close``): stages, an unshared first block, a bank.
+"""NDS ResNet / ResNeXt-A supernets (CLOSE §4.3, aw_nas ``germ_close``) and stand-alone nets.
 
-Skeleton (pycls AnyNet on CIFAR, as the reference): conv3x3 stem of 16 channels + BN + ReLU, 3 stages with strides
-1/2/2, GAP + a 1x1-conv FC (``head_norm: mean`` centres the pooled features first: not in the reference, a switch
-for studying the mini supernets' slow one-shot learning, see bench/nds_supernet_fit.py). Supernet BN is non-affine;
-the stem's is affine. Every conv holds the maximum-width weights and an architecture uses its ordinal slice (layers
-and blocks: ``nds_ops``). A stage runs its first block (w_in -> w, stride, projection shortcut), then d - 1 blocks at
-positions p = 0..d-2, each position routed to one block of the stage's Bank:
-  vanilla: one own block per position (the own router), P = max depth - 1 (23 ResNet, 15 ResNeXt-A);
-  CLOSE:   K shared blocks (17 / 13) routed by ``sharing.TableRouter``, the same table for the 3 stages; each
-           curriculum level splits one group of positions, WIT from the split block. One block per position in
-           training and evaluation: CLOSE costs what vanilla costs.
-Widths scale by ``channels_init / 16`` (the stem width; 16 = the reference) for mini runs; choices are kept.
+pycls AnyNet on CIFAR: 16-channel stem, 3 stages (strides 1/2/2), GAP, a 1x1-conv FC (``head_norm: mean`` centres the
+pooled features: not in the reference). Convs hold maximum-width weights, sliced per architecture (``nds_ops``). A
+stage runs an unshared first block, then its positions 0..d-2 each routed to a block of the stage's Bank (vanilla: one
+per position; CLOSE: K, by the split table). Widths scale by ``channels_init / 16`` for mini runs.
 """
+import pandas as pd
 from torch import nn
 
 from .. import sharing
 from . import base
-from .nds_ops import BLOCKS, MeanBN, SlicedConv, Stem, bottleneck_width, init_weights, scaled
+from .nds_arch import RESNET, RESNEXTA, STEM_W, STRIDES, Configs
+from .nds_ops import BLOCKS, MeanBN, SlicedConv, bottleneck_width, init_weights, scaled, stem
+
+MAX_W = 256                                              # the widest choice: the supernet's weights
+
+
+def stages(design, arch, scale):
+    """(depth, stride, w, w_b, groups) of each stage of ``arch`` at ``scale``."""
+    for s, stride in enumerate(STRIDES):
+        d, w, b, g = design.stage(arch, s)
+        w = scaled(w, scale)
+        yield d, stride, w, bottleneck_width(w, b, g), g
+
+
+def blocks(design, arch, scale):
+    """(stage, w_in, w, stride, w_b, groups) of every block of ``arch``'s stand-alone net at ``scale``, in order."""
+    w_in = scaled(STEM_W, scale)
+    for s, (d, stride, w, wb, g) in enumerate(stages(design, arch, scale)):
+        for i in range(d):
+            yield s, w_in, w, stride if i == 0 else 1, wb, g
+            w_in = w
 
 
 class Standalone(nn.Module):
@@ -24,35 +38,25 @@ class Standalone(nn.Module):
 
     def __init__(self, design, arch, in_channels, num_classes, scale=1.0):
         super().__init__()
-        self.stem, w_in, stages = Stem(in_channels, scaled(16, scale)), scaled(16, scale), []
-        self.widths = []
-        for s, stride in enumerate((1, 2, 2)):
-            d, w, b, g = design.stage(arch, s)
-            w = scaled(w, scale)
-            wb = bottleneck_width(w, b, g)
-            blocks = []
-            for i in range(d):
-                st = stride if i == 0 else 1
-                blocks.append(BLOCKS[design.block](w_in, w, st, proj=w_in != w or st != 1, affine=True, wb=wb,
-                                                   groups=g))
-                w_in = w
-            stages.append(nn.ModuleList(blocks))
-            self.widths.append((w, wb, g))
-        self.stages = nn.ModuleList(stages)
-        self.fc = nn.Linear(w_in, num_classes)
+        self.stem, stages, self.widths = stem(in_channels, scaled(STEM_W, scale)), [[], [], []], [None] * 3
+        for s, w_in, w, stride, wb, g in blocks(design, arch, scale):
+            stages[s].append(BLOCKS[design.block](w_in, w, stride, proj=w_in != w or stride != 1, affine=True,
+                                                  wb=wb, groups=g))
+            self.widths[s] = (w, wb, g)
+        self.stages = nn.ModuleList(map(nn.ModuleList, stages))
+        self.fc = nn.Linear(w, num_classes)
         self.apply(init_weights)
 
     def forward(self, x):
         x = self.stem(x)
-        for blocks, (w, wb, g) in zip(self.stages, self.widths):
-            for blk in blocks:
-                x = blk(x, w, wb, g)
+        for stage, (w, wb, g) in zip(self.stages, self.widths):
+            for block in stage:
+                x = block(x, w, wb, g)
         return self.fc(x.mean((2, 3)))
 
 
 def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
-    """(params, flops) of the stand-alone net, counted as pycls does: conv k*k*c_in/g*c_out (+ h*w for flops),
-    BN 2c params, FC c*classes + classes; flops are multiply-adds."""
+    """(params, flops) of the stand-alone net as pycls counts them (flops: multiply-adds; BN: 2c params)."""
     params = flops = 0
     h = image_size
 
@@ -62,39 +66,32 @@ def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale
         params += k * k * c_in // g * c_out + 2 * c_out          # + its BN
         flops += k * k * c_in // g * c_out * h * h
 
-    w_in = scaled(16, scale)
-    conv(in_channels, w_in, 3)
-    for s, stride in enumerate((1, 2, 2)):
-        d, w, b, g = design.stage(arch, s)
-        w = scaled(w, scale)
-        wb = bottleneck_width(w, b, g)
-        for i in range(d):
-            st, h0 = (stride if i == 0 else 1), h
-            if w_in != w or st != 1:                           # projection shortcut
-                conv(w_in, w, 1, st)
-                h = h0
-            if design.block == "res_basic_block":
-                conv(w_in, w, 3, st), conv(w, w, 3)
-            else:
-                conv(w_in, wb, 1), conv(wb, wb, 3, st, g), conv(wb, w, 1)
-            w_in = w
-    return params + w_in * num_classes + num_classes, flops + w_in * num_classes + num_classes
+    conv(in_channels, scaled(STEM_W, scale), 3)
+    for _, w_in, w, stride, wb, g in blocks(design, arch, scale):
+        if w_in != w or stride != 1:                           # projection shortcut (h: the block's output)
+            h0 = h
+            conv(w_in, w, 1, stride)
+            h = h0
+        if design.block == "res_basic_block":
+            conv(w_in, w, 3, stride), conv(w, w, 3)
+        else:
+            conv(w_in, wb, 1), conv(wb, wb, 3, stride, g), conv(wb, w, 1)
+    return params + w * num_classes + num_classes, flops + w * num_classes + num_classes
 
 
 class Supernet(nn.Module, base.Supernet):
-    """NDS supernet: per stage an unshared first block and a Bank (vanilla: one block per position; CLOSE: K
-    blocks routed by the split table)."""
-    cell_types, close_router, keys = tuple(f"stage{s}" for s in (1, 2, 3)), "table", ("head_norm",)
+    """NDS supernet: per stage an unshared first block and a Bank of blocks for the positions after it."""
+    cell_types, close_router, keys = ("stage1", "stage2", "stage3"), "table", ("head_norm",)
+    coerce = property(lambda self: self.design.coerce)
 
     def __init__(self, design, cfg, in_channels, num_classes):
         super().__init__()
-        self.design, self.scale = design, cfg.channels_init / 16
+        self.design, self.scale = design, cfg.channels_init / STEM_W
         plan = self.plan(cfg, own=self.positions)
-        W = scaled(256, self.scale)                                  # max width (and max bottleneck width)
-        block = BLOCKS[design.block]
-        self.stem, w_in = Stem(in_channels, scaled(16, self.scale)), scaled(16, self.scale)
+        W, block = scaled(MAX_W, self.scale), BLOCKS[design.block]          # max width (and max bottleneck width)
+        self.stem, w_in = stem(in_channels, scaled(STEM_W, self.scale)), scaled(STEM_W, self.scale)
         self.first, self.banks = nn.ModuleList(), nn.ModuleList()
-        for stride in (1, 2, 2):
+        for stride in STRIDES:
             self.first.append(block(w_in, W, stride, proj=True, wb=W))
             self.banks.append(sharing.Bank(lambda: nn.ModuleDict({"block": block(W, W, 1, proj=False, wb=W)}),
                                            *plan[1:]))
@@ -109,29 +106,16 @@ class Supernet(nn.Module, base.Supernet):
         """Routed block positions per stage: the maximum depth less the unshared first block."""
         return self.design.max_depth - 1
 
-    def coerce(self, arch):
-        return self.design.coerce(arch)
-
     def own_blocks(self, arch):
         return {c: range(self.positions) for c in self.cell_types}
-
-    def widths(self, arch):
-        """[(depth, w, w_b, groups)] of the 3 stages at this net's scale."""
-        out = []
-        for s in range(3):
-            d, w, b, g = self.design.stage(arch, s)
-            w = scaled(w, self.scale)
-            out.append((d, w, bottleneck_width(w, b, g), g))
-        return out
 
     def forward(self, x, arch, routing=None):
         arch = self.design.coerce(arch)
         routing = routing or self.route(arch)
         x = self.stem(x)
-        for s, (d, w, wb, g) in enumerate(self.widths(arch)):
+        for s, (d, _, w, wb, g) in enumerate(stages(self.design, arch, self.scale)):
             x = self.first[s](x, w, wb, g)
-            sel = routing[self.cell_types[s]][:d - 1].argmax(1).tolist()
-            for k in sel:
+            for k in routing[self.cell_types[s]][:d - 1].argmax(1).tolist():
                 x = self.banks[s].blocks[k]["block"](x, w, wb, g)
         x = x.mean((2, 3), keepdim=True)                                # [N, w3, 1, 1]
         if self.head_norm is not None:
@@ -142,60 +126,38 @@ class Supernet(nn.Module, base.Supernet):
 class NDSSpace(base.Space):
     """An NDS design space (``nds_arch.Design``) with slots, drawing and supernets."""
     enumerations, supernet_cls = ("all",), Supernet
-    modules = ("spaces.nds", "spaces.nds_arch", "spaces.nds_ops", "spaces.nds_resnet", "spaces.nds_resnexta")
+    modules = ("spaces.nds", "spaces.nds_arch", "spaces.nds_ops", "spaces.common")
+    parse = property(lambda self: self.design.parse)
+    to_str = property(lambda self: self.design.to_str)
+    coerce = canonical = property(lambda self: self.design.coerce)          # every configuration is its own class
+    sample = property(lambda self: self.design.sample)
+    mutate = property(lambda self: self.design.mutate)
 
     def __init__(self, name, design, params_prefix):
         self.name, self.design, self.params_prefix = name, design, params_prefix
 
-    def parse(self, text):
-        return self.design.parse(text)
-
-    def to_str(self, arch):
-        return self.design.to_str(self.design.coerce(arch))
-
-    def coerce(self, x):
-        return self.design.coerce(x)
-
-    def canonical(self, arch):
-        """Every configuration is its own class."""
-        return self.design.coerce(arch)
-
-    def sample(self, generator):
-        return self.design.sample(generator)
-
-    def mutate(self, arch, generator):
-        return self.design.mutate(self.coerce(arch), generator)
-
     def enumerate(self, kind):
         """'all': every configuration, as a lazy sequence (len 108^3 ResNet, 225^3 ResNeXt-A)."""
-        from .nds_arch import Configs
-        if kind != "all":
-            return super().enumerate(kind)
-        return Configs(self.design)
+        return Configs(self.design) if kind == "all" else super().enumerate(kind)
 
     def params_file(self, kind):
-        """params/nds/<space>-<kind>.yaml (relative to params/)."""
         return f"nds/{self.params_prefix}-{kind}.yaml"
 
     def slots(self, arch):
         """One row per stage and block position: live when the stage is deep enough to use it."""
-        import pandas as pd
         arch, rows = self.coerce(arch), []
-        P = self.design.max_depth - 1
-        for s in range(3):
+        for s in range(len(STRIDES)):
             d, w, b, g = self.design.stage(arch, s)
             op = f"w{w}" if self.design.block == "res_basic_block" else f"w{w} b{b:g} g{g}"
-            for p in range(P):
+            for p in range(self.design.max_depth - 1):
                 live = p < d - 1
                 rows.append({"cell": f"stage{s + 1}", "slot": p, "label": f"s{s + 1}.p{p + 1}",
                              "op": op if live else "none", "live": live, "param": live})
         return pd.DataFrame(rows)
 
     def choices(self, arch):
-        """One decision per aw_nas genotype key (depths.0, ..., widths.2, then bot_muls.*, num_groups.*): (the key,
-        its choices, its value)."""
-        d = self.design
-        return list(zip(d.keys, [list(c) for c in d.choices], self.coerce(arch)))
+        """One decision per aw_nas genotype key (depths.0, ..., then bot_muls.*, num_groups.*): key, choices, value."""
+        return list(zip(self.design.keys, map(list, self.design.choices), self.coerce(arch)))
 
     def edit(self, arch, i, value):
         """``arch`` with decision i (the order of ``choices``) set to ``value``."""
@@ -210,19 +172,20 @@ class NDSSpace(base.Space):
 
     def notable(self):
         """The smallest and the largest configurations, and a mid-size one."""
-        c = self.design.choices
-        small = tuple(ch[0] for ch in c)
-        big = tuple(ch[-1] for ch in c)
-        mid = tuple(ch[len(ch) // 2] for ch in c)
-        return {"smallest": self.to_str(small), "middle": self.to_str(mid), "largest": self.to_str(big)}
+        pick = {"smallest": lambda ch: ch[0], "middle": lambda ch: ch[len(ch) // 2], "largest": lambda ch: ch[-1]}
+        return {k: self.to_str([f(ch) for ch in self.design.choices]) for k, f in pick.items()}
 
     def supernet(self, cfg, in_channels, num_classes):
         return Supernet(self.design, cfg, in_channels, num_classes)
 
     def standalone(self, arch, recipe, in_channels, num_classes):
         """Stand-alone net of one configuration; widths scaled by recipe.C / 16 (C: the stem width)."""
-        return Standalone(self.design, self.coerce(arch), in_channels, num_classes, scale=recipe.C / 16)
+        return Standalone(self.design, self.coerce(arch), in_channels, num_classes, scale=recipe.C / STEM_W)
 
     def complexity(self, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
         """(params, flops) of the stand-alone net of ``arch`` (pycls counting; reference scale by default)."""
         return complexity(self.design, self.coerce(arch), in_channels, num_classes, image_size, scale)
+
+
+RESNET_SPACE = NDSSpace("nds-resnet", RESNET, "resnet")            # basic blocks, 108^3 configurations
+RESNEXTA_SPACE = NDSSpace("nds-resnexta", RESNEXTA, "resnexta")    # bottlenecks, 225^3 configurations

@@ -1,25 +1,20 @@
 """The NDS ResNet and ResNeXt-A design spaces (Radosavovic et al., ICCV 2019) as CLOSE §4.3 uses them.
 
-A configuration sets, for each of the 3 stages (strides 1/2/2 after the 16-channel CIFAR stem), a depth and a width
-(ResNet: basic residual blocks) and also a bottleneck ratio and a group count (ResNeXt-A: bottleneck blocks). An
-architecture is a flat tuple in the order of the aw_nas genotype keys ``depths.0..2, widths.0..2`` (then
-``bot_muls.0..2, num_groups.0..2``): ResNet 108^3 = 1,259,712 configurations, ResNeXt-A 225^3 = 11,390,625.
-
-Formats: the canonical string ``d1_16_1-w16_64_128-b0.25_0.25_0.25-g1_2_1`` (the key of every table and file name),
-the aw_nas genotype (``str()`` of an OrderedDict) and the NDS record's ``net`` dict (4-entry lists, index 0 the stem).
-Every configuration is its own class (no isomorphism). ``Configs`` is the full enumeration as a lazy sequence.
+An architecture is a flat tuple in aw_nas genotype key order (depths.0..2, widths.0..2[, bot_muls.0..2,
+num_groups.0..2]); formats: the canonical ``d1_16_1-w16_64_128[-b..-g..]``, the aw_nas genotype (an OrderedDict's
+str) and the NDS record's ``net`` dict (4-entry lists, index 0 the stem).
 """
 import ast
-import json
 import math
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
+from .common import randint, read_dict
 
 STEM_W, STRIDES = 16, (1, 2, 2)
+STEM = {"ds": 1, "ws": STEM_W, "bot_muls": 0.0, "num_gs": 1}       # the stem's entry (index 0) of a net dict
 
 
 @dataclass(frozen=True)
@@ -29,23 +24,10 @@ class Design:
     block: str             # NDS block_type
     decisions: tuple       # ((prefix, letter, net_key, choices), ...)
 
-    @property
-    def keys(self):
-        """The aw_nas genotype keys in order (depths.0, depths.1, ...)."""
-        return [f"{p}.{s}" for p, _, _, _ in self.decisions for s in range(3)]
-
-    @property
-    def choices(self):
-        """The choice tuple of each position of an arch tuple."""
-        return [c for _, _, _, c in self.decisions for _ in range(3)]
-
-    @property
-    def count(self):
-        return math.prod(len(c) for c in self.choices)
-
-    @property
-    def max_depth(self):
-        return max(self.decisions[0][3])
+    keys = property(lambda self: [f"{p}.{s}" for p, _, _, _ in self.decisions for s in range(3)])   # depths.0, ...
+    choices = property(lambda self: [c for _, _, _, c in self.decisions for _ in range(3)])      # per arch entry
+    count = property(lambda self: math.prod(len(c) for c in self.choices))
+    max_depth = property(lambda self: max(self.decisions[0][3]))
 
     def _bad(self, msg):
         return ValueError(f"bad NDS {self.name} architecture: {msg}")
@@ -55,23 +37,18 @@ class Design:
         arch = tuple(arch)
         if len(arch) != len(self.keys):
             raise self._bad(f"expected {len(self.keys)} values ({', '.join(self.keys)}), got {len(arch)}")
-        out = []
         for key, v, ch in zip(self.keys, arch, self.choices):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v not in ch:
                 raise self._bad(f"{key}={v!r} is not one of {', '.join(map(str, ch))}")
-            out.append(ch[ch.index(v)])            # the choice's own type (0.5, not 0.50000)
-        return tuple(out)
+        return tuple(ch[ch.index(v)] for v, ch in zip(arch, self.choices))   # the choice's type (0.5, not 0.50000)
 
-    # ---- strings ----
     def to_str(self, arch):
         """Canonical string, e.g. d12_12_16-w24_32_40."""
-        arch = self.check(arch)
-        return "-".join(letter + "_".join(f"{v:g}" for v in arch[3 * i:3 * i + 3])
-                        for i, (_, letter, _, _) in enumerate(self.decisions))
+        arch = self.coerce(arch)
+        return "-".join(d[1] + "_".join(f"{v:g}" for v in arch[3 * i:3 * i + 3]) for i, d in enumerate(self.decisions))
 
     def _from_canonical(self, s):
-        parts = s.split("-")
-        letters = [d[1] for d in self.decisions]
+        parts, letters = s.split("-"), [d[1] for d in self.decisions]
         if len(parts) != len(letters):
             raise self._bad(f"{s!r} has {len(parts)} '-'-separated groups, expected {len(letters)} "
                             f"({'-'.join(l + 'a_b_c' for l in letters)})")
@@ -92,32 +69,17 @@ class Design:
 
     def from_mapping(self, d, what="genotype"):
         """An arch from a {key: value} mapping with exactly the aw_nas keys."""
-        keys = list(d)
-        missing, extra = [k for k in self.keys if k not in d], [k for k in keys if k not in self.keys]
-        if missing or extra:
-            raise self._bad(f"{what} " + "; ".join(x for x in (f"lacks {', '.join(missing)}" if missing else "",
-                                                             f"has unknown key(s) {', '.join(map(str, extra))}"
-                                                             if extra else "") if x))
+        extra, missing = [str(k) for k in d if k not in self.keys], [k for k in self.keys if k not in d]
+        if extra or missing:
+            raise self._bad(f"{what} has unknown key(s) {', '.join(extra)}" if extra else
+                            f"{what} lacks {', '.join(missing)}")
         return self.check([d[k] for k in self.keys])
 
-    def _from_genotype(self, s):
-        m = re.fullmatch(r"\s*OrderedDict\((.*)\)\s*", s, re.S)
-        try:
-            pairs = ast.literal_eval(m.group(1)) if m else None
-            d = OrderedDict(pairs)
-        except (ValueError, SyntaxError, TypeError):
-            raise self._bad(f"genotype {s[:60]!r} is not OrderedDict([(key, value), ...])") from None
-        return self.from_mapping(d)
-
-    # ---- NDS records ----
     def to_net(self, arch):
         """The NDS record's net dict: block_type and 4-entry lists whose index 0 is the stem."""
         arch = self.check(arch)
-        stem = {"ds": 1, "ws": STEM_W, "bot_muls": 0.0, "num_gs": 1}
-        net = {"block_type": self.block, "ss": [1, *STRIDES]}
-        for i, (_, _, key, _) in enumerate(self.decisions):
-            net[key] = [stem[key], *arch[3 * i:3 * i + 3]]
-        return net
+        return {"block_type": self.block, "ss": [1, *STRIDES],
+                **{key: [STEM[key], *arch[3 * i:3 * i + 3]] for i, (_, _, key, _) in enumerate(self.decisions)}}
 
     def from_net(self, net):
         """An arch from an NDS ``net`` dict (its block type, strides and stem entry checked)."""
@@ -130,28 +92,25 @@ class Design:
             v = net.get(key)
             if not isinstance(v, (list, tuple)) or len(v) != 4:
                 raise self._bad(f"net {key}={v!r} must be a 4-entry list (index 0: the stem)")
-            if key in ("ds", "ws") and v[0] != {"ds": 1, "ws": STEM_W}[key]:
-                raise self._bad(f"net {key}[0]={v[0]!r} is not the CIFAR stem's {({'ds': 1, 'ws': STEM_W})[key]}")
+            if key in ("ds", "ws") and v[0] != STEM[key]:
+                raise self._bad(f"net {key}[0]={v[0]!r} is not the CIFAR stem's {STEM[key]}")
             vals += list(v[1:])
         return self.check(vals)
 
-    # ---- parsing, sampling, mutation ----
     def parse(self, text):
         """Canonical string, aw_nas genotype string, JSON of a net dict or of a {key: value} dict -> arch."""
         if not isinstance(text, str):
             raise self._bad(f"expected a str, got {type(text).__name__}")
         s = text.strip()
         if s.startswith("OrderedDict"):
-            return self._from_genotype(s)
-        if s.startswith("{"):
+            m = re.fullmatch(r"OrderedDict\((.*)\)", s, re.S)
             try:
-                d = json.loads(s)
-            except json.JSONDecodeError:
-                try:
-                    d = ast.literal_eval(s)
-                except (ValueError, SyntaxError):
-                    raise self._bad(f"{s[:60]!r} is neither JSON nor a Python dict") from None
-            return self.coerce(d)
+                d = OrderedDict(ast.literal_eval(m.group(1)))
+            except (AttributeError, ValueError, SyntaxError, TypeError):
+                raise self._bad(f"genotype {s[:60]!r} is not OrderedDict([(key, value), ...])") from None
+            return self.from_mapping(d)
+        if s.startswith("{"):
+            return self.coerce(read_dict(s, f"bad NDS {self.name} architecture: "))
         return self._from_canonical(s)
 
     def coerce(self, x):
@@ -167,30 +126,27 @@ class Design:
 
     def sample(self, generator=None):
         """Each decision drawn uniformly from its choices (the reference's GermSearchSpace.random_sample)."""
-        return tuple(ch[int(torch.randint(len(ch), (1,), generator=generator))] for ch in self.choices)
+        return tuple(ch[randint(len(ch), generator)] for ch in self.choices)
 
     def mutate(self, arch, generator=None):
         """One decision set to another of its choices, uniformly."""
-        arch = list(self.check(arch))
-        i = int(torch.randint(len(arch), (1,), generator=generator))
-        ch = self.choices[i]
-        j = int(torch.randint(len(ch) - 1, (1,), generator=generator))
-        k = ch.index(arch[i])
-        arch[i] = ch[j + (j >= k)]
+        arch = list(self.coerce(arch))
+        i = randint(len(arch), generator)
+        ch, j = self.choices[i], randint(len(self.choices[i]) - 1, generator)
+        arch[i] = ch[j + (j >= ch.index(arch[i]))]
         return tuple(arch)
 
     def stage(self, arch, s):
         """(depth, width, bot_mul, groups) of stage s (ResNet: bot_mul 1, groups 1 for the record)."""
         arch, n = self.check(arch), len(self.decisions)
-        d, w = arch[s], arch[3 + s]
-        return d, w, (arch[6 + s] if n > 2 else 1.0), (arch[9 + s] if n > 3 else 1)
+        return arch[s], arch[3 + s], (arch[6 + s] if n > 2 else 1.0), (arch[9 + s] if n > 3 else 1)
 
 
 class Configs(Sequence):
     """Every configuration of a design, lazily (mixed-radix decoding of an index; nothing is materialised)."""
 
     def __init__(self, design):
-        self.design, self.radix = design, [len(c) for c in design.choices]
+        self.design = design
 
     def __len__(self):
         return self.design.count
@@ -201,8 +157,8 @@ class Configs(Sequence):
         if not -len(self) <= i < len(self):
             raise IndexError(i)
         i, out = i % len(self), []
-        for ch, r in zip(reversed(self.design.choices), reversed(self.radix)):
-            i, k = divmod(i, r)
+        for ch in reversed(self.design.choices):
+            i, k = divmod(i, len(ch))
             out.append(ch[k])
         return tuple(reversed(out))
 

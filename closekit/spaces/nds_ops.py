@@ -1,13 +1,9 @@
-"""NDS layers and blocks at maximum width (CLOSE §4.3; aw_nas germ ops, pycls AnyNet blocks): sliced convs and BN,
-the searchable group conv, ResNet basic and ResNeXt bottleneck blocks, the CIFAR stem and the reference's init.
-
-An architecture uses the ordinal slice of every maximum-width weight (the first channels,
-``force_use_ordinal_channel_handler``); the searchable group conv holds a dense weight and a g-group conv reads its
-block diagonal (aw_nas GroupMaskHandler).
-"""
+"""NDS layers and blocks at maximum width (CLOSE §4.3; aw_nas germ ops, pycls AnyNet blocks): an architecture uses
+the ordinal slice of every weight (its first channels); a g-group conv reads a dense weight's block diagonal."""
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 
 def scaled(w, scale):
     """A width at ``scale`` (at least 1)."""
@@ -28,21 +24,19 @@ class SlicedConv(nn.Conv2d):
 
     def forward(self, x, c_out=None):
         c_out = c_out or self.out_channels
-        w = self.weight[:c_out, :x.shape[1] // self.groups]
         b = self.bias[:c_out] if self.bias is not None else None
-        return F.conv2d(x, w, b, self.stride, self.padding, groups=self.groups)
+        return F.conv2d(x, self.weight[:c_out, :x.shape[1] // self.groups], b, self.stride, self.padding,
+                        groups=self.groups)
 
 
 class GroupConv(SlicedConv):
-    """The reference's searchable group conv: a dense [C, C, 3, 3] weight; g groups over c channels use rows
-    0..c-1, row o reading columns base(o) + 0..c/g-1, base(o) = (o // (C/g)) * (C/g) (its group at max width)."""
+    """The reference's searchable group conv: g groups over c channels read the block diagonal of a dense weight."""
 
     def forward(self, x, groups=1):
         c, C = x.shape[1], self.out_channels
         if groups == 1:
             return super().forward(x, c)
-        gs = C // groups
-        rows = torch.arange(c, device=x.device)
+        gs, rows = C // groups, torch.arange(c, device=x.device)          # row o reads its group at max width C
         cols = (rows // gs * gs)[:, None] + torch.arange(c // groups, device=x.device)        # [c, c/g]
         w = self.weight[:c].gather(1, cols[:, :, None, None].expand(-1, -1, *self.weight.shape[2:]))
         return F.conv2d(x, w, None, self.stride, self.padding, groups=groups)
@@ -58,17 +52,13 @@ class SlicedBN(nn.BatchNorm2d):
 
     def forward(self, x):
         c = x.shape[1]
-        factor = self._count_batch() if self.training and self.track_running_stats else 0.0
-        batch = self.training or self.running_mean is None
-        track = not self.training or self.track_running_stats
-        cut = lambda t: t[:c] if t is not None else None                  # noqa: E731
-        return F.batch_norm(x, cut(self.running_mean) if track else None, cut(self.running_var) if track else None,
-                            cut(self.weight), cut(self.bias), batch, factor, self.eps)
+        factor = self._count_batch() if self.training else 0.0
+        w, b = (self.weight[:c], self.bias[:c]) if self.affine else (None, None)
+        return F.batch_norm(x, self.running_mean[:c], self.running_var[:c], w, b, self.training, factor, self.eps)
 
 
 class MeanBN(SlicedBN):
-    """Mean-only batch norm (Salimans & Kingma 2016) of the first C channels: subtracts the batch mean in training
-    (tracked in running_mean) and the running mean in eval; running_var stays unused."""
+    """Mean-only batch norm (Salimans & Kingma 2016): subtracts the batch mean in training, the running one in eval."""
 
     def forward(self, x):
         c, mean = x.shape[1], self.running_mean[:x.shape[1]]
@@ -106,7 +96,7 @@ class BasicBlock(nn.Module):
 
 
 class BottleneckBlock(nn.Module):
-    """ResNeXt bottleneck: 1x1 (w_in -> w_b), 3x3 group conv g (stride), 1x1 (w_b -> w); residual, ReLU."""
+    """ResNeXt bottleneck: 1x1 (w_in -> w_b), 3x3 g-group conv (stride; searchable g when groups is None), 1x1."""
 
     def __init__(self, w_in, w_out, stride, proj, affine=False, wb=None, groups=None):
         super().__init__()
@@ -119,8 +109,7 @@ class BottleneckBlock(nn.Module):
 
     def forward(self, x, w, wb=None, g=1):
         h = F.relu(self.a(x, wb))
-        h = F.relu(self.b.bn(self.b.conv(h) if self.fixed_groups else self.b.conv(h, g)))
-        h = self.c(h, w)
+        h = self.c(F.relu(self.b(h, None if self.fixed_groups else g)), w)   # a searchable conv takes g groups
         return F.relu((self.proj(x, w) if self.proj is not None else x) + h)
 
 
@@ -139,8 +128,6 @@ def init_weights(m):
         nn.init.zeros_(m.bias)
 
 
-class Stem(nn.Sequential):
+def stem(c_in, w):
     """res_stem_cifar: conv3x3 -> BN (affine) -> ReLU."""
-
-    def __init__(self, c_in, w):
-        super().__init__(nn.Conv2d(c_in, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+    return nn.Sequential(nn.Conv2d(c_in, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
