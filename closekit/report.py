@@ -7,12 +7,10 @@ space's own protocol (``slots``, ``draw``, an optional ``complexity``), never fr
 imported inside the functions, so importing this module is instant.
 """
 import html
-import os
 from pathlib import Path
 
 SECTIONS = ("Result", "Scores against the truth", "Training", "Block usage per curriculum level", "Architectures",
             "Size", "Details", "Training log")
-BATCH_RECORD_ENV = "CLOSEKIT_RECORD_DIR"   # closekit batch names its job directory here (the notebook sets nothing)
 LOG_TAIL = 3              # log lines shown live while a notebook trains
 TOP = 10                  # architectures in the details table
 DRAWN = ("best", "median", "worst")     # architectures drawn, by one-shot accuracy
@@ -314,9 +312,9 @@ def body(result, log=None, to=None):
 
 
 def record_dir(given, result):
-    """Where a run notebook's results.json goes: ``given`` when passed, else the job directory closekit batch
-    names, else the run directory (a hand-run notebook: where its run is, not the current directory)."""
-    return Path(given or os.environ.get(BATCH_RECORD_ENV) or result.out_dir)
+    """Where a run notebook's results.json goes: ``given`` (closekit batch passes its job directory), else the run
+    directory (a hand-run notebook: where its run is, not the current directory)."""
+    return Path(given or result.out_dir)
 
 
 def results(result):
