@@ -126,6 +126,13 @@ def _last_line(text, named=False):
     return (lines or ["no message"])[-1]
 
 
+def _result(job, sub):
+    """The row a finished task returned; its job marked failed when the task itself raised (not the notebook)."""
+    with contextlib.suppress(Exception):
+        return sub.result()
+    return _mark(job, "failed", error=_last_line(sub.exception(), named=True))
+
+
 def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_job=1, max_parallel=None,
               options=None, poll=POLL):
     """Submit the unfinished ``jobs`` as one array and wait for it; one summary row per job (in order)."""
@@ -149,35 +156,29 @@ def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_j
         _mark(j, "queued", slurm_job_id=s.job_id, notebook=str(nb), error=None)
     each = [f"{gpus_per_job} GPU(s) each"] * bool(gpus_per_job) + [f"{max_parallel} at once"] * bool(max_parallel)
     log(f"submitted SLURM array {array_id}: " + ", ".join([f"{len(todo)} job(s) on partition {partition}", *each]))
-    pending, missing, shown = {j["id"]: (j, s) for j, s in zip(todo, subs)}, {}, {}
+    pending, missing, running = {j["id"]: (j, s) for j, s in zip(todo, subs)}, {}, set()
     try:
         while pending:
             queue_ids = squeue(array_id)
             for jid, (j, s) in list(pending.items()):
                 st = joblib.read_status(j["dir"])
-                if st.get("state") != shown.get(jid):
-                    shown[jid] = st.get("state")
-                    if shown[jid] == "running":
-                        log(f"{jid}: running ({s.job_id} on {st.get('host')}, "
-                            f"CUDA_VISIBLE_DEVICES={st.get('cuda_visible_devices')!r})")
+                if st.get("state") == "running" and jid not in running:
+                    running.add(jid)
+                    log(f"{jid}: running ({s.job_id} on {st.get('host')}, "
+                        f"CUDA_VISIBLE_DEVICES={st.get('cuda_visible_devices')!r})")
                 if s.paths.result_pickle.exists():
-                    with contextlib.suppress(Exception):
-                        rows[jid] = s.result()
-                    if jid not in rows:      # the task itself raised (not the notebook: run_job catches that)
-                        rows[jid] = _mark(j, "failed", error=_last_line(s.exception(), named=True))
+                    rows[jid] = _result(j, s)
                 elif queue_ids is not None and s.job_id not in queue_ids:
                     missing[jid] = missing.get(jid, 0) + 1
-                    if missing[jid] < LOST_AFTER:
-                        continue
-                    rows[jid] = joblib.row(jid, st) if st.get("state") in joblib.DONE else _mark(
-                        j, "lost", error=f"SLURM task {s.job_id} ended without a result (cancelled, time limit or "
-                                         f"node failure); see {out / '.slurm'}")
-                else:
-                    continue
-                del pending[jid]
-                r = rows[jid]
-                log(f"{jid}: {r['state']}" + (f" in {r['seconds']:.1f} s" if r.get("seconds") else "")
-                    + (f": {r['error']}" if r.get("error") else ""))
+                    if missing[jid] >= LOST_AFTER:
+                        rows[jid] = joblib.row(jid, st) if st.get("state") in joblib.DONE else _mark(
+                            j, "lost", error=f"SLURM task {s.job_id} ended without a result (cancelled, time limit "
+                                             f"or node failure); see {out / '.slurm'}")
+                if jid in rows:
+                    del pending[jid]
+                    r = rows[jid]
+                    log(f"{jid}: {r['state']}" + (f" in {r['seconds']:.1f} s" if r.get("seconds") else "")
+                        + (f": {r['error']}" if r.get("error") else ""))
             if pending:
                 time.sleep(poll)
     except KeyboardInterrupt:
