@@ -17,8 +17,6 @@ ERRORS = (ValueError, OSError, KeyError, RuntimeError, FloatingPointError, EOFEr
 PARAMS = Path(__file__).resolve().parent.parent / "params"      # the shipped params files (a source checkout)
 STRATEGIES = ("random", "evolution")                            # = closekit.search.STRATEGIES (a test checks)
 SET_EXAMPLE = "--set epochs=5 lr=0.1 truth=null out_dir=runs/try"
-SLURM_FLAGS = {"partition": "--partition", "gpus_per_job": "--gpus-per-job", "max_parallel": "--max-parallel",
-               "options": "--slurm"}
 
 
 def config_help():
@@ -96,7 +94,7 @@ def batch_cli(args):
                       rerun=args.rerun, progress_every=args.progress_every)
     slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
                  options=parse_overrides(args.slurm, "--slurm"))
-    given = [SLURM_FLAGS[k] for k, v in slurm.items() if v not in (None, {})]
+    given = ["--" + {"options": "slurm"}.get(k, k).replace("_", "-") for k, v in slurm.items() if v not in (None, {})]
     if args.engine == "local" and given:
         raise ValueError(f"{', '.join(given)}: SLURM option(s); add --engine slurm, or leave them out")
     slurm["gpus_per_job"] = 1 if args.gpus_per_job is None else args.gpus_per_job

@@ -2,7 +2,7 @@
 closekit.batch, SLURM: closekit.slurm): the jobs of a notebook and its params sets, their options (JobOptions), and
 ``run_job``: an flock on the job directory (the first runner to take it stops what a runner killed with -9 left
 running there), papermill under a wall-clock timeout, retries of dead kernels, progress polled into status.json, an
-input-free HTML report. The notebook gets its job directory as the parameter ``record_dir`` (its results.json).
+input-free HTML report. A notebook with a parameter ``record_dir`` gets its job directory there (its results.json).
 
     <job dir>/  params.yaml  <notebook>.ipynb/.html  results.json  status.json  progress.json  .lock  *.log
 """
@@ -99,8 +99,9 @@ def params_hash(params):
 
 
 def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None, known=None):
-    """Job dicts (id, src, params, hash, dir) of every params set x ``grid`` point, checked against ``known``."""
-    known = known or notebook_parameters(notebook)
+    """Job dicts (id, src, params, hash, dir, record_dir: does the notebook take one) of every params set x ``grid``
+    point, checked against the notebook's parameters ``known``."""
+    known = notebook_parameters(notebook) if known is None else known
     items = list(params_files_or_dicts)
     loaded = [load_params(i) for i in items]
     srcs = [str(i) if isinstance(i, (str, os.PathLike)) else name for i, (name, _) in zip(items, loaded)]
@@ -115,7 +116,7 @@ def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None, known=None):
         for name, params in points:
             h = params_hash(params)
             jobs[f"{name}-{h[:8]}"] = dict(id=f"{name}-{h[:8]}", src=src, params=params, hash=h,
-                                           dir=Path(out_dir) / f"{name}-{h[:8]}")
+                                           dir=Path(out_dir) / f"{name}-{h[:8]}", record_dir="record_dir" in known)
     return list(jobs.values())
 
 
@@ -246,9 +247,9 @@ def _run_locked(job, d, nb, opts, slot, log, threads, extra):
            progress.ENV: str(d / "progress.json"), procs.TAG: str(d)}
     if threads and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "papermill", str(nb), str(out), "-f", str(d / "params.yaml"), "-p", "record_dir",
-           str(d), "-k", opts.kernel, "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"),
-           "--stderr-file", str(d / "stderr.log")]
+    cmd = [sys.executable, "-m", "papermill", str(nb), str(out), "-f", str(d / "params.yaml"), "-k", opts.kernel,
+           "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"), "--stderr-file",
+           str(d / "stderr.log"), *(["-p", "record_dir", str(d)] if job.get("record_dir") else [])]
     status = dict(job=job["id"], state="running", params_hash=job["hash"], params=job["params"], notebook=str(nb),
                   notebook_sha256=_sha256(nb), params_src=job["src"], cuda_visible_devices=slot, start=_now(),
                   attempts=0, **(extra or {}))
