@@ -138,8 +138,7 @@ def parser():
     b = sub.add_parser("batch", help="run a notebook once per params file with papermill (GPU / CPU job queue)")
     b.add_argument("notebook", nargs="?", help="notebook with a cell tagged 'parameters'")
     b.add_argument("params", nargs="*", help="params YAML files, one job each (times every --grid point)")
-    b.add_argument("--out", help="batch directory (rerun to resume: jobs finished with the same params and "
-                   "notebook are skipped)")
+    b.add_argument("--out", help="batch directory (rerun to resume: finished jobs of the same notebook are skipped)")
     b.add_argument("--status", metavar="DIR", help="show every job's state in batch directory DIR and exit")
     b.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="Cartesian product over every params file, "
                    "e.g. --grid seed=0,1,2 gate_lr_scale=1,10 (values typed like the notebook's parameters)")
@@ -155,16 +154,15 @@ def parser():
                    "between two progress lines within a job's phase; a new phase is shown at once (default "
                    f"{JobOptions.progress_every:g}; 0: every change)")
     s = b.add_argument_group("SLURM engine (pip install closekit[slurm])")
-    s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
-                   "array, each task runs one job on the cluster; --out must be on the shared filesystem")
+    s.add_argument("--engine", default="local", choices=("local", "slurm"), help="slurm: one job array, --out on the "
+                   "cluster's shared filesystem")
     s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
     s.add_argument("--gpus-per-job", type=int, help="GPUs per array task (default 1; 0: CPU only)")
     s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
     s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", help="more submitit SlurmExecutor "
                    "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
     r = sub.add_parser("search", help="random search / regularized evolution on a trained run's one-shot scores")
-    r.add_argument("run_dir", help="a run directory (config.yaml, checkpoint.pt) or a batch job directory "
-                   "written by closekit train / batch")
+    r.add_argument("run_dir", help="a run directory (closekit train) or a batch job directory (closekit batch)")
     r.add_argument("--strategy", default="evolution", choices=STRATEGIES)
     r.add_argument("--budget", type=int, default=100, help="architectures scored (default 100)")
     r.add_argument("--seed", type=int, default=0)
