@@ -60,7 +60,7 @@ record_dir: "Optional[str]" = None  # results.json here (None: out_dir); closeki
 from closekit import report, run
 
 log = report.Log()                                # the live training log, then the headline in its place
-result = run(report.config(globals()), log=log, name=record_dir)   # name: a batch job's in a shared TensorBoard
+result = run(report.config(globals()), log=log, name=record_dir)   # a batch job names its TensorBoard run
 report.headline(result, log)
 
 # %% [markdown]
