@@ -1,10 +1,5 @@
-"""Command line of closekit.
-
-``closekit train PARAMS.yaml``: train the configured supernet, score the configured architectures, compare
-them with the ground truth when one is configured; the run directory gets config.yaml, checkpoint.pt,
-history.csv, scores.csv, metrics.json.  ``closekit truth build``: a resumable mini benchmark (stand-alone
-training).  ``closekit batch``: papermill jobs over GPUs / CPU slots / a SLURM cluster.  ``closekit search RUN_DIR``:
-random search or regularized evolution on a trained run's one-shot scores.  ``closekit params``: the shipped params.
+"""Command line of closekit: ``train`` (one run), ``truth build`` (a mini benchmark), ``batch`` (papermill jobs on
+GPUs / CPU slots / SLURM), ``search`` (on a trained run's scores), ``params`` (the shipped files), ``init``.
 
 Parsing arguments and checking a config import nothing heavy (torch, pandas, scipy): help and config errors come
 at once; each command imports what it runs.
@@ -24,12 +19,6 @@ STRATEGIES = ("random", "evolution")                            # = closekit.sea
 SET_EXAMPLE = "--set epochs=5 lr=0.1 truth=null out_dir=runs/try"
 
 
-def _error(e):
-    """Print one line for an expected error; exit status 2."""
-    print(f"closekit: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
-    return 2
-
-
 def config_help():
     """The config keys, grouped as RunConfig is: name, type, default and one line each (``train --help``)."""
     lines, group = [f"config keys (set them in PARAMS.yaml or override with --set KEY=VALUE ..., e.g. "
@@ -43,7 +32,7 @@ def config_help():
     return "\n".join(lines)
 
 
-def params_cli():
+def params_cli(args):
     """List the shipped params files with the first line of their header comment."""
     files = sorted(PARAMS.rglob("*.yaml"))
     if not files:
@@ -70,20 +59,17 @@ def train_cli(args):
     return 0
 
 
-def add_search_arguments(p):
-    """The ``closekit search`` arguments."""
-    p.add_argument("run_dir", help="a run directory (config.yaml, checkpoint.pt) or a batch job directory "
-                   "written by closekit train / batch")
-    p.add_argument("--strategy", default="evolution", choices=STRATEGIES)
-    p.add_argument("--budget", type=int, default=100, help="architectures scored (default 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--population", type=int, default=20, help="evolution: population size P (default 20)")
-    p.add_argument("--sample", type=int, default=5, help="evolution: tournament size S (default 5)")
-    p.add_argument("--domain", default="auto", choices=("auto", "space", "truth"),
-                   help="auto: the ground truth's archs when the run has one, else the whole space")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="folder of the history CSV and report JSON (default RUN_DIR/search)")
-    p.add_argument("--no-baseline", action="store_true", help="skip scoring every truth arch for the random baseline")
+def truth_cli(args):
+    """``closekit truth build``: a resumable mini benchmark; prints where it is and its noise ceiling."""
+    from .groundtruth import minibench, pool
+    from .groundtruth.recipe import Recipe
+    recipe = Recipe.from_yaml(args.recipe, **parse_overrides(args.set), **({"space": args.space} if args.space else {}))
+    with pool.stop_on_sigterm():
+        truth = minibench.build(args.archs, args.seeds, recipe, args.out, workers=args.workers,
+                                sample_seed=args.sample_seed, progress=not args.no_progress)
+    print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
+                      "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
+    return 0
 
 
 def search_cli(args):
@@ -95,69 +81,40 @@ def search_cli(args):
     return 0
 
 
-def add_batch_arguments(p):
-    """The ``closekit batch`` arguments."""
-    p.add_argument("notebook", nargs="?", help="notebook with a cell tagged 'parameters'")
-    p.add_argument("params", nargs="*", help="params YAML files, one job each (times every --grid point)")
-    p.add_argument("--out", help="batch directory (rerun to resume: jobs finished with the same params and "
-                   "notebook are skipped)")
-    p.add_argument("--status", metavar="DIR", help="show every job's state in batch directory DIR and exit")
-    p.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="Cartesian product over every params file, "
-                   "e.g. --grid seed=0,1,2 gate_lr_scale=1,10 (values typed like the notebook's parameters)")
-    p.add_argument("--rerun", action="store_true", help="run finished jobs again (e.g. the ground truth changed)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
-    g.add_argument("--cpu-slots", type=int, default=1, help="parallel jobs without GPU (default 1)")
-    p.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt, > 0 (default: none)")
-    p.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died, >= 0 (default 1)")
-    p.add_argument("--kernel", default="python3", help="Jupyter kernel spec (default python3)")
-    p.add_argument("--no-html", action="store_true", help="skip the HTML reports")
-    p.add_argument("--progress-every", type=float, default=JobOptions.progress_every, metavar="S", help="seconds "
-                   "between two progress lines within a job's phase; a new phase is shown at once (default "
-                   f"{JobOptions.progress_every:g}; 0: every change)")
-    s = p.add_argument_group("SLURM engine (pip install closekit[slurm])")
-    s.add_argument("--engine", default="local", choices=("local", "slurm"), help="local (default) or slurm: one job "
-                   "array, each task runs one job on the cluster; --out must be on the shared filesystem")
-    s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
-    s.add_argument("--gpus-per-job", type=int, help="GPUs per array task (default 1; 0: CPU only)")
-    s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
-    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", help="more submitit SlurmExecutor "
-                   "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
-
-
 def batch_cli(args):
-    """Run ``closekit batch`` from parsed arguments; exit code 0 when every job is ok or skipped."""
+    """``closekit batch`` (or ``--status``); exit code 0 when every job is ok or skipped."""
     from . import batch as batchlib
-    try:
-        if args.status:
-            table = batchlib.batch_status(args.status)
-            print(table.to_string(index=False) if len(table) else f"no jobs in {args.status}")
-            return 0
-        if not args.notebook or not args.out or not (args.params or args.grid):
-            raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
-        opts = JobOptions(timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
-                          rerun=args.rerun, progress_every=args.progress_every)
-        slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
-                     options=parse_overrides(args.slurm, "--slurm"))
-        flags = dict(partition="--partition", gpus_per_job="--gpus-per-job", max_parallel="--max-parallel",
-                     options="--slurm")
-        given = [flags[k] for k, v in slurm.items() if v not in (None, {})]
-        if args.engine == "local" and given:
-            raise ValueError(f"{', '.join(given)}: SLURM option(s); add --engine slurm, or leave them out")
-        slurm["gpus_per_job"] = 1 if args.gpus_per_job is None else args.gpus_per_job
-        summary = batchlib.run_batch(args.notebook, args.params, args.out, opts, gpus=args.gpus,
-                                     cpu_slots=args.cpu_slots, grid=args.grid, engine=args.engine,
-                                     slurm=slurm if args.engine == "slurm" else None)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"closekit batch: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("closekit batch: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    if args.status:
+        table = batchlib.batch_status(args.status)
+        print(table.to_string(index=False) if len(table) else f"no jobs in {args.status}")
+        return 0
+    if not args.notebook or not args.out or not (args.params or args.grid):
+        raise ValueError("give NOTEBOOK, PARAMS.yaml files and/or --grid, and --out DIR (or --status DIR)")
+    opts = JobOptions(timeout=args.timeout, retries=args.retries, kernel=args.kernel, html=not args.no_html,
+                      rerun=args.rerun, progress_every=args.progress_every)
+    slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
+                 options=parse_overrides(args.slurm, "--slurm"))
+    given = ["--" + {"options": "slurm"}.get(k, k).replace("_", "-") for k, v in slurm.items() if v not in (None, {})]
+    if args.engine == "local" and given:
+        raise ValueError(f"{', '.join(given)}: SLURM option(s); add --engine slurm, or leave them out")
+    slurm["gpus_per_job"] = 1 if args.gpus_per_job is None else args.gpus_per_job
+    summary = batchlib.run_batch(args.notebook, args.params, args.out, opts, gpus=args.gpus, cpu_slots=args.cpu_slots,
+                                 grid=args.grid, engine=args.engine, slurm=slurm if args.engine == "slurm" else None)
     return 0 if summary["state"].isin(["ok", "skipped"]).all() else 1
 
 
-def main(argv=None):
+def init_cli(args):
+    """``closekit init DIR``: lay out the kit, print what went where."""
+    from . import starter
+    files = starter.init(args.dir, force=args.force)
+    n_nb = sum(f.suffix == ".ipynb" for f in files)
+    print(f"closekit init: {n_nb} notebooks, {len(files) - n_nb - 1} params files and README.md in {args.dir} "
+          f"(from {starter.source()})")
+    return 0
+
+
+def parser():
+    """The argument parser of every command."""
     p = argparse.ArgumentParser(prog="closekit", description="one-shot NAS with CLOSE: train, ground truth, batch")
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train a supernet, score architectures, rank against ground truth",
@@ -178,42 +135,67 @@ def main(argv=None):
     b.add_argument("--workers", type=int, default=1, help="parallel training processes")
     b.add_argument("--sample-seed", type=int, default=0, help="seed of sample:N")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    bt = sub.add_parser("batch", help="run a notebook once per params file with papermill (GPU / CPU job queue)")
-    add_batch_arguments(bt)
-    add_search_arguments(sub.add_parser("search", help="random search / regularized evolution on a trained run's "
-                                        "one-shot scores"))
-    ini = sub.add_parser("init", help="copy the notebooks and params files into a working directory")
-    ini.add_argument("dir", help="working directory to fill (notebooks/, params/, README.md)")
-    ini.add_argument("--force", action="store_true", help="overwrite files already there")
-    args = p.parse_args(argv)
-    if args.cmd == "init":
-        from . import starter
-        try:
-            return starter.cli_run(args)
-        except (FileExistsError, FileNotFoundError) as e:
-            return _error(e)
-    if args.cmd == "batch":
-        return batch_cli(args)
+    b = sub.add_parser("batch", help="run a notebook once per params file with papermill (GPU / CPU job queue)")
+    b.add_argument("notebook", nargs="?", help="notebook with a cell tagged 'parameters'")
+    b.add_argument("params", nargs="*", help="params YAML files, one job each (times every --grid point)")
+    b.add_argument("--out", help="batch directory (rerun to resume: finished jobs of the same notebook are skipped)")
+    b.add_argument("--status", metavar="DIR", help="show every job's state in batch directory DIR and exit")
+    b.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="Cartesian product over every params file, "
+                   "e.g. --grid seed=0,1,2 gate_lr_scale=1,10 (values typed like the notebook's parameters)")
+    b.add_argument("--rerun", action="store_true", help="run finished jobs again (e.g. the ground truth changed)")
+    g = b.add_mutually_exclusive_group()
+    g.add_argument("--gpus", help="comma-separated GPU ids, one job per GPU at a time (e.g. 0,1)")
+    g.add_argument("--cpu-slots", type=int, default=1, help="parallel jobs without GPU (default 1)")
+    b.add_argument("--timeout", type=float, help="wall-clock seconds per job attempt, > 0 (default: none)")
+    b.add_argument("--retries", type=int, default=1, help="retries of a job whose kernel died, >= 0 (default 1)")
+    b.add_argument("--kernel", default="python3", help="Jupyter kernel spec (default python3)")
+    b.add_argument("--no-html", action="store_true", help="skip the HTML reports")
+    b.add_argument("--progress-every", type=float, default=JobOptions.progress_every, metavar="S", help="seconds "
+                   "between two progress lines within a job's phase; a new phase is shown at once (default "
+                   f"{JobOptions.progress_every:g}; 0: every change)")
+    s = b.add_argument_group("SLURM engine (pip install closekit[slurm])")
+    s.add_argument("--engine", default="local", choices=("local", "slurm"), help="slurm: one job array, --out on the "
+                   "cluster's shared filesystem")
+    s.add_argument("--partition", help="SLURM partition (required with --engine slurm)")
+    s.add_argument("--gpus-per-job", type=int, help="GPUs per array task (default 1; 0: CPU only)")
+    s.add_argument("--max-parallel", type=int, help="array tasks running at once (default: no limit)")
+    s.add_argument("--slurm", nargs="+", metavar="KEY=VALUE", help="more submitit SlurmExecutor "
+                   "options, e.g. cpus_per_task=8 mem=32G account=lab (unknown keys go to sbatch as --key=value)")
+    r = sub.add_parser("search", help="random search / regularized evolution on a trained run's one-shot scores")
+    r.add_argument("run_dir", help="a run directory (closekit train) or a batch job directory (closekit batch)")
+    r.add_argument("--strategy", default="evolution", choices=STRATEGIES)
+    r.add_argument("--budget", type=int, default=100, help="architectures scored (default 100)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--population", type=int, default=20, help="evolution: population size P (default 20)")
+    r.add_argument("--sample", type=int, default=5, help="evolution: tournament size S (default 5)")
+    r.add_argument("--domain", default="auto", choices=("auto", "space", "truth"),
+                   help="auto: the ground truth's archs when the run has one, else the whole space")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--out", help="folder of the history CSV and report JSON (default RUN_DIR/search)")
+    r.add_argument("--no-baseline", action="store_true", help="skip scoring every truth arch for the random baseline")
+    i = sub.add_parser("init", help="copy the notebooks and params files into a working directory")
+    i.add_argument("dir", help="working directory to fill (notebooks/, params/, README.md)")
+    i.add_argument("--force", action="store_true", help="overwrite files already there")
+    return p
+
+
+COMMANDS = {"train": train_cli, "params": params_cli, "truth": truth_cli, "batch": batch_cli, "search": search_cli,
+            "init": init_cli}
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    name = "closekit batch" if args.cmd == "batch" else "closekit"
     try:
-        if args.cmd == "truth":
-            from .groundtruth import minibench, pool
-            from .groundtruth.recipe import Recipe
-            space = {"space": args.space} if args.space else {}
-            recipe = Recipe.from_yaml(args.recipe, **parse_overrides(args.set), **space)
-            with pool.stop_on_sigterm():
-                truth = minibench.build(args.archs, args.seeds, recipe, args.out, workers=args.workers,
-                                        sample_seed=args.sample_seed, progress=not args.no_progress)
-            print(json.dumps({"out": str(args.out), "version": truth.attrs["version"], "n_archs": len(truth),
-                              "noise_ceiling": truth.attrs["noise_ceiling"]}, indent=1))
-            return 0
-        return {"search": search_cli, "params": lambda _: params_cli(), "train": train_cli}[args.cmd](args)
+        return COMMANDS[args.cmd](args)
     except BrokenPipeError:                  # the reader stopped early (closekit params | head): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except ERRORS as e:
-        return _error(e)
+        print(f"{name}: error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("closekit: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"{name}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 
 

@@ -1,8 +1,7 @@
-"""RunConfig: every knob of one run (CLOSE §4 training setup, reference quirks of §8 as switches).
+"""RunConfig: every knob of one run (CLOSE §4 training setup, the reference quirks of §8 as switches).
 
-One frozen dataclass; YAML in, YAML out. Unknown keys and bad values fail with one line naming the fix.
-The defaults are the mini CLOSE run on the embedded data (minutes on a laptop CPU, = params/nb201/mini-close.yaml);
-the reference's full scale is params/nb201/paper-close.yaml.
+One frozen dataclass, YAML in and out; unknown keys and bad values fail in one line. The defaults are the mini CLOSE
+run on the embedded data (= params/nb201/mini-close.yaml); the paper's scale is params/nb201/paper-close.yaml.
 """
 from __future__ import annotations
 
@@ -31,22 +30,17 @@ CHOICES = {
 }
 # GATE variants beyond the paper (closekit.gates) and their reference values; spaces without a GATE refuse others
 GATE_VARIANT = {"gate_embed_norm": "none", "gate_gcn_init": "uniform", "gate_edge_op": False}
-
-
-@functools.cache
-def unique_keys(loader):
-    """A subclass of the PyYAML ``loader`` that refuses a mapping key given twice (PyYAML keeps the last one)."""
-    def mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
-            seen.add(key)
-        return loader.construct_mapping(self, node, deep)
-    cls = type(f"Unique{loader.__name__}", (loader,), {})
-    cls.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return cls
+# value domains beyond the type: (lowest allowed, is the lowest itself allowed); None passes, every float is finite
+AT_LEAST = {**dict.fromkeys(("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks", "image_size",
+                             "channels", "train_limit", "save_every", "recal_batches", "eval_batch_size",
+                             "eval_max_batches", "eval_every_archs"), (1, True)),
+            **dict.fromkeys(("plateau_patience", "eval_every", "momentum", "weight_decay", "dropout", "mlp_dropout",
+                             "gate_lr_scale", "gate_weight_decay"), (0, True)),
+            **dict.fromkeys(("lr", "gumbel_temperature", "plateau_factor", "grad_clip"), (0, False))}
+# keys that do not change the trained weights
+NOT_TRAINING = ("archs", "arch_seed", "eval_routing", "eval_seed", "bn_mode", "recal_batches", "eval_batch_size",
+                "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every", "tensorboard")
+TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -55,6 +49,20 @@ class Yaml12Loader(yaml.SafeLoader):
 
 Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
+
+
+@functools.cache
+def unique_keys(loader):
+    """A subclass of the PyYAML ``loader`` that refuses a mapping key given twice (PyYAML keeps the last one)."""
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return loader.construct_mapping(self, node, deep)
+    return type(f"Unique{loader.__name__}", (loader,), {"construct_mapping": construct_mapping})
 
 
 def read_yaml(path, kind="params file", loader=Yaml12Loader):
@@ -76,42 +84,23 @@ def read_yaml(path, kind="params file", loader=Yaml12Loader):
 
 def _fits(v, t):
     """Does value ``v`` fit the annotation name ``t`` (int, float, str, bool, tuple of ints, None)?"""
-    if t == "None":
-        return v is None
-    if t == "tuple":
-        return isinstance(v, (list, tuple)) and all(_fits(x, "int") for x in v)
-    if t in ("int", "float") and isinstance(v, bool):
-        return False
-    return isinstance(v, {"int": int, "float": (int, float), "str": str, "bool": bool}[t])
-
-
-# value domains beyond the type: (lowest allowed, is the lowest itself allowed); None passes, every float is finite
-AT_LEAST = {**dict.fromkeys(("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks", "image_size",
-                             "channels", "train_limit", "save_every", "recal_batches", "eval_batch_size",
-                             "eval_max_batches", "eval_every_archs"), (1, True)),
-            **dict.fromkeys(("plateau_patience", "eval_every", "momentum", "weight_decay", "dropout", "mlp_dropout",
-                             "gate_lr_scale", "gate_weight_decay"), (0, True)),
-            **dict.fromkeys(("lr", "gumbel_temperature", "plateau_factor", "grad_clip"), (0, False))}
+    if t in ("None", "tuple"):
+        return v is None if t == "None" else isinstance(v, (list, tuple)) and all(_fits(x, "int") for x in v)
+    return isinstance(v, TYPES[t]) and not (isinstance(v, bool) and t != "bool")
 
 
 def _key(default, doc, group=None):
     """A config field with its one-line doc (and the name of the group it opens), read by ``reference``."""
-    return dataclasses.field(default=default, metadata={"doc": doc, **({"group": group} if group else {})})
+    return dataclasses.field(default=default, metadata={"doc": doc, "group": group})
 
 
 def reference(cls=None):
-    """(group, key, type, default, doc) of every key of ``cls`` (default RunConfig), in order: what ``closekit
-    train --help`` and the docs list."""
+    """(group, key, type, default, doc) of every key of ``cls`` (default RunConfig) in order: ``train --help``, docs."""
     rows, group = [], None
     for f in fields(cls or RunConfig):
-        group = f.metadata.get("group", group)
+        group = f.metadata.get("group") or group
         rows.append((group, f.name, str(f.type), f.default, f.metadata.get("doc", "")))
     return rows
-
-
-# keys that do not change the trained weights
-NOT_TRAINING = ("archs", "arch_seed", "eval_routing", "eval_seed", "bn_mode", "recal_batches", "eval_batch_size",
-                "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every", "tensorboard")
 
 
 class YamlConfig:
@@ -127,10 +116,8 @@ class YamlConfig:
                 want = " or ".join("null" if t == "None" else "a list of ints" if t == "tuple" else
                                    f"a{'n' * (t[0] in 'aeiou')} {t}" for t in types)
                 raise ValueError(f"{self.kind} {f.name}={v!r} must be {want}")
-            if "float" in types and isinstance(v, int):
-                object.__setattr__(self, f.name, float(v))
-            if "tuple" in types and v is not None:
-                object.__setattr__(self, f.name, tuple(v))
+            if "float" in types and isinstance(v, int) or "tuple" in types and v is not None:
+                object.__setattr__(self, f.name, float(v) if "float" in types else tuple(v))
 
     @classmethod
     def from_dict(cls, d, source=None):
@@ -149,10 +136,9 @@ class YamlConfig:
     def from_yaml(cls, path=None, **overrides):
         """Load a YAML file (None: the defaults); ``overrides`` win."""
         d = {} if path is None else read_yaml(path, f"{cls.file_kind} file")
-        source = f"{cls.file_kind} file {path}" if path else None
-        if overrides:
-            source = f"{source} with overrides {', '.join(overrides)}" if source else f"overrides {', '.join(overrides)}"
-        return cls.from_dict({**d, **overrides}, source=source)
+        source = [f"{cls.file_kind} file {path}"] if path else []
+        source += [f"overrides {', '.join(overrides)}"] if overrides else []
+        return cls.from_dict({**d, **overrides}, source=" with ".join(source) or None)
 
     def to_dict(self):
         """Plain dict with lists for tuples (YAML/JSON friendly)."""
@@ -192,15 +178,15 @@ class DataKeys:
 @dataclass(frozen=True)
 class RunConfig(DataKeys, YamlConfig):
     """One run: space, data (DataKeys), supernet, sharing curriculum, optimisation, scoring, ground truth."""
-    supernet: str = _key("close", "vanilla: one own block per slot; close: a bank of GLOW blocks and a router",
+    supernet: str = _key("close", "vanilla: an own block per slot | close: a bank of GLOW blocks and a router",
                          group="supernet")
     channels_init: int = _key(8, "C: cell channels of the first stage (then 2C, 4C); paper 16")
     cells_per_stage: int = _key(2, "N cells per stage; paper 5")
     dropout: float = _key(0.1, "dropout before the classifier")
     num_blocks: int = _key(5, "GLOW blocks per cell", group="sharing (a vanilla run ignores it)")
     cl_schedule: tuple = _key((1, 7, 13, 19, 25), "epoch at which block k becomes active; paper 1/201/401/601/801")
-    router: str = _key("auto", "closekit.sharing.ROUTERS: auto (vanilla: own; close: gate on NB201/NB301, table on "
-                       "NDS) | gate | random | oneblock | fewshot | table")
+    router: str = _key("auto", "closekit.sharing.ROUTERS: auto (vanilla: own; close: gate, NDS: table) | gate | "
+                       "random | oneblock | fewshot | table")
     gate_level: str = _key("node", "GATE: node-level (an MLP per edge over its nodes' embeddings) | arch-level")
     fewshot_edge: int = _key(0, "few-shot router: the slot (row of the space's slot table) whose op splits")
     gumbel_temperature: float = _key(5.0, "temperature of the GATE's Gumbel-softmax")
@@ -213,22 +199,17 @@ class RunConfig(DataKeys, YamlConfig):
     mlp_growth: str = _key("inherit", "inherit: new row += parent row; only_last / full: re-init")
     mlp_parent: str = _key("prev", "the inherited MLP row: the previous block's (reference) or the WIT parent's")
     wit_from: str = _key("prev", "WIT parent: previous block or a random earlier one")
-    cl_criteria: str = _key("pre", "NDS split table: split the shallowest long group (pre, reference) or the "
-                            "longest (max)")
-    wit_buffers: bool = _key(True, "NDS WIT over the whole state dict, BN running stats summed (reference), or "
-                             "parameters only (false)")
-    head_norm: str = _key("none", "NDS: pooled features go to the FC as they are (reference) or centred by a "
-                          "mean-only batch norm (mean)")
-    gate_forward: str | None = _key(None, "GATE spaces: all (reference) | others_no_grad (None: this one; same "
-                                    "updates, less work) | selected")
+    cl_criteria: str = _key("pre", "NDS split table: split the shallowest long group (pre, reference) | longest (max)")
+    wit_buffers: bool = _key(True, "NDS WIT sums the whole state dict, BN running stats too (reference) | params only")
+    head_norm: str = _key("none", "NDS: pooled features to the FC as they are (reference) | mean: mean-only batch norm")
+    gate_forward: str | None = _key(None, "all (reference) | others_no_grad (None: this; same updates) | selected")
     aw_nas_compat: bool = _key(False, "reproduce orphaned GATE params and level-1 GATE weight decay")
-    keep_zero_grads: bool = _key(False, "torch-1.x zero_grad (reference): a param once used keeps a zero grad, so "
-                                 "SGD's weight decay and momentum move it every step, sampled or not")
+    keep_zero_grads: bool = _key(False, "torch-1.x zero_grad (reference): decay and momentum move every used param")
     gate_lr_scale: float = _key(1.0, "GATE learning rate = lr x this (reference: 1, one optimizer for all)")
     gate_weight_decay: float | None = _key(None, "GATE weight decay (None: weight_decay, as the reference)")
     gate_embed_norm: str = _key("none", "GATE node embeddings before the MLP: as they are (reference) | layernorm | l2")
     gate_gcn_init: str = _key("uniform", "GATE GCN weights: U(+-1/sqrt(out)) (reference) | norm_preserving")
-    gate_edge_op: bool = _key(False, "node-level GATE MLP also sees the edge's own op, one-hot (needs gate_level: node)")
+    gate_edge_op: bool = _key(False, "node-level GATE MLP also sees the edge's op, one-hot (needs gate_level: node)")
     epochs: int = _key(30, "training epochs; paper 1000", group="optimisation")
     batch_size: int = _key(256, "training batch size")
     lr: float = _key(0.05, "SGD learning rate")
@@ -252,11 +233,10 @@ class RunConfig(DataKeys, YamlConfig):
     eval_max_batches: int | None = _key(None, "held-out batches per arch (None: all)")
     eval_every: int = _key(0, "score a small arch sample every n epochs (0: never)")
     eval_every_archs: int = _key(50, "size of that sample")
-    truth: str | None = _key("mini-nb201", "closekit.groundtruth.load spec: shipped name, CSV, minibench dir, "
-                             "official file (None: no ranking)", group="ground truth and output")
+    truth: str | None = _key("mini-nb201", "closekit.groundtruth.load: shipped name, CSV, minibench dir, official "
+                             "file (None: no ranking)", group="ground truth and output")
     out_dir: str = _key("runs/nb201-mini-close", "run directory (closekit train --out overrides it)")
-    tensorboard: bool | str = _key(False, "TensorBoard scalars: true (<out_dir>/tensorboard) | DIR (DIR/<run name>, "
-                                   "one log dir for a batch: pass an absolute path) | false")
+    tensorboard: bool | str = _key(False, "TensorBoard: true (<out_dir>/tensorboard) | DIR (DIR/<run name>) | false")
 
     def __post_init__(self):
         self._check_types()
@@ -267,12 +247,11 @@ class RunConfig(DataKeys, YamlConfig):
             raise ValueError("config gate_edge_op=true needs gate_level: node (the arch-level GATE maps one embedding "
                              "to every edge, it has no per-edge input); set gate_level: node or gate_edge_op: false")
         sched = self.cl_schedule
-        if self.supernet == "close":
-            if len(sched) != self.num_blocks:
-                raise ValueError(f"config cl_schedule has {len(sched)} epochs but num_blocks={self.num_blocks}; "
-                                 "give one start epoch per GLOW block")
-            if list(sched) != sorted(sched) or sched[0] != 1:
-                raise ValueError(f"config cl_schedule={list(sched)} must be sorted and start at epoch 1")
+        if self.supernet == "close" and len(sched) != self.num_blocks:
+            raise ValueError(f"config cl_schedule has {len(sched)} epochs but num_blocks={self.num_blocks}; "
+                             "give one start epoch per GLOW block")
+        if self.supernet == "close" and (list(sched) != sorted(sched) or sched[0] != 1):
+            raise ValueError(f"config cl_schedule={list(sched)} must be sorted and start at epoch 1")
         if not 0 < self.train_portion < 1:
             raise ValueError(f"config train_portion={self.train_portion} must be in (0, 1): the rest of the training "
                              "set is the held-out split that scores architectures")
@@ -289,17 +268,14 @@ class RunConfig(DataKeys, YamlConfig):
         return {k: getattr(self, k) for k, v in GATE_VARIANT.items() if getattr(self, k) != v}
 
     def training(self):
-        """The keys that shape the trained weights (a checkpoint resumes only under the same ones; the scoring,
-        ground-truth and output keys may change, so a finished run can be re-scored without retraining)."""
+        """The keys that shape the trained weights (a checkpoint resumes only under the same ones)."""
         return {k: v for k, v in self.to_dict().items() if k not in NOT_TRAINING}
 
 
 def resolve_device(name):
     """'auto' -> cuda when available else cpu."""
     import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def parse_overrides(pairs: list[str], flag: str = "--set") -> dict:

@@ -1,13 +1,10 @@
 """One notebook job of ``closekit batch`` (CLOSE's studies as papermill runs), the same for both engines (local:
-closekit.batch, SLURM: closekit.slurm): the jobs of a notebook and its params sets, their options (one frozen
-JobOptions), and ``run_job``: a lock on the job directory, papermill under a wall-clock timeout that ends papermill
-and its kernel, retries of dead kernels, progress polled into status.json, an input-free HTML report.
+closekit.batch, SLURM: closekit.slurm): the jobs of a notebook and its params sets, their options (JobOptions), and
+``run_job``: an flock on the job directory (the first runner to take it stops what a runner killed with -9 left
+running there), papermill under a wall-clock timeout, retries of dead kernels, progress polled into status.json, an
+input-free HTML report. A notebook with a parameter ``record_dir`` gets its job directory there (its results.json).
 
-    <job dir>/  params.yaml  <notebook>.ipynb  <notebook>.html  results.json  status.json  stdout.log  stderr.log
-                papermill.log  progress.json (the job's last closekit.progress.report)  .lock (its runner: pid, host)
-
-The lock is an flock, held while its runner lives; a runner that takes it first stops what a runner killed with -9
-left running in the job (procs.stop_tagged), so two never run one job side by side.
+    <job dir>/  params.yaml  <notebook>.ipynb/.html  results.json  status.json  progress.json  .lock  *.log
 """
 import contextlib
 import dataclasses
@@ -56,7 +53,7 @@ class JobOptions:
 
 
 def notebook_parameters(notebook):
-    """The parameters papermill finds in ``notebook`` ({name: info}); one line for a missing or non-notebook file."""
+    """Papermill's parameters of ``notebook`` ({name: info}), for a run notebook (``space``) every RunConfig key."""
     nb = Path(notebook)
     if not nb.is_file():
         raise FileNotFoundError(f"notebook {nb} not found; pass an existing .ipynb file first")
@@ -70,7 +67,7 @@ def notebook_parameters(notebook):
         except Exception as e:           # noqa: BLE001  (nbformat / JSON errors of every kind)
             raise ValueError(f"notebook {nb} cannot be read as a notebook ({type(e).__name__}); "
                              "pass a valid .ipynb file") from None
-    if "space" in known:                 # a run notebook: its RunConfig takes every key (closekit.report.config)
+    if "space" in known:
         known.update({k: {"inferred_type_name": t} for k, t in config_types().items() if k not in known})
     return known
 
@@ -81,9 +78,8 @@ def config_types():
     out = {}
     for f in dataclasses.fields(RunConfig):
         types = [t.strip() for t in str(f.type).split("|")]
-        base = [t for t in types if t != "None"]
-        name = {"tuple": "list"}.get(base[0], base[0]) if len(base) == 1 else None
-        out[f.name] = f"Optional[{name}]" if name and "None" in types else name
+        base = [{"tuple": "list"}.get(t, t) for t in types if t != "None"]
+        out[f.name] = None if len(base) > 1 else f"Optional[{base[0]}]" if "None" in types else base[0]
     return out
 
 
@@ -102,10 +98,10 @@ def params_hash(params):
     return hashlib.sha1(json.dumps(params, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
-def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None):
-    """Job dicts (id, src, params, hash, dir), every params set checked against the notebook's parameters;
-    ``grid``: [(key, values)] (closekit.grid.parse_grid) expanded over every params set."""
-    known, jobs = notebook_parameters(notebook), {}
+def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None, known=None):
+    """Job dicts (id, src, params, hash, dir, record_dir: does the notebook take one) of every params set x ``grid``
+    point, checked against the notebook's parameters ``known``."""
+    known = notebook_parameters(notebook) if known is None else known
     items = list(params_files_or_dicts)
     loaded = [load_params(i) for i in items]
     srcs = [str(i) if isinstance(i, (str, os.PathLike)) else name for i, (name, _) in zip(items, loaded)]
@@ -114,12 +110,13 @@ def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None):
         if unknown:
             raise ValueError(f"{src}: unknown parameter(s) {unknown} for {Path(notebook).name}; "
                              f"known: {', '.join(known)}")
-    per_item = [expand_grid([li], grid) for li in loaded] if loaded else [expand_grid([], grid, Path(notebook).stem)]
+    per_item = [expand_grid([li], grid) for li in loaded] or [expand_grid([], grid, Path(notebook).stem)]
+    jobs = {}
     for src, points in zip(srcs or ["grid"], per_item):
         for name, params in points:
             h = params_hash(params)
-            jid = f"{name}-{h[:8]}"
-            jobs[jid] = dict(id=jid, src=src, params=params, hash=h, dir=Path(out_dir) / jid)
+            jobs[f"{name}-{h[:8]}"] = dict(id=f"{name}-{h[:8]}", src=src, params=params, hash=h,
+                                           dir=Path(out_dir) / f"{name}-{h[:8]}", record_dir="record_dir" in known)
     return list(jobs.values())
 
 
@@ -131,17 +128,26 @@ def read_status(d):
         return {}
 
 
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def finished(job, notebook):
     """True when the job's status.json says ok for the same params and the same notebook bytes."""
     old = read_status(job["dir"])
-    return old.get("state") == "ok" and old.get("params_hash") == job["hash"] and \
-        old.get("notebook_sha256") == hashlib.sha256(Path(notebook).read_bytes()).hexdigest()
+    return (old.get("state"), old.get("params_hash"), old.get("notebook_sha256")) == ("ok", job["hash"],
+                                                                                        _sha256(notebook))
 
 
 def row(job_id, st, state=None, error=None):
     """A summary row (job, state, seconds, attempts, error) from a status dict."""
     return dict(job=job_id, state=state or st.get("state", "lost"), seconds=st.get("seconds"),
                 attempts=st.get("attempts", 0), error=error if error is not None else st.get("error"))
+
+
+def skipped(job_id, st):
+    """The row of a job that finished before."""
+    return {**row(job_id, st, "skipped", ""), "attempts": 0}
 
 
 def _now():
@@ -161,9 +167,7 @@ def progress_line(p):
 
 
 def _watcher(jid, d, status, log, every, t0):
-    """A ``poll(now=None, final=False)`` that puts ``d``/progress.json into ``status`` (and status.json) when it
-    changed and logs it: a new phase at once (after the last step of the phase before, if not shown yet), a step
-    within a phase at most every ``every`` s (``final``: whatever changed)."""
+    """``poll(now, final)``: progress.json into ``status`` and status.json, a line per phase or ``every`` s."""
     shown, seen = [None, 0.0], [None]  # [key, time] of the last line; the last key read
 
     def show(key, p, now):
@@ -189,13 +193,10 @@ def _watcher(jid, d, status, log, every, t0):
 
 def _error_line(out, log_path, rc):
     """The notebook's first error output as ``Name: message``, else the last line of papermill's log."""
-    try:
-        for cell in json.loads(Path(out).read_text())["cells"]:
-            for o in cell.get("outputs", []):
-                if o.get("output_type") == "error":
-                    return f"{o['ename']}: {o['evalue']}"
-    except (OSError, ValueError, KeyError):
-        pass
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        for o in (o for cell in json.loads(Path(out).read_text())["cells"] for o in cell.get("outputs", [])):
+            if o.get("output_type") == "error":
+                return f"{o['ename']}: {o['evalue']}"
     lines = [x for x in _tail(log_path) if x.strip()]
     return lines[-1].strip() if lines else f"papermill exited with code {rc}"
 
@@ -210,28 +211,23 @@ def _html(out):
 
 
 def run_job(job, notebook, opts, slot="", log=print, threads=None, extra=None):
-    """Run one job in its directory (skipped when status.json says ok for the same params and notebook, unless
-    ``opts.rerun``); its summary row. ``threads``: the job's OMP_NUM_THREADS unless the caller's environment sets
-    it. ``extra``: more keys for status.json (the SLURM engine's task id and host)."""
+    """Run one job in its directory unless finished (``threads``: its OMP_NUM_THREADS; ``extra``: status keys)."""
     d, nb = job["dir"], Path(notebook).resolve()
-    nb_sha = hashlib.sha256(nb.read_bytes()).hexdigest()
     old = read_status(d)
-    if old.get("state") == "ok" and old.get("params_hash") == job["hash"] and not opts.rerun:
-        if old.get("notebook_sha256") == nb_sha:
-            return {**row(job["id"], old, "skipped", ""), "attempts": 0}
+    if not opts.rerun and (old.get("state"), old.get("params_hash")) == ("ok", job["hash"]):
+        if finished(job, nb):
+            return skipped(job["id"], old)
         log(f"{job['id']}: the notebook changed since its ok run: running it again")
     d.mkdir(parents=True, exist_ok=True)
-    lock = open(d / ".lock", "a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.seek(0)
-        owner = lock.read().strip() or "another closekit batch"
-        lock.close()
-        error = f"another closekit batch is running this job ({owner}; it holds {d / '.lock'})"
-        log(f"{job['id']}: locked: {error}")
-        return row(job["id"], {}, "locked", error)
-    try:
+    with open(d / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            error = (f"another closekit batch is running this job ({lock.read().strip() or 'another closekit batch'}"
+                     f"; it holds {d / '.lock'})")
+            log(f"{job['id']}: locked: {error}")
+            return row(job["id"], {}, "locked", error)
         lock.seek(0)
         killed = lock.read().strip()
         n = procs.stop_tagged(str(d))        # what a runner killed with -9 left running in this job
@@ -240,25 +236,23 @@ def run_job(job, notebook, opts, slot="", log=print, threads=None, extra=None):
         lock.truncate(0)
         lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {_now()}\n")
         lock.flush()
-        return _run_locked(job, d, nb, nb_sha, opts, slot, log, threads, extra)
-    finally:
-        lock.close()
+        return _run_locked(job, d, nb, opts, slot, log, threads, extra)
 
 
-def _run_locked(job, d, nb, nb_sha, opts, slot, log, threads, extra):
+def _run_locked(job, d, nb, opts, slot, log, threads, extra):
     """run_job's work, holding the job directory's lock."""
     (d / "params.yaml").write_text(yaml.safe_dump(job["params"], sort_keys=False))
     out = d / f"{nb.stem}.ipynb"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": slot, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
-           "CLOSEKIT_RECORD_DIR": str(d), progress.ENV: str(d / "progress.json"), procs.TAG: str(d)}
+           progress.ENV: str(d / "progress.json"), procs.TAG: str(d)}
     if threads and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, "-m", "papermill", str(nb), str(out), "-f", str(d / "params.yaml"), "-k", opts.kernel,
-           "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"),
-           "--stderr-file", str(d / "stderr.log")]
+           "--cwd", str(d), "--no-progress-bar", "--stdout-file", str(d / "stdout.log"), "--stderr-file",
+           str(d / "stderr.log"), *(["-p", "record_dir", str(d)] if job.get("record_dir") else [])]
     status = dict(job=job["id"], state="running", params_hash=job["hash"], params=job["params"], notebook=str(nb),
-                  notebook_sha256=nb_sha, params_src=job["src"], cuda_visible_devices=slot, start=_now(), attempts=0,
-                  **(extra or {}))
+                  notebook_sha256=_sha256(nb), params_src=job["src"], cuda_visible_devices=slot, start=_now(),
+                  attempts=0, **(extra or {}))
     atomic_json(d / "status.json", status)
     log(f"{job['id']}: start (CUDA_VISIBLE_DEVICES={slot!r})")
     t0 = time.time()
@@ -267,8 +261,8 @@ def _run_locked(job, d, nb, nb_sha, opts, slot, log, threads, extra):
         if attempt > 1:
             log(f"{job['id']}: dead kernel, retry {attempt - 1}/{opts.retries}")
             time.sleep(RETRY_DELAY)
-        (d / "results.json").unlink(missing_ok=True)
-        (d / "progress.json").unlink(missing_ok=True)
+        for f in ("results.json", "progress.json"):
+            (d / f).unlink(missing_ok=True)
         for f in ("stdout.log", "stderr.log"):  # papermill creates them only on a first write
             (d / f).write_text("")
         with open(d / "papermill.log", "w" if attempt == 1 else "a") as logf:
@@ -276,12 +270,10 @@ def _run_locked(job, d, nb, nb_sha, opts, slot, log, threads, extra):
         watch(final=True)
         state = "timed_out" if rc is None else \
             {0: "ok", DEAD_KERNEL: "dead_kernel"}.get(rc, "failed" if rc > 0 else "interrupted")  # < 0: a signal
-        if procs.stopping():
-            state = "interrupted"
+        state = "interrupted" if procs.stopping() else state
         if state != "dead_kernel":
             break
-    error = "" if state == "ok" else \
-        f"wall-clock timeout after {opts.timeout:g} s" if state == "timed_out" else \
+    error = "" if state == "ok" else f"wall-clock timeout after {opts.timeout:g} s" if state == "timed_out" else \
         "interrupted: the runner or the scheduler stopped the job; a rerun resumes it" if state == "interrupted" else \
         _error_line(out, d / "papermill.log", rc)
     status.update(state=state, end=_now(), seconds=round(time.time() - t0, 2), attempts=attempt, returncode=rc,

@@ -1,8 +1,7 @@
-"""Child processes of a runner (the batch and SLURM engines of the parameterized-notebook runs): each in a session
-of its own, a wall-clock timeout, SIGTERM of the runner as Ctrl-C, and the Jupyter kernel spec the children run under.
-Every process of a job carries TAG=<job dir> in its environment (the kernel, in a session of its own, and what it
-starts included): ``stop_tagged`` ends a job on timeout, on Ctrl-C, and what a runner killed with -9 left behind; that
-runner's papermill dies with it (Linux: PR_SET_PDEATHSIG) and ipykernel leaves when its parent is gone.
+"""Child processes of a runner (the batch and SLURM engines): each in a session of its own, a wall-clock timeout,
+SIGTERM of the runner as Ctrl-C, the Jupyter kernel spec they run under. Every process of a job carries TAG=<job dir>
+in its environment, so ``stop_tagged`` ends a job (timeout, Ctrl-C, or what a runner killed with -9 left behind);
+that runner's papermill dies with it (Linux: PR_SET_PDEATHSIG) and ipykernel leaves when its parent is gone.
 """
 import contextlib
 import os
@@ -58,8 +57,7 @@ def check_kernel(kernel, log=print):
 
 
 def spawn(cmd, env, logf, timeout, on_poll=None):
-    """Run ``cmd`` in its own session, calling ``on_poll()`` every POLL s; its exit code, or None when it ran past
-    ``timeout`` and was killed."""
+    """Run ``cmd`` in its own session, ``on_poll()`` every POLL s; its exit code, None when killed past ``timeout``."""
     if sys.platform.startswith("linux") and cmd[0] == sys.executable:
         cmd = [sys.executable, "-c", DEATHSIG, str(os.getpid())] + cmd[1:]
     with _live_lock:
@@ -87,20 +85,18 @@ def spawn(cmd, env, logf, timeout, on_poll=None):
 
 
 def stop_tagged(value, grace=GRACE):
-    """SIGTERM every other process whose environment has TAG=``value``, SIGKILL what is alive after ``grace`` s;
-    how many there were."""
+    """SIGTERM every other process with TAG=``value``, SIGKILL those alive ``grace`` s later; how many there were."""
     import psutil
 
     def alive(p):
         with contextlib.suppress(psutil.Error):
             return p.status() != psutil.STATUS_ZOMBIE
         return False
-    found = []
-    for p in psutil.process_iter():
+
+    def tagged(p):
         with contextlib.suppress(psutil.Error, OSError):
-            if p.pid != os.getpid() and p.environ().get(TAG) == value:
-                found.append(p)
-    left = found
+            return p.pid != os.getpid() and p.environ().get(TAG) == value
+    left = found = [p for p in psutil.process_iter() if tagged(p)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for p in left:
             with contextlib.suppress(psutil.Error):

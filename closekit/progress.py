@@ -1,16 +1,9 @@
-"""Best-effort progress of a running job, for ``closekit batch`` to show: ``report`` writes one small JSON file,
-the one $CLOSEKIT_PROGRESS names (batch sets it to <job dir>/progress.json), and ``read`` reads it back.
-
-    {"phase": "train", "done": 12, "total": 30, "time": 1718000000.0, **extra}
-
-Without the variable ``report`` does nothing. Writes are atomic and at most one a second within a phase (a new
-phase and ``done == total`` are always written); an OSError never reaches the caller. Phases of the training
-pipeline: build, train (epochs), score (architectures), rank, done.
-
-On a terminal (stdout a TTY and no $CLOSEKIT_PROGRESS, i.e. not under ``closekit batch``) ``bar`` wraps the batches
-of an epoch and the architectures being scored in a tqdm bar with rate and time left; elsewhere it returns them as
-they are.
+"""Best-effort progress of a running job for ``closekit batch``: ``report`` writes {"phase", "done", "total", "time",
+**extra} atomically to the file $CLOSEKIT_PROGRESS names (nothing without it; at most one write a second within a
+phase, a new phase and ``done == total`` always), ``read`` reads it back. Phases: build, train, score, rank, done.
+On a terminal (not under batch) ``bar`` shows the batches of an epoch and the scoring in a tqdm bar.
 """
+import contextlib
 import json
 import os
 import sys
@@ -33,11 +26,10 @@ def report(phase, done=None, total=None, **extra):
     if same and 0 <= now - _last["time"] < MIN_INTERVAL and not (done is not None and done == total):
         return False
     _last.update(path=path, phase=phase, time=now)
-    try:
+    with contextlib.suppress(OSError):
         atomic_json(path, {"phase": phase, "done": done, "total": total, "time": now, **extra})
         return True
-    except OSError:
-        return False
+    return False
 
 
 def interactive():
@@ -55,9 +47,6 @@ def bar(iterable, total=None, desc=None, show=None):
 
 def read(path):
     """The progress dict at ``path``; None when missing, unreadable or half-written."""
-    try:
-        with open(path) as f:
-            p = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return p if isinstance(p, dict) else None
+    with contextlib.suppress(OSError, ValueError), open(path) as f:
+        p = json.load(f)
+        return p if isinstance(p, dict) else None

@@ -1,10 +1,8 @@
-"""Provenance by declaration: which source files a result of a space depends on, and the record of a run.
+"""Provenance by declaration: the source files a result of a space depends on, and the record of a run.
 
-A result of space S depends on the ``CORE`` modules, the modules S declares (``Space.modules``) and the modules of
-its official readers (``closekit.groundtruth.READERS[S]``); ``code_version(S)`` hashes exactly those files. The
-``SHELL`` (batch engines, CLI, plots, widgets, drawing, search) cannot change a result and is declared here once.
-Every module of the package is declared somewhere (tests/test_provenance.py checks it), so a new file neither
-changes a hash by its name nor escapes it: it is hashed where it is declared.
+``code_version(S)`` hashes the ``CORE`` modules, those space S declares (``Space.modules``) and its official readers'
+(``closekit.groundtruth.READERS[S]``). The ``SHELL`` cannot change a result. Every module is declared somewhere
+(tests/test_provenance.py checks), so a new file neither changes a hash by its name nor escapes it.
 """
 import functools
 import hashlib

@@ -1,12 +1,11 @@
-"""Record run results: ``record(to, **values)`` shows them in the executing notebook as one custom-mimetype
-display output and merges them into ``to``/results.json (the destination is passed, never read from the
-environment); ``read_results`` gathers many runs into a DataFrame.
-
-Same idea as scrapbook's ``glue`` without the dependency. Non-finite floats are recorded as null.
+"""Record run results: ``record(to, **values)`` shows them in the executing notebook as one custom-mimetype output
+and merges them into ``to``/results.json (a destination passed, never read from the environment); ``read_results``
+gathers many runs into a DataFrame. Scrapbook's ``glue`` without the dependency; non-finite floats become null.
 """
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 from .checkpoint import atomic_json
@@ -43,14 +42,10 @@ def record(to, /, **values):
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_json(path, {**(json.loads(path.read_text()) if path.exists() else {}), **values})
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        get_ipython = lambda: None  # noqa: E731
-    if get_ipython() is not None:
-        text = f"results recorded in {path}" if path else "results recorded in this notebook"
-        display({MIME: values, "text/plain": text}, raw=True)
+    ipython = sys.modules.get("IPython")           # a kernel has imported it; a plain script has not
+    if ipython is not None and ipython.get_ipython() is not None:
+        ipython.display.display({MIME: values, "text/plain": f"results recorded in {path or 'this notebook'}"},
+                                raw=True)
     return values
 
 
@@ -66,7 +61,7 @@ def _read_nb(path):
 
 
 def read_notebook_records(path):
-    """Merge every record output of an executed notebook (later wins)."""
+    """Every record output of an executed notebook merged (later wins)."""
     return _read_nb(path)[1]
 
 

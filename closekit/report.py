@@ -4,7 +4,6 @@ Functions over ``closekit.run``'s ``Result``: the result first (headline, a warn
 details, the training log last and folded. Space-specific figures come from the space (``slots``, ``draw``, an
 optional ``complexity``). matplotlib is imported inside the functions, so importing this module is quick."""
 import html
-import os
 from pathlib import Path
 
 from IPython import get_ipython
@@ -12,7 +11,6 @@ from IPython.display import HTML, Markdown, display
 
 SECTIONS = ("Result", "Scores against the truth", "Training", "Block usage per curriculum level", "Architectures",
             "Size", "Details", "Training log")
-BATCH_RECORD_ENV = "CLOSEKIT_RECORD_DIR"   # closekit batch names its job directory here (the notebook sets nothing)
 LOG_TAIL = 3              # log lines shown live while a notebook trains
 TOP = 10                  # architectures in the details table
 DRAWN = ("best", "median", "worst")     # architectures drawn, by one-shot accuracy
@@ -278,9 +276,9 @@ def body(result, log=None, to=None):
 
 
 def record_dir(given, result):
-    """Where a run notebook's results.json goes: ``given`` when passed, else the job directory closekit batch
-    names, else the run directory (a hand-run notebook: where its run is, not the current directory)."""
-    return Path(given or os.environ.get(BATCH_RECORD_ENV) or result.out_dir)
+    """Where a run notebook's results.json goes: ``given`` (closekit batch passes its job directory), else the run
+    directory (a hand-run notebook: where its run is, not the current directory)."""
+    return Path(given or result.out_dir)
 
 
 def results(result):

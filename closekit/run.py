@@ -1,10 +1,8 @@
 """One run end to end (CLOSE §4-5): build, train with resume, score, rank against the ground truth, record.
 
-``run(cfg, out_dir)`` is the one pipeline; the CLI (``closekit train``), the notebooks and bench/ranking.py call
-it. The run directory gets config.yaml, provenance.json (the config hash and the code version that produced it),
-checkpoint.pt, snapshots/ (the net at the last epoch of every curriculum level), history.csv, scores.csv and
-metrics.json. A rerun resumes from the checkpoint; a finished run with other scoring or ground-truth keys is
-re-scored without retraining. Progress goes to ``closekit.progress`` (shown by ``closekit batch``).
+``run(cfg, out_dir)`` is the one pipeline the CLI, the notebooks and bench/ call. The run directory gets config.yaml,
+provenance.json, checkpoint.pt, snapshots/, history.csv, scores.csv and metrics.json; a rerun resumes from the
+checkpoint, a finished run with other scoring or ground-truth keys is re-scored without retraining.
 """
 import time
 from pathlib import Path
@@ -23,8 +21,7 @@ from .train import build, chain, snapshots, train
 
 
 def ceiling(truth):
-    """The ground truth's own reliability, when it states one: seed-to-seed Kendall tau and the best Kendall a
-    supernet can reach against its seed mean (predicted)."""
+    """The truth's stated reliability: seed-to-seed Kendall and the best Kendall a supernet can reach (predicted)."""
     nc = truth.attrs.get("noise_ceiling") or {}
     out = {"truth_seed_kendall": nc.get("kendall")}
     if "seed_mean" in nc:
@@ -47,10 +44,10 @@ class Result(NamedTuple):
     out_dir: Path
 
 
-def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage_every_level=True):
-    """Train (or resume) the run of ``cfg`` in ``out_dir`` (default cfg.out_dir), score its architectures, rank
-    them against its ground truth; returns a ``Result``. Bad config, truth, arch list or out_dir fail before
-    training; out_dir is locked while the run writes there (a second run on it is refused, changing nothing)."""
+def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage_every_level=True, name=None):
+    """Train (or resume) the run of ``cfg`` in ``out_dir`` (default cfg.out_dir), score and rank it: a ``Result``.
+    Bad config, truth, arch list or out_dir fail before training; out_dir is locked while the run writes there.
+    ``name``: the run's name in a shared TensorBoard DIR (a path: its last part; default: the run directory's)."""
     out = writable_dir(out_dir or cfg.out_dir, "out_dir (--out)")
     progress.report("build")
     datalib.check_name(cfg.dataset)
@@ -65,7 +62,7 @@ def run(cfg, out_dir=None, *, resume=True, log=print, keep_snapshots=True, usage
         space, data, net = build(cfg)
         hook = probe(space, archs, data, cfg, truth, usage_every_level=usage_every_level)
         callbacks = [hook, snapshots()] if keep_snapshots else [hook]
-        callbacks += tracking.callbacks(cfg, out, hook)             # tensorboard: scalars as training goes
+        callbacks += tracking.callbacks(cfg, out, hook, name)       # tensorboard: scalars as training goes
         t0 = time.time()
         trainer, history = train(net, data, cfg, out_dir=out, resume=resume, log=log,
                                  on_epoch_end=chain(*callbacks))

@@ -1,11 +1,7 @@
-"""The SLURM engine of ``closekit batch`` (CLOSE's studies beyond one machine): the jobs go out as one submitit
-job array whose tasks run exactly the local job function (``closekit.jobs.run_job``) in the output directory, which
-must be on the cluster's shared filesystem. Reruns skip finished jobs before submitting; one failing task never stops
-the others; job states come from the job directories (``closekit batch --status DIR``), never from sacct (absent
-without slurmdbd); Ctrl-C cancels the array (scancel) and marks its unfinished jobs cancelled.
-
-    out_dir/.slurm/        submitit's pickles and the tasks' own logs (<array>_<task>_log.out / .err)
-    out_dir/<job>/         as with the local engine, status.json also holding slurm_job_id and host
+"""The SLURM engine of ``closekit batch`` (CLOSE's studies beyond one machine): the jobs go out as one submitit job
+array whose tasks run the local job function (``closekit.jobs.run_job``) in the output directory, on the cluster's
+shared filesystem. Reruns skip finished jobs before submitting; job states come from the job directories, never from
+sacct; Ctrl-C cancels the array and marks its unfinished jobs cancelled. submitit's files go to out_dir/.slurm/.
 """
 import contextlib
 import math
@@ -28,6 +24,11 @@ START_MIN = 5       # SLURM minutes added to a task's limit for its start and HT
 CLIENTS = ("sbatch", "squeue", "scancel", "sinfo")
 
 
+def _sh(*cmd):
+    """Run a SLURM client; its CompletedProcess (text output)."""
+    return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
 def check(partition=None, gpus_per_job=1, max_parallel=None, options=None):
     """Refuse, in one line and before any work, what the SLURM engine cannot run with."""
     gone = [c for c in CLIENTS if shutil.which(c) is None]
@@ -40,8 +41,7 @@ def check(partition=None, gpus_per_job=1, max_parallel=None, options=None):
         raise ValueError("--engine slurm needs submitit: pip install 'closekit[slurm]'") from None
     if not partition:
         raise ValueError("--engine slurm needs --partition NAME (sinfo lists them)")
-    r = subprocess.run(["sinfo", "-h", "-p", partition, "-o", "%P"], capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL)
+    r = _sh("sinfo", "-h", "-p", partition, "-o", "%P")
     if r.returncode != 0:
         raise ValueError(f"--engine slurm: sinfo cannot reach a SLURM controller ({_last_line(r.stderr)}); run on a "
                          "SLURM login node (or set SLURM_CONF)")
@@ -54,8 +54,7 @@ def check(partition=None, gpus_per_job=1, max_parallel=None, options=None):
 
 
 def time_limit(timeout, retries):
-    """SLURM minutes for one task: every attempt's timeout, the retry delays and START_MIN for start and HTML;
-    a DAY without a timeout (override with --slurm time=MINUTES)."""
+    """SLURM minutes of a task: every attempt's timeout, the retry delays and START_MIN; a DAY without a timeout."""
     if timeout is None:
         return DAY
     return int(math.ceil((timeout * (retries + 1) + joblib.RETRY_DELAY * retries) / 60)) + START_MIN
@@ -89,24 +88,25 @@ def sbatch_text(folder, params, command="python -u -m submitit.core._submit"):
 
 def task(job, notebook, opts):
     """One array task: ``jobs.run_job`` on the GPUs SLURM gave the task (its CUDA_VISIBLE_DEVICES)."""
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    sid = os.environ.get("SLURM_ARRAY_JOB_ID", "?") + "_" + os.environ.get("SLURM_ARRAY_TASK_ID", "?")
-    return joblib.run_job(job, notebook, opts, os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-                          lambda m: print(m, flush=True), int(cpus) if cpus else None,
+    env = os.environ.get
+    sid = f"{env('SLURM_ARRAY_JOB_ID', '?')}_{env('SLURM_ARRAY_TASK_ID', '?')}"
+    return joblib.run_job(job, notebook, opts, env("CUDA_VISIBLE_DEVICES", ""), lambda m: print(m, flush=True),
+                          int(env("SLURM_CPUS_PER_TASK") or 0) or None,
                           extra={"slurm_job_id": sid, "host": socket.gethostname()})
 
 
 def _mark(job, state, **kw):
-    """Write ``state`` (and ``kw``) into the job's status.json, keeping what is there."""
+    """Write ``state`` (and ``kw``) into the job's status.json, keeping what is there; the job's row."""
     job["dir"].mkdir(parents=True, exist_ok=True)
-    atomic_json(job["dir"] / "status.json", {**joblib.read_status(job["dir"]), "job": job["id"], "state": state,
-                                             "params_hash": job["hash"], "params": job["params"], **kw})
+    st = {**joblib.read_status(job["dir"]), "job": job["id"], "state": state, "params_hash": job["hash"],
+          "params": job["params"], **kw}
+    atomic_json(job["dir"] / "status.json", st)
+    return joblib.row(job["id"], st)
 
 
 def squeue(array_id):
     """The task ids ("<array>_<i>") of ``array_id`` still queued or running; None when squeue cannot tell."""
-    r = subprocess.run(["squeue", "-h", "-r", "-j", str(array_id), "-o", "%i"], capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL)
+    r = _sh("squeue", "-h", "-r", "-j", str(array_id), "-o", "%i")
     if r.returncode != 0:
         return set() if "Invalid job id" in r.stderr else None
     return {x.strip() for x in r.stdout.split() if x.strip()}
@@ -114,7 +114,7 @@ def squeue(array_id):
 
 def cancel(array_id, log=print):
     """scancel the whole array."""
-    r = subprocess.run(["scancel", str(array_id)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    r = _sh("scancel", str(array_id))
     log(f"scancel {array_id}: " + ("done" if r.returncode == 0 else r.stderr.strip()))
 
 
@@ -126,12 +126,19 @@ def _last_line(text, named=False):
     return (lines or ["no message"])[-1]
 
 
+def _result(job, sub):
+    """The row a finished task returned; its job marked failed when the task itself raised (not the notebook)."""
+    with contextlib.suppress(Exception):
+        return sub.result()
+    return _mark(job, "failed", error=_last_line(sub.exception(), named=True))
+
+
 def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_job=1, max_parallel=None,
               options=None, poll=POLL):
     """Submit the unfinished ``jobs`` as one array and wait for it; one summary row per job (in order)."""
     import submitit
     out, nb = Path(out_dir).resolve(), Path(notebook).resolve()
-    rows = {j["id"]: {**joblib.row(j["id"], joblib.read_status(j["dir"]), "skipped", ""), "attempts": 0}
+    rows = {j["id"]: joblib.skipped(j["id"], joblib.read_status(j["dir"]))
             for j in jobs if not opts.rerun and joblib.finished(j, nb)}
     todo = [j for j in jobs if j["id"] not in rows]
     if not todo:
@@ -147,41 +154,31 @@ def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_j
     array_id = subs[0].job_id.split("_")[0]
     for j, s in zip(todo, subs):
         _mark(j, "queued", slurm_job_id=s.job_id, notebook=str(nb), error=None)
-    log(f"submitted SLURM array {array_id}: {len(todo)} job(s) on partition {partition}"
-        + (f", {gpus_per_job} GPU(s) each" if gpus_per_job else "") + (f", {max_parallel} at once" if max_parallel
-                                                                      else ""))
-    pending, missing, shown = {j["id"]: (j, s) for j, s in zip(todo, subs)}, {}, {}
+    each = [f"{gpus_per_job} GPU(s) each"] * bool(gpus_per_job) + [f"{max_parallel} at once"] * bool(max_parallel)
+    log(f"submitted SLURM array {array_id}: " + ", ".join([f"{len(todo)} job(s) on partition {partition}", *each]))
+    pending, missing, running = {j["id"]: (j, s) for j, s in zip(todo, subs)}, {}, set()
     try:
         while pending:
             queue_ids = squeue(array_id)
             for jid, (j, s) in list(pending.items()):
                 st = joblib.read_status(j["dir"])
-                if st.get("state") != shown.get(jid):
-                    shown[jid] = st.get("state")
-                    if shown[jid] == "running":
-                        log(f"{jid}: running ({s.job_id} on {st.get('host')}, "
-                            f"CUDA_VISIBLE_DEVICES={st.get('cuda_visible_devices')!r})")
+                if st.get("state") == "running" and jid not in running:
+                    running.add(jid)
+                    log(f"{jid}: running ({s.job_id} on {st.get('host')}, "
+                        f"CUDA_VISIBLE_DEVICES={st.get('cuda_visible_devices')!r})")
                 if s.paths.result_pickle.exists():
-                    with contextlib.suppress(Exception):
-                        rows[jid] = s.result()
-                    if jid not in rows:      # the task itself raised (not the notebook: run_job catches that)
-                        err = _last_line(s.exception(), named=True)
-                        _mark(j, "failed", error=err)
-                        rows[jid] = joblib.row(jid, joblib.read_status(j["dir"]), "failed", err)
+                    rows[jid] = _result(j, s)
                 elif queue_ids is not None and s.job_id not in queue_ids:
                     missing[jid] = missing.get(jid, 0) + 1
-                    if missing[jid] < LOST_AFTER:
-                        continue
-                    if st.get("state") not in joblib.DONE:
-                        _mark(j, "lost", error=f"SLURM task {s.job_id} ended without a result (cancelled, time "
-                                               f"limit or node failure); see {out / '.slurm'}")
-                    rows[jid] = joblib.row(jid, joblib.read_status(j["dir"]))
-                else:
-                    continue
-                del pending[jid]
-                r = rows[jid]
-                log(f"{jid}: {r['state']}" + (f" in {r['seconds']:.1f} s" if r.get("seconds") else "")
-                    + (f": {r['error']}" if r.get("error") else ""))
+                    if missing[jid] >= LOST_AFTER:
+                        rows[jid] = joblib.row(jid, st) if st.get("state") in joblib.DONE else _mark(
+                            j, "lost", error=f"SLURM task {s.job_id} ended without a result (cancelled, time limit "
+                                             f"or node failure); see {out / '.slurm'}")
+                if jid in rows:
+                    del pending[jid]
+                    r = rows[jid]
+                    log(f"{jid}: {r['state']}" + (f" in {r['seconds']:.1f} s" if r.get("seconds") else "")
+                        + (f": {r['error']}" if r.get("error") else ""))
             if pending:
                 time.sleep(poll)
     except KeyboardInterrupt:

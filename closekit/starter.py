@@ -1,7 +1,5 @@
-"""``closekit init DIR`` (shell): lay out the notebooks and params files in a working directory.
-
-A checkout takes them from the repository (notebooks/, params/); an installed wheel from closekit/kit/, where
-setup.py's build hook copies them. DIR gets notebooks/*.ipynb, params/<space>/*.yaml and a short README.md.
+"""``closekit init DIR`` (shell): the notebooks and params files in a working directory, taken from the repository
+of a checkout or from closekit/kit/ of an installed wheel (setup.py's build hook copies them there).
 """
 import shutil
 from pathlib import Path
@@ -36,8 +34,7 @@ def source():
 
 
 def init(dest, force=False):
-    """Copy the notebooks and params files into ``dest`` with a README; returns the files written. Existing files
-    are refused (nothing written) unless ``force``."""
+    """Copy the notebooks and params files into ``dest`` with a README (no file overwritten unless ``force``)."""
     dest, root = Path(dest), source()
     files = [(src, dest / folder / src.relative_to(root / folder))
              for folder, pattern in FOLDERS.items() for src in sorted((root / folder).glob(pattern))]
@@ -50,12 +47,3 @@ def init(dest, force=False):
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst) if src else dst.write_text(README)
     return [d for _, d in files]
-
-
-def cli_run(args):
-    """``closekit init DIR``: lay out the kit, print what went where."""
-    files = init(args.dir, force=args.force)
-    n_nb = sum(f.suffix == ".ipynb" for f in files)
-    print(f"closekit init: {n_nb} notebooks, {len(files) - n_nb - 1} params files and README.md in {args.dir} "
-          f"(from {source()})")
-    return 0

@@ -1,11 +1,7 @@
-"""Live tracking (shell): training scalars to TensorBoard as the run goes (config key ``tensorboard``).
-
-``tensorboard: true`` writes to <run dir>/tensorboard; ``tensorboard: DIR`` to DIR/<run name>, so a batch of runs
-given one DIR lands side by side in ``tensorboard --logdir DIR``. Scalars: every number of the history row (loss,
-accuracy, learning rate, curriculum level, probe Kendall when ``eval_every`` probes) and, when the run's probe keeps
-block usage, each block's share of the routed slots at every level end. Needs ``pip install closekit[tracking]``.
+"""Live tracking (shell): training scalars to TensorBoard as the run goes (config key ``tensorboard``: true writes
+<run dir>/tensorboard, DIR writes DIR/<run name> so a batch lands side by side). Scalars: every number of the history
+row and, when the probe keeps block usage, each block's share at every level end. Needs closekit[tracking].
 """
-import os
 from pathlib import Path
 
 SUBDIR = "tensorboard"                     # tensorboard: true -> <run dir>/tensorboard
@@ -15,23 +11,21 @@ TAGS = {"train_loss": "epoch/train_loss", "train_acc": "epoch/train_accuracy", "
 USAGE_TAG = "sharing/block{}"              # a block's share of the probe's routed slots at each level end
 
 
-def log_dir(setting, out_dir):
-    """Where a run's event files go: None (off), <out_dir>/tensorboard (true) or DIR/<run name> (a path). The run
-    name is the batch job directory's when the run is a batch job (unique per job), else the run directory's."""
+def log_dir(setting, out_dir, name=None):
+    """Where a run's event files go: None (off), <out_dir>/tensorboard (true) or DIR/<name> (a path; ``name``
+    default: the run directory's, a batch job passes its job directory's)."""
     if setting is None or setting is False:
         return None
     if setting is True:
         return Path(out_dir) / SUBDIR
-    name = Path(os.environ.get("CLOSEKIT_RECORD_DIR") or out_dir).resolve().name
-    return Path(setting).expanduser() / name
+    return Path(setting).expanduser() / Path(name or Path(out_dir).resolve().name).name
 
 
 class TensorBoard:
     """``on_epoch_end`` callback writing each finished history row (and the probe's block usage) as scalars.
 
-    The trainer completes an epoch's row after the callbacks return and logs it once appended, so the writer hooks
-    ``trainer.log`` and writes every row not yet written there: each row lands whole, right after its epoch.
-    """
+    The trainer completes an epoch's row after the callbacks and logs it once appended, so the writer hooks
+    ``trainer.log`` and writes the rows not yet written there: each row lands whole, right after its epoch."""
 
     def __init__(self, directory, probe=None):
         try:
@@ -70,8 +64,8 @@ class TensorBoard:
         self.writer.flush()
 
 
-def callbacks(cfg, out_dir, probe=None):
-    """The run's tracking callbacks: [] when ``cfg.tensorboard`` is off, else one ``TensorBoard`` (block usage for
-    shared banks only: vanilla's blocks are its edges, each used by every architecture)."""
-    directory = log_dir(cfg.tensorboard, out_dir)
+def callbacks(cfg, out_dir, probe=None, name=None):
+    """[] when ``cfg.tensorboard`` is off, else one ``TensorBoard`` (block usage of shared banks only: vanilla's
+    blocks are its edges, each used by every architecture)."""
+    directory = log_dir(cfg.tensorboard, out_dir, name)
     return [TensorBoard(directory, probe if cfg.supernet != "vanilla" else None)] if directory else []

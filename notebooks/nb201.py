@@ -61,13 +61,13 @@ eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (N
 # ground truth and output
 truth: "Optional[str]" = "mini-nb201"  # ground truth: shipped name, CSV (arch, acc), minibench dir or official file
 out_dir: str = "runs/nb201-mini-close"  # run directory: checkpoint (resumed when present), results.json
-record_dir: "Optional[str]" = None  # results.json here (None: closekit batch's job directory, else out_dir)
+record_dir: "Optional[str]" = None  # results.json here (None: out_dir); closekit batch passes its job directory
 
 # %%
 from closekit import report, run
 
 log = report.Log()                                # the live training log, then the headline in its place
-result = run(report.config(globals()), log=log)
+result = run(report.config(globals()), log=log, name=record_dir)   # a batch job names its TensorBoard run
 report.headline(result, log)
 
 # %% [markdown]

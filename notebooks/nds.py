@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -54,13 +54,13 @@ eval_max_batches: "Optional[int]" = None  # held-out batches per architecture (N
 # ground truth and output
 truth: "Optional[str]" = "mini-nds-resnet"  # ground truth: shipped mini-nds-resnet, CSV (arch, acc), minibench dir, NDS JSON / aw_nas .pkl
 out_dir: str = "runs/nds-resnet-mini-close"  # run directory: checkpoint (resumed when present), results.json
-record_dir: "Optional[str]" = None  # results.json here (None: closekit batch's job directory, else out_dir)
+record_dir: "Optional[str]" = None  # results.json here (None: out_dir); closekit batch passes its job directory
 
 # %%
 from closekit import report, run
 
 log = report.Log()                                # the live training log, then the headline in its place
-result = run(report.config(globals()), log=log)
+result = run(report.config(globals()), log=log, name=record_dir)   # a batch job names its TensorBoard run
 report.headline(result, log)
 
 # %% [markdown]

@@ -3,6 +3,7 @@ job names saying what varies, bad grids refused before anything runs, a 3-value 
 import json
 from pathlib import Path
 
+import papermill
 import pytest
 
 from closekit import batch, cli, jobs as joblib
@@ -63,6 +64,19 @@ def test_product_over_every_params_file_and_names(tmp_path):
     assert joblib.make_jobs(NB201, [a], tmp_path / "out") [0]["params"] == {"supernet": "close", "seed": 7}
     only = joblib.make_jobs(NB201, [], tmp_path / "out", parse_grid(["seed=0,1"], NB201, KNOWN))
     assert [j["id"].rsplit("-", 1)[0] for j in only] == ["nb201_seed-0", "nb201_seed-1"]   # defaults, grid only
+
+
+def test_batch_inspects_the_notebook_once_and_takes_any_run_config_key(tmp_path, monkeypatch):
+    """papermill reads the notebook once per batch; a run notebook takes RunConfig keys its cell does not declare."""
+    calls = []
+    real = papermill.inspect_notebook
+    monkeypatch.setattr(papermill, "inspect_notebook", lambda nb: calls.append(nb) or real(nb))
+    p = tmp_path / "p.yaml"
+    p.write_text("gate_lr_scale: 10\nmlp_parent: wit\nwrong_key: 1\n")      # the first two: not in nb201's cell
+    assert "gate_lr_scale" not in real(str(NB201)) and "gate_lr_scale" in KNOWN
+    with pytest.raises(ValueError, match=r"p\.yaml: unknown parameter\(s\) 'wrong_key' for nb201\.ipynb"):
+        batch.run_batch(NB201, [p], tmp_path / "out", grid=["seed=0,1"], log=lambda *_: None)
+    assert len(calls) == 1 and not (tmp_path / "out").exists()
 
 
 def test_a_bad_grid_runs_nothing(tmp_path, capsys):

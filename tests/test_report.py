@@ -100,13 +100,11 @@ def test_headline_names_the_space_and_warns_first_when_training_failed():
     assert "kendall 0.500" in text and "Warning" not in text
 
 
-def test_record_dir_is_passed_else_the_batch_job_else_the_run(monkeypatch):
+def test_record_dir_is_passed_else_the_run(monkeypatch):
     result = fake_result(None, {})
-    monkeypatch.delenv(report.BATCH_RECORD_ENV, raising=False)
+    monkeypatch.setenv("CLOSEKIT_RECORD_DIR", "/jobs/1")                 # the environment is not read
     assert report.record_dir(None, result) == Path("runs/x")            # a hand run: next to its run, not the cwd
-    monkeypatch.setenv(report.BATCH_RECORD_ENV, "/jobs/1")
-    assert report.record_dir(None, result) == Path("/jobs/1")
-    assert report.record_dir("out", result) == Path("out")
+    assert report.record_dir("/jobs/1", result) == Path("/jobs/1")      # closekit batch passes its job directory
 
 
 def test_log_keeps_every_line_and_prints_outside_a_notebook(capsys):

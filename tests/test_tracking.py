@@ -21,13 +21,12 @@ def scalars(directory):
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_log_dir_settings(tmp_path, monkeypatch):
-    monkeypatch.delenv("CLOSEKIT_RECORD_DIR", raising=False)
+def test_log_dir_settings(tmp_path):
     assert tracking.log_dir(False, tmp_path / "run") is None
     assert tracking.log_dir(True, tmp_path / "run") == tmp_path / "run" / "tensorboard"
     assert tracking.log_dir(str(tmp_path / "tb"), tmp_path / "x" / "run-a") == tmp_path / "tb" / "run-a"
-    monkeypatch.setenv("CLOSEKIT_RECORD_DIR", str(tmp_path / "batch" / "job-1234"))     # a batch job: its name
-    assert tracking.log_dir(str(tmp_path / "tb"), "runs/nb201-mini-close") == tmp_path / "tb" / "job-1234"
+    job = tmp_path / "batch" / "job-1234"                                # a batch job passes its directory: its name
+    assert tracking.log_dir(str(tmp_path / "tb"), "runs/nb201-mini-close", job) == tmp_path / "tb" / "job-1234"
 
 
 def test_config_key_type_checked():
@@ -37,8 +36,7 @@ def test_config_key_type_checked():
         closekit.RunConfig(tensorboard=3)
 
 
-def test_run_writes_history_and_block_usage(tmp_path, monkeypatch):
-    monkeypatch.delenv("CLOSEKIT_RECORD_DIR", raising=False)
+def test_run_writes_history_and_block_usage(tmp_path):
     logdir = tmp_path / "tb"
     result = {}
     for supernet in ("vanilla", "close"):
