@@ -16,7 +16,7 @@ CORE = ("__init__", "checkpoint", "config", "curriculum", "data", "evaluate", "g
         "groundtruth.ceiling", "groundtruth.pool", "groundtruth.machine")
 SHELL = ("batch", "cli", "grid", "jobs", "plots", "procs", "progress", "provenance", "record", "report", "search",
          "slurm", "starter", "tracking", "widgets",
-         "spaces.nb201_draw", "spaces.nb301_draw", "spaces.nds_draw", "groundtruth.nb301_surrogate")
+         "spaces.draw", "spaces.nb201_draw", "spaces.nb301_draw", "spaces.nds_draw", "groundtruth.nb301_surrogate")
 
 
 def _file(module):

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..plots import block_colours
-from .nb201_draw import bezier, canvas, finish, level_of
+from .draw import bezier, canvas, finish, level_of
 from .nb301_arch import CELLS, node_of
 
 NODE_XY = {0: (0.0, 0.6), 1: (0.0, -0.6), 2: (1.2, 0.0), 3: (2.4, 0.0), 4: (3.6, 0.0), 5: (4.8, 0.0)}

@@ -2,7 +2,7 @@
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from .nb201_draw import canvas, finish, level_of
+from .draw import canvas, finish, level_of
 
 
 def draw_stages(table, title=None, ax=None):
