@@ -25,6 +25,7 @@ CHOICES = {
     "bn_mode": ("batch", "recalibrate"),
     "cl_criteria": ("pre", "max"),
     "head_norm": ("none", "mean"),
+    "sampler": ("uniform", "sandwich"),
     "gate_embed_norm": ("none", "layernorm", "l2"),
     "gate_gcn_init": ("uniform", "norm_preserving"),
 }
@@ -202,6 +203,8 @@ class RunConfig(DataKeys, YamlConfig):
     cl_criteria: str = _key("pre", "NDS split table: split the shallowest long group (pre, reference) | longest (max)")
     wit_buffers: bool = _key(True, "NDS WIT sums the whole state dict, BN running stats too (reference) | params only")
     head_norm: str = _key("none", "NDS: pooled features to the FC as they are (reference) | mean: mean-only batch norm")
+    sampler: str = _key("uniform", "NDS: one random configuration a step (reference) | sandwich: + the "
+                        "largest and the smallest, gradients summed (slimmable nets' rule; ~6x the work)")
     gate_forward: str | None = _key(None, "all (reference) | others_no_grad (None: this; same updates) | selected")
     aw_nas_compat: bool = _key(False, "reproduce orphaned GATE params and level-1 GATE weight decay")
     keep_zero_grads: bool = _key(False, "torch-1.x zero_grad (reference): decay and momentum move every used param")

@@ -61,7 +61,8 @@ def rank_metrics(pred, truth, *, top_ratios=TOP_RATIOS, br_ratios=BR_RATIOS, pre
         if k >= 1:
             top, bot = order[:k], order[n - k:]
             out.update({f"p@top{s}": float(np.sum(rt[top] < k) / k),
-                        f"p@bottom{s}": float(np.sum(rt[bot] >= n - k) / k), f"kendall@top{s}": _tau(pred[top], truth[top]),
+                        f"p@bottom{s}": float(np.sum(rt[bot] >= n - k) / k),
+                        f"kendall@top{s}": _tau(pred[top], truth[top]),
                         f"kendall@bottom{s}": _tau(pred[bot], truth[bot])})
     for ratio in br_ratios:
         k, s = int(n * ratio), _pct(ratio)

@@ -62,10 +62,12 @@ class Trainer:
 
     # ---- one step, one epoch ----
     def step(self, x, y, arch=None):
-        """Sample an arch (unless given), forward, backward, after-backward hook, clip, SGD; (loss, logits) detached."""
+        """One SGD step on a sampled arch (sandwich: the largest and smallest too); its (loss, logits) detached."""
         cfg, net = self.cfg, self.net
         arch = self.space.sample(self.arch_gen) if arch is None else arch
         self.opt.zero_grad(set_to_none=not cfg.keep_zero_grads)
+        for extreme in self.space.extremes() if cfg.sampler == "sandwich" else ():
+            F.cross_entropy(net(x, extreme), y).backward()        # sandwich rule: gradients summed with arch's
         logits = net(x, arch)
         loss = F.cross_entropy(logits, y)
         loss.backward()

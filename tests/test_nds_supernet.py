@@ -1,4 +1,6 @@
 """NDS supernets: the reference's split tables, WIT, golden parameter counts, ordinal slicing, group conv, refusals."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -213,3 +215,32 @@ def test_head_norm_mean_centres_the_pooled_features_batch_or_running():
         with pytest.raises(ValueError, match="head_norm='mean' does not apply to .*; remove it"):
             spaces.get(name).supernet(RunConfig(space=name, head_norm="mean", channels_init=2, cells_per_stage=1),
                                       3, 10)
+
+
+def test_sandwich_sampler_sums_the_gradients_of_the_largest_smallest_and_sampled_nets():
+    """sampler: sandwich trains the largest and the smallest configuration beside the sampled one each step, their
+    gradients summed (the sampled one's loss is reported); the extremes are the ends of every decision by weights
+    (more groups = fewer weights); the cell spaces refuse the key in one line."""
+    from closekit.train import Trainer
+    space = spaces.get("nds-resnexta")
+    assert space.extremes() == ((16,) * 3 + (256,) * 3 + (1.0,) * 3 + (1,) * 3,
+                                (1,) * 3 + (16,) * 3 + (0.25,) * 3 + (4,) * 3)
+    c = cfg("nds-resnexta", "vanilla", channels_init=1, sampler="sandwich")
+    torch.manual_seed(0)
+    net = space.supernet(c, 3, 10)
+    ref = copy.deepcopy(net)
+    x, y = torch.randn(8, 3, 8, 8), torch.arange(8)
+    arch = space.sample(torch.Generator().manual_seed(3))
+    for a in (*space.extremes(), arch):
+        ref_loss = F.cross_entropy(ref(x, a), y)
+        ref_loss.backward()
+    trainer = Trainer(net, None, c, space)                               # data: only fit reads it
+    trainer.opt.step = lambda: None                                     # keep the gradients to compare
+    loss, _ = trainer.step(x, y, arch)
+    assert torch.allclose(loss, ref_loss.detach(), atol=1e-6)           # the sampled net's loss
+    for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None:
+            assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+    with pytest.raises(ValueError, match="sampler='sandwich' does not apply to nb201.*; remove it"):
+        spaces.get("nb201").supernet(RunConfig(space="nb201", sampler="sandwich", channels_init=2), 3, 10)

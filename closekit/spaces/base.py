@@ -7,6 +7,7 @@ Space (subclass ``Space``, register it in ``closekit.spaces.SPACES``): its abstr
   canonical(arch), canonical_str    the isomorphism-class representative: its string keys every table and cache
   sample_list(n, seed)              n distinct canonical architectures, seeded
   enumerations, enumerate(kind)     names of finite lists ("all", "valid") and the lists; () when there are none
+  extremes() -> (largest, smallest) optional: for ``sampler: sandwich`` (spaces whose supernet reads that key)
   slots(arch) -> DataFrame          the routed positions: cell (cell type / stage), slot (index within the cell
                                     type's routing), label (the same for every arch), op, live, param (live and
                                     parameterised: uses and trains its block's weights)

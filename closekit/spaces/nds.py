@@ -81,7 +81,7 @@ def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale
 
 class Supernet(nn.Module, base.Supernet):
     """NDS supernet: per stage an unshared first block and a Bank of blocks for the positions after it."""
-    cell_types, close_router, keys = ("stage1", "stage2", "stage3"), "table", ("head_norm",)
+    cell_types, close_router, keys = ("stage1", "stage2", "stage3"), "table", ("head_norm", "sampler")
     coerce = property(lambda self: self.design.coerce)
 
     def __init__(self, design, cfg, in_channels, num_classes):
@@ -132,6 +132,7 @@ class NDSSpace(base.Space):
     coerce = canonical = property(lambda self: self.design.coerce)          # every configuration is its own class
     sample = property(lambda self: self.design.sample)
     mutate = property(lambda self: self.design.mutate)
+    extremes = property(lambda self: self.design.extremes)
 
     def __init__(self, name, design, params_prefix):
         self.name, self.design, self.params_prefix = name, design, params_prefix

@@ -15,6 +15,7 @@ from .common import randint, read_dict
 
 STEM_W, STRIDES = 16, (1, 2, 2)
 STEM = {"ds": 1, "ws": STEM_W, "bot_muls": 0.0, "num_gs": 1}       # the stem's entry (index 0) of a net dict
+FEWER_WEIGHTS_UP = {"num_groups"}      # decisions whose larger choice has fewer weights (grouped convolutions)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,12 @@ class Design:
     def sample(self, generator=None):
         """Each decision drawn uniformly from its choices (the reference's GermSearchSpace.random_sample)."""
         return tuple(ch[randint(len(ch), generator)] for ch in self.choices)
+
+    def extremes(self):
+        """(largest, smallest) configuration: each decision at the end with the most weights, then the fewest."""
+        big = tuple(min(c) if p in FEWER_WEIGHTS_UP else max(c) for p, _, _, c in self.decisions for _ in range(3))
+        small = tuple(max(c) if p in FEWER_WEIGHTS_UP else min(c) for p, _, _, c in self.decisions for _ in range(3))
+        return big, small
 
     def mutate(self, arch, generator=None):
         """One decision set to another of its choices, uniformly."""
