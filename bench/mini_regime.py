@@ -44,13 +44,18 @@ TIER1 = [("nds-resnexta", [BASELINE]), ("nds-resnet", [BASELINE]), ("nb301", [BA
 TIER2 = [("nds-resnexta", ["lr=0.02", "weight_decay=0.0005", "augment=false", "grad_clip=5"]),
          ("nb301", ["dropout=0", "augment=false", "channels_init=16", "lr=0.02"]),
          ("nds-resnet", ["channels_init=4", "lr=0.1", "augment=false", "weight_decay=0.0005"])]
+# tier 3 (on the code with ``sampler``): the slimmable / BigNAS sandwich rule for the NDS widths, at the baseline's
+# epochs and at about the baseline's compute (a sandwich step costs ~6x a sampled one on these supernets: the largest
+# configuration alone ~5x; measured in bench/results/mini-regime/README.md)
+TIER3 = [("nds-resnexta", ["sampler=sandwich epochs=4", "sampler=sandwich"]),
+         ("nds-resnet", ["sampler=sandwich epochs=4"])]
 KEY = ("space", "variant", "seed", "config_hash", "code_version")
 
 
-def plan(seeds=SEEDS, only=None):
-    """(space, variant, seed) in run order: tier 1 seed by seed, then tier 2 seed by seed."""
-    return [(space, v, s) for tier in (TIER1, TIER2) for s in seeds for space, vs in tier for v in vs
-            if only is None or space in only]
+def plan(seeds=SEEDS, only=None, variants=None):
+    """(space, variant, seed) in run order: each tier seed by seed; ``only`` / ``variants`` keep a part of it."""
+    return [(space, v, s) for tier in (TIER1, TIER2, TIER3) for s in seeds for space, vs in tier for v in vs
+            if (only is None or space in only) and (variants is None or v in variants)]
 
 
 def overrides(variant):
@@ -93,6 +98,36 @@ def baselines(space):
             **ceiling(truth)}
 
 
+def loss_kendall(space, run_path):
+    """Kendall of the negated held-out loss (instead of accuracy) against the truth: the same scores.csv, no rerun."""
+    from closekit import groundtruth, spaces
+    from scipy.stats import kendalltau
+    truth = groundtruth.load(f"mini-{space}", spaces.get(space))
+    scores = pd.read_csv(Path(run_path) / "scores.csv")
+    both = scores.merge(truth[["arch", "acc"]], on="arch", suffixes=("", "_truth"))
+    if len(both) != len(scores):
+        raise ValueError(f"{run_path}/scores.csv: {len(scores) - len(both)} architectures are not in the truth")
+    return float(kendalltau(-both["loss"], both["acc_truth"])[0])
+
+
+def backfill_loss_kendall(path, out):
+    """Rows written before the loss column existed get it from their run's scores.csv (when it is still there)."""
+    rows = read_rows(path)
+    if rows.empty:
+        return
+    if "kendall_loss" not in rows:
+        rows["kendall_loss"] = float("nan")
+    todo = rows["kendall_loss"].isna() & (rows["status"] == "ok")
+    for i in rows.index[todo]:
+        d = Path(out) / rows.at[i, "space"] / rows.at[i, "dir"]
+        if (d / "scores.csv").is_file():
+            rows.at[i, "kendall_loss"] = loss_kendall(rows.at[i, "space"], d)
+    if todo.any():
+        tmp = Path(path).with_suffix(".csv.tmp")
+        rows.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+
+
 def run_row(space, variant, seed, out, results, extra=None):
     """Train (or resume), score and rank one (space, variant, seed); returns its row."""
     import torch
@@ -120,6 +155,7 @@ def run_row(space, variant, seed, out, results, extra=None):
                                                                                         m["n"], 1),
             **trajectory(h), "final_train_loss": m["final_train_loss"],
             **{k: m.get(k) for k in ("kendall", "spearman", "p@top5%", "n")}, **baselines(space),
+            "kendall_loss": loss_kendall(space, Path(out) / space / d.name),
             "load_avg_15min": round(os.getloadavg()[2], 1)}     # the machine is shared: read the seconds with it
 
 
@@ -162,18 +198,19 @@ def table(rows):
         return f.format(v.mean()) + (f" ± {f.format(v.std(ddof=1))}" if v.notna().sum() > 1 else "")
 
     lines = ["| space | variant | seeds | epochs | train acc % (1/4, 1/2, end) | trend | final loss | kendall | "
-             "spearman | p@top5% | params-alone kendall | ceiling (seed pair / best) | min/run |",
-             "|---" * 13 + "|"]
+             "kendall (-loss) | spearman | p@top5% | params-alone kendall | ceiling (seed pair / best) | min/run |",
+             "|---" * 14 + "|"]
     for (space, variant), g in ok.groupby(["space", "variant"], sort=False):
         trends = "/".join(g["trend"])
         accs = f"{cell(g, 'acc_q1', True)}, {cell(g, 'acc_half', True)}, **{cell(g, 'train_acc', True)}**"
         ceil = f"{g['truth_seed_kendall'].iloc[0]:.3f} / {g['truth_best_kendall'].iloc[0]:.3f}"
         lines.append(f"| {space} | {variant} | {','.join(map(str, g['seed']))} | {int(g['epochs'].iloc[0])} | {accs} | "
-                     f"{trends} | {cell(g, 'final_train_loss')} | {cell(g, 'kendall')} | {cell(g, 'spearman')} | "
+                     f"{trends} | {cell(g, 'final_train_loss')} | {cell(g, 'kendall')} | {cell(g, 'kendall_loss')} | "
+                     f"{cell(g, 'spearman')} | "
                      f"{cell(g, 'p@top5%')} | {g['params_kendall'].iloc[0]:.3f} | {ceil} | "
                      f"{g['wall_seconds'].mean() / 60:.1f} |")
     for _, r in rows[rows["status"] != "ok"].iterrows():
-        lines.append(f"| {r['space']} | {r['variant']} | {r['seed']} | {r['epochs']} | {r['status']} |" + " |" * 8)
+        lines.append(f"| {r['space']} | {r['variant']} | {r['seed']} | {r['epochs']} | {r['status']} |" + " |" * 9)
     return "\n".join(lines)
 
 
@@ -182,6 +219,8 @@ def main(argv=None):
     p.add_argument("--list", action="store_true", help="print the plan and what is done, run nothing")
     p.add_argument("--table", action="store_true", help="print the table of the rows so far, run nothing")
     p.add_argument("--only", nargs="+", choices=tuple(BASE), help="only these spaces")
+    p.add_argument("--variants", nargs="+", metavar="VARIANT", help="only these variants (e.g. baseline "
+                                                                    "'sampler=sandwich epochs=4')")
     p.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="training seeds (default 0 1)")
     p.add_argument("--out", default=str(ROOT / "runs/mini-regime"), help="run directories (checkpoints)")
     p.add_argument("--rows", default=str(RESULTS / "rows.csv"),
@@ -191,8 +230,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     from closekit.config import parse_overrides as _overrides
     extra = _overrides(args.set)
-    jobs = plan(args.seeds, args.only)
+    jobs = plan(args.seeds, args.only, args.variants)
     keys = [key_of(*j, extra) for j in jobs]               # every config resolves before any work: bad keys fail here
+    backfill_loss_kendall(args.rows, args.out)
     rows = read_rows(args.rows)
     if args.table:
         print(table(rows))
