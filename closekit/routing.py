@@ -17,8 +17,7 @@ from .checkpoint import CKPT, SNAPSHOTS, load_net, read_checkpoint
 
 
 class Routing(NamedTuple):
-    """Routing of archs (strings) over the S slots of ``space.slots`` at level L: probs [A, S, L], chosen block
-    [A, S], slot labels [S], live parameterised slots [A, S]."""
+    """archs (strings) over the slots of ``space.slots``: probs [A, S, L], chosen [A, S], labels [S], param [A, S]."""
     archs: list
     probs: torch.Tensor
     chosen: torch.Tensor
@@ -81,8 +80,7 @@ def _cat(net, d):
 
 @torch.no_grad()
 def route(net, space, archs, *, routing="argmax", seed=123):
-    """Routing of ``archs`` as given: scoring's blocks (argmax, or gumbel with ``seed``; eval mode) and each block's
-    probability under training's Gumbel sample (``net.route_probs``)."""
+    """Routing of ``archs`` as given: scoring's blocks (argmax, or gumbel with ``seed``), training's probabilities."""
     if routing not in ("argmax", "gumbel"):
         raise ValueError(f"routing={routing!r} is not one of argmax, gumbel")
     level, archs = net.active_level(), [space.coerce(a) for a in archs]
@@ -144,8 +142,7 @@ def usage_counts(r):
 
 
 def usage_table(r, expected=False):
-    """``usage_counts`` as rows (slot, position, block, count, level); ``expected``: the sums of the probabilities
-    under training's Gumbel sampling instead (column expected, count rounded)."""
+    """``usage_counts`` as rows (slot, position, block, count, level); ``expected``: summed probabilities instead."""
     c = r.probs.sum(0) if expected else usage_counts(r)
     S, L = c.shape
     slots = [s for s in range(S) for _ in range(L)]
@@ -214,8 +211,7 @@ def routing_change(a, b):
 
 
 def notable_archs(r, space, truth=None, stochastic=True):
-    """{label: arch}: best / worst by ``truth``, routing extremes of ``r`` (a fixed table: most blocks in use), the
-    space's notables."""
+    """{label: arch}: best / worst by ``truth``, routing extremes of ``r`` (fixed table: most blocks), the space's."""
     out = {}
     if truth is not None and len(truth):
         t = truth.sort_values(["acc", "arch"], kind="stable")
@@ -232,8 +228,7 @@ def notable_archs(r, space, truth=None, stochastic=True):
 
 
 def over_checkpoints(ckpts, space, archs, routing=None, seed=None):
-    """({epoch: Routing}, summary per checkpoint with the change from the previous one) of ``archs``; ``routing`` and
-    ``seed`` default to the run's eval settings."""
+    """({epoch: Routing}, summary and change per checkpoint) of ``archs``; routing, seed: the run's eval settings."""
     routes, rows, prev = {}, [], None
     for ck in ckpts.itertuples():
         net, cfg, epoch = load_net(ck.path)

@@ -1,8 +1,6 @@
-"""GATE explorer (CLOSE §3.3-3.4): an ipywidgets view of how one run routes architectures to its GLOW blocks.
-
-Pick an architecture (notable, one dropdown per decision, or typed) and a checkpoint or curriculum level; see it drawn
-by ``space.draw`` coloured by block, the router's table and, where routing is learned or sampled, the block usage of
-an architecture set. Knows a space only by its protocol and a router only by ``routing.describe``.
+"""GATE explorer (CLOSE §3.3-3.4): one run's routing of an architecture at a checkpoint, drawn by ``space.draw``
+coloured by block, with the router's table and (a learned or sampled router) the block usage of an architecture set.
+Knows a space only by its protocol and a router only by ``routing.describe``.
 """
 import contextlib
 import functools
@@ -32,10 +30,8 @@ def arch_dependence_note(stochastic, s):
     ad = s["arch_dependence"]
     if not stochastic or s["level"] < 2 or ad != ad:
         return None
-    if ad < ARCH_BLIND:
-        return (f"routing does not depend on the architecture: its spread across archs is {ad:.1g} of that "
-                "across blocks")
-    return f"routing depends on the architecture: its spread across archs is {ad:.2g} of that across blocks"
+    depends = "does not depend" if ad < ARCH_BLIND else "depends"
+    return f"routing {depends} on the architecture: its spread across archs is {ad:.2g} of that across blocks"
 
 
 def png(fig):
@@ -83,9 +79,9 @@ class GateExplorer:
                                                 enumerate(zip(self.ckpts["epoch"], self.ckpts["level"]))],
                                        value=len(self.ckpts) - 1, description="epoch", continuous_update=False,
                                        layout=W.Layout(width="520px"))
-        ends = self.ckpts.groupby("level")["epoch"].max()               # last checkpoint of each level
-        self.level = W.Dropdown(options=[(f"L={lv} (epoch {e})", lv) for lv, e in ends.items()],
-                                value=ends.index[-1], description="level")
+        last = self.ckpts.index.to_series().groupby(self.ckpts["level"]).max()      # each level's last checkpoint
+        self.level = W.Dropdown(options=[(f"L={lv} (epoch {self.ckpts['epoch'][i]})", lv) for lv, i in last.items()],
+                                value=last.index[-1], description="level")
         self.usage = W.ToggleButtons(options=list(MODES.items()), value="chosen", description="usage",
                                      layout=W.Layout(display=None if self.stochastic else "none"))
         # the view: widgets changed in place; images at their own size (stretched, a narrow heatmap grew 2k px tall)
@@ -95,11 +91,10 @@ class GateExplorer:
         self.heatmap.layout.display = None if self.stochastic else "none"
         self._set_ops(self.shown)
         # handlers read the widgets' values now, not change["new"]: an action queued behind the lock may be stale
-        last_of = lambda lv: int(self.ckpts.index[self.ckpts["level"] == lv][-1])  # noqa: E731
         for w, on in ((self.notable, self._follow(self.arch, lambda: self.notables.get(self.notable.value))),
                       (self.arch, self._follow(self.notable, lambda: self._label(self.arch.value))),
                       (self.epoch, self._follow(self.level, lambda: int(self.ckpts["level"][self.epoch.value]))),
-                      (self.level, self._follow(self.epoch, lambda: last_of(self.level.value))),
+                      (self.level, self._follow(self.epoch, lambda: int(last[self.level.value]))),
                       (self.arch, self._update), (self.epoch, self._update), (self.usage, self._update)):
             w.observe(self._locked(on), "value")
         self.widget = W.VBox([W.HBox([self.notable, self.level]), self.op_box, self.arch,
@@ -203,8 +198,8 @@ class GateExplorer:
 
     # ---- the view ----
     def render(self, arch, index, usage):
-        """Show an arch string (routed and drawn as given; an invalid one keeps the last valid one on view with one
-        error line) at checkpoint ``index`` with usage mode ``usage``; its data goes to ``.view``."""
+        """Show an arch string as given (an invalid one: an error line, the last valid one stays) at checkpoint
+        ``index`` in usage mode ``usage``; its data goes to ``.view``."""
         with self._lock:
             self.renders += 1
             self._action += 1
