@@ -21,7 +21,7 @@ ARCH_BLIND = 0.01           # arch_dependence below this: the GATE routes every 
 DPI = 100                   # PNG resolution of the view's figures, shown at their own size
 CACHE = 64                  # drawings / arch routings kept (least recently used dropped first)
 PNG_LEVEL = 1               # zlib level: the fastest encoding; the bytes only travel to the browser
-PREFETCH_AFTER = 0.2        # s after a render before drawing it at the other checkpoints: its messages go first
+PREFETCH_AFTER = 1.0        # s after a render before drawing at other checkpoints: the page shows the render first
 MODES = {"chosen blocks": "chosen", "expected (Gumbel)": "expected"}
 
 
