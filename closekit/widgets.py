@@ -51,11 +51,12 @@ class GateExplorer:
 
     JupyterLab sends widget messages on kernel subshells (threads): one lock serialises every action, and the
     drawings, made in threads, are pyplot-free. Nets, routings and heatmaps are made once per checkpoint, drawings
-    once per (arch, checkpoint): after a render, at the neighbouring checkpoints, unless the user acts first."""
+    once per (arch, checkpoint); once on a page, ahead at the nearest checkpoints while the user looks."""
 
     def __init__(self, run_dir, archs="sample:200", arch_seed=0, truth=None):
         self.ckpts = R.checkpoints(run_dir)
-        self._lock, self._syncing, self._action, self.renders, self.view = threading.RLock(), False, 0, 0, {}
+        self._lock, self._syncing, self._ahead, self._action = threading.RLock(), False, False, 0
+        self.renders, self.view = 0, {}
         self._nets = [load_net(p)[:2] for p in self.ckpts["path"]]
         self.space = space = spaces.get(self._nets[-1][1].space)
         self.label, self.stochastic = R.describe(self._nets[-1][0])
@@ -103,6 +104,8 @@ class GateExplorer:
         self._update(None)
 
     def _repr_mimebundle_(self, **kw):
+        self._ahead = True                      # on a page: draw ahead from now on, first at every checkpoint
+        self._draw_ahead(self.view["arch"], self.epoch.value, len(self.ckpts))
         return self.widget._repr_mimebundle_(**kw)
 
     # ---- data: made once per checkpoint (nets, routings, heatmaps) or per (arch, checkpoint) ----
@@ -126,6 +129,13 @@ class GateExplorer:
         fig.axes[0].set_title(f"{usage} blocks of {len(r.archs)} archs, epoch {self.ckpts['epoch'].iloc[index]}",
                               fontsize=9)
         return png(fig)
+
+    def _draw_ahead(self, name, index, n):
+        """In PREFETCH_AFTER s, unless the user acts first, draw ``name`` at the ``n`` checkpoints nearest ``index``."""
+        near = sorted(range(len(self.ckpts)), key=lambda i: abs(i - index))[1:n + 1]
+        later = threading.Timer(PREFETCH_AFTER, self._prefetch, (name, near, self._action))
+        later.daemon = True
+        later.start()
 
     def _prefetch(self, name, indices, action):
         """Draw ``name`` at checkpoints ``indices`` while the user looks; stops at the next action (which waits for
@@ -237,11 +247,8 @@ class GateExplorer:
                          "summary": s, "change": change, "arch_blind": blind, "text": "\n".join([*lines, line])}
             if error is not None:
                 self.view["error"] = error
-            near = sorted(range(len(self.ckpts)), key=lambda i: abs(i - index))[1:]
-            near = near if self.renders == 1 else near[:2]          # the two nearest; before any action, all
-            later = threading.Timer(PREFETCH_AFTER, self._prefetch, (name, near, self._action))
-            later.daemon = True
-            later.start()
+            if self._ahead:
+                self._draw_ahead(name, index, 2)
 
     def _table(self, table):
         """The table under the drawing: every slot with its probabilities, or a fixed router's runs of slots."""
