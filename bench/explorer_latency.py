@@ -1,6 +1,7 @@
 """Browser check of the GATE explorer (issue 27): each control's latency to its final render in JupyterLab.
 
-Trains the NB301 and NDS smoke runs when missing (``closekit train params/.../smoke.yaml``), executes
+Trains the NB301 and NDS smoke runs when missing (``closekit train params/.../smoke.yaml``) or takes a trained run
+(``--run-dir nb301=DIR``, e.g. the NB301 mini CLOSE run of the issue), executes
 notebooks/gate_explorer.ipynb on each with papermill, starts JupyterLab on a free localhost port, opens each
 executed notebook in Debian's chromium through Playwright, runs it, then drives every control of the explorer and
 measures the time from the action to the last change of the explorer's DOM (the final render, a quiet window
@@ -9,6 +10,8 @@ stderr / error outputs of the kernel. Prints one table with the machine load and
 screenshots (PNG) under --out.
 
     PYTHONPATH=. .venv/bin/python bench/explorer_latency.py --out /tmp/explorer-bench
+    closekit train params/nb301/mini-close.yaml --out /tmp/nb301-mini --set archs=sample:20   # the issue's run
+    PYTHONPATH=. .venv/bin/python bench/explorer_latency.py --out /tmp/explorer-bench --run-dir nb301=/tmp/nb301-mini
 Needs: ``pip install playwright`` (no ``playwright install``: it drives /usr/bin/chromium).
 """
 import argparse
@@ -44,14 +47,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def prepare(out, archs):
-    """Train the smoke runs (if missing) and execute the explorer notebook on each; {name: notebook path}."""
+def prepare(out, archs, runs, run_dirs):
+    """Train the smoke runs (if missing and not in ``run_dirs``) and execute the explorer notebook on each;
+    {name: notebook path}."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     books = {}
-    for name, params in RUNS.items():
-        run = out / "runs" / name
+    for name in runs:
+        run = Path(run_dirs.get(name) or out / "runs" / name).resolve()
         if not (run / "snapshots").is_dir():
-            subprocess.run([BIN / "closekit", "train", ROOT / params, "--set", f"out_dir={run}"], env=env,
+            subprocess.run([BIN / "closekit", "train", ROOT / RUNS[name], "--set", f"out_dir={run}"], env=env,
                            check=True, stdout=subprocess.DEVNULL)
         books[name] = book = out / f"explorer-{name}.ipynb"
         if not book.exists():
@@ -190,12 +194,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="work dir: runs, executed notebooks, screenshots")
     ap.add_argument("--archs", default="sample:100", help="the explorer's architecture set")
-    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which smoke runs")
+    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which runs")
+    ap.add_argument("--run-dir", nargs="+", default=[], metavar="NAME=DIR",
+                    help="a trained run to open for NAME instead of its smoke run")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    books = {k: v for k, v in prepare(out, args.archs).items() if k in args.runs}
+    run_dirs = dict(kv.split("=", 1) for kv in args.run_dir)
+    books = prepare(out, args.archs, args.runs, run_dirs)
     port, token = free_port(), secrets.token_hex(16)
     lab = start_lab(out, port, token)
     rows, notes = [], []

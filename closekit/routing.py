@@ -1,14 +1,6 @@
-"""How a trained CLOSENet shares its weights (CLOSE §3.3, the GATE; §3.4 and Fig. 4, the sharing-extent curriculum).
-
-For an architecture, the GATE gives each slot (NB201: edge) a distribution over the active GLOW blocks:
-``softmax(logits)`` is the probability that training's Gumbel-max sample routes the slot to block k (the temperature
-only shapes the straight-through gradient). Over a set of architectures: block-usage counts per slot position,
-routing entropy, the sharing extent of each block, whether routing depends on the architecture at all, and how
-routing changes between checkpoints or curriculum levels. Space-generic: positions come from ``space.slots`` and
-routings from the supernet protocol. Pure functions on a live supernet, tensors and DataFrames.
-
-Vanilla supernets route slot i to block i (entropy 0); the ``random`` router has uniform probabilities and its
-chosen block is a seeded draw; at level 1 every slot uses block 0.
+"""How a trained CLOSENet shares its weights (CLOSE §3.3, the GATE; §3.4 and Fig. 4, the sharing-extent curriculum):
+each slot's block probabilities under training's Gumbel sample and scoring's choice; over an architecture set, block
+usage, entropy, sharing extent, arch dependence and changes between checkpoints. Space-generic (``space.slots``).
 """
 import json
 import math
@@ -25,9 +17,7 @@ from .checkpoint import CKPT, SNAPSHOTS, load_net, read_checkpoint
 
 
 class Routing(NamedTuple):
-    """Routing of archs (strings) at one level: probs [A, S, L] and chosen block [A, S] over the S slots of
-    ``space.slots`` (all cell types, in order), the slots' labels [S], and which slots are live and parameterised
-    in each arch [A, S]."""
+    """archs (strings) over the slots of ``space.slots``: probs [A, S, L], chosen [A, S], labels [S], param [A, S]."""
     archs: list
     probs: torch.Tensor
     chosen: torch.Tensor
@@ -50,11 +40,7 @@ def _recorded_out_dir(job_dir):
 
 
 def checkpoints(run_dir):
-    """Checkpoints of one run under ``run_dir`` (a run's out_dir or a batch job dir): path, epoch, level, kind.
-
-    Snapshots (``snapshots/epoch-NNNN.pt``) and ``checkpoint.pt``, one row per epoch, sorted by epoch. A job dir
-    without checkpoints is followed to the out_dir its results.json / params.yaml recorded.
-    """
+    """Snapshots and checkpoint.pt (path, epoch, level, kind; one per epoch) of a run dir or batch job dir."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} not found")
@@ -63,7 +49,7 @@ def checkpoints(run_dir):
     roots = sorted({str(r) for r, _, _ in found})
     recorded = _recorded_out_dir(run_dir)
     if not roots and recorded is not None and recorded.resolve() != run_dir.resolve():
-        return checkpoints(recorded)                 # a batch job dir whose run went to an out_dir elsewhere
+        return checkpoints(recorded)                 # a job dir whose run went to an out_dir elsewhere
     if not roots:
         raise FileNotFoundError(f"no {CKPT} or {SNAPSHOTS}/epoch-*.pt under {run_dir}: "
                                 "train there first (notebooks/nb201.ipynb, closekit train or closekit batch)")
@@ -79,8 +65,7 @@ def checkpoints(run_dir):
 
 
 def describe(net):
-    """(label, stochastic) of the net's router: stochastic when routing is sampled or learned (probabilities,
-    entropy, Gumbel usage and uncertain picks mean something), False for a fixed position -> block table."""
+    """(label, stochastic) of the net's router; stochastic: sampled or learned, not a fixed position -> block table."""
     r = net.router
     if not isinstance(r, sharing.Router):
         raise TypeError(f"routing.describe: unknown router {type(r).__name__}; subclass closekit.sharing.Router")
@@ -95,30 +80,25 @@ def _cat(net, d):
 
 @torch.no_grad()
 def route(net, space, archs, *, routing="argmax", seed=123):
-    """Routing of ``archs`` (as given) at the net's level: the blocks scoring picks (``routing`` argmax, or gumbel
-    with ``seed``: exactly ``evaluate``'s choices, in eval mode) and each block's probability under training's
-    Gumbel sample (``net.route_probs``; one-hot for the vanilla router, uniform for the random one)."""
+    """Routing of ``archs`` as given: scoring's blocks (argmax, or gumbel with ``seed``), training's probabilities."""
     if routing not in ("argmax", "gumbel"):
         raise ValueError(f"routing={routing!r} is not one of argmax, gumbel")
     level, archs = net.active_level(), [space.coerce(a) for a in archs]
+    labels = list(space.slots(archs[0] if archs else space.sample(torch.Generator().manual_seed(0)))["label"])
+    A, S = len(archs), len(labels)
+    probs, chosen, param = torch.zeros(A, S, level), torch.zeros(A, S, dtype=torch.long), torch.zeros(A, S, dtype=bool)
     gen, was_training = torch.Generator().manual_seed(seed), net.training
-    probs, chosen, param, labels = [], [], [], None
     try:
-        net.eval()
-        for a in archs:
-            chosen.append(_cat(net, net.route(a, sample=routing == "gumbel", generator=gen)).argmax(-1))
-            probs.append(_cat(net, net.route_probs(a)))
-            slots = space.slots(a)
-            param.append(torch.tensor(slots["param"].to_numpy(dtype=bool)))
-            labels = labels or list(slots["label"])
+        if was_training:                            # eval() and train() walk every module: only when needed
+            net.eval()
+        for i, a in enumerate(archs):
+            chosen[i] = _cat(net, net.route(a, sample=routing == "gumbel", generator=gen)).argmax(-1)
+            probs[i] = _cat(net, net.route_probs(a))
+            param[i] = torch.tensor(space.slots(a)["param"].to_numpy(dtype=bool))
     finally:
-        net.train(was_training)
-    if labels is None:
-        labels = list(space.slots(space.sample(torch.Generator().manual_seed(0)))["label"])
-    S = len(labels)
-    stack = lambda xs, shape, dtype: torch.stack(xs) if xs else torch.zeros(shape, dtype=dtype)  # noqa: E731
-    return Routing([space.to_str(a) for a in archs], stack(probs, (0, S, level), torch.float),
-                   stack(chosen, (0, S), torch.long), labels, stack(param, (0, S), torch.bool))
+        if was_training:
+            net.train()
+    return Routing([space.to_str(a) for a in archs], probs, chosen, labels, param)
 
 
 def route_cfg(net, space, archs, cfg):
@@ -132,8 +112,7 @@ def entropy(probs):
 
 
 def arch_table(r, space, i=0):
-    """One architecture of a Routing: its ``space.slots`` rows plus block (chosen), p (its probability), p0..,
-    entropy."""
+    """Architecture ``i`` of a Routing: its ``space.slots`` rows, block (chosen), p (its probability), p0.., entropy."""
     table, probs = space.slots(r.archs[i]).reset_index(drop=True), r.probs[i]
     table["block"] = r.chosen[i].tolist()
     table["p"] = probs.gather(-1, r.chosen[i][:, None])[:, 0].tolist()
@@ -144,8 +123,7 @@ def arch_table(r, space, i=0):
 
 
 def block_runs(table):
-    """A fixed router's table in short: per cell type, each run of consecutive slots on one block (first and last
-    label, block, live slots)."""
+    """A fixed router's ``arch_table`` in short: each run of consecutive slots of a cell on one block."""
     key = (table["cell"] != table["cell"].shift()) | (table["block"] != table["block"].shift())
     g = table.assign(run=key.cumsum()).groupby("run", sort=True)
     return pd.DataFrame({"cell": g["cell"].first(), "from": g["label"].first(), "to": g["label"].last(),
@@ -153,27 +131,30 @@ def block_runs(table):
 
 
 # ---- sets of architectures ----
+def _onehot(r):
+    """[A, S, L] bool: the block each (arch, slot) is routed to."""
+    return F.one_hot(r.chosen, r.level).bool()
+
+
 def usage_counts(r):
     """Counts [S, L]: how many archs route each slot position to each block (sums to S * A)."""
-    return F.one_hot(r.chosen, r.level).sum(0) if len(r.archs) else torch.zeros(len(r.labels), r.level, dtype=torch.long)
+    return _onehot(r).sum(0)
 
 
 def usage_table(r, expected=False):
-    """``usage_counts`` as a DataFrame: slot, position (label), block, count, level (every pair of the level).
-    ``expected``: the expected counts under training's Gumbel sampling instead (sum of probabilities; column
-    ``expected``, count rounded)."""
+    """``usage_counts`` as rows (slot, position, block, count, level); ``expected``: summed probabilities instead."""
     c = r.probs.sum(0) if expected else usage_counts(r)
-    df = pd.DataFrame([{"slot": s, "position": r.labels[s], "block": b, "count": int(round(float(c[s, b]))),
-                        "level": r.level} for s in range(c.shape[0]) for b in range(c.shape[1])],
-                      columns=["slot", "position", "block", "count", "level"])
+    S, L = c.shape
+    slots = [s for s in range(S) for _ in range(L)]
+    df = pd.DataFrame({"slot": slots, "position": [r.labels[s] for s in slots], "block": list(range(L)) * S,
+                       "count": c.double().round().long().flatten().tolist(), "level": r.level})
     if expected:
         df["expected"] = c.flatten().tolist()
     return df
 
 
 def block_usage(net, space, archs, *, routing="argmax", seed=123):
-    """How many of ``archs`` route each slot position to each active block (eval routing, dropout off): the
-    ``usage_table`` of ``route``; the counts of one level sum to S * len(archs). Deterministic for a ``seed``."""
+    """How many of ``archs`` route each slot position to each active block: the ``usage_table`` of ``route``."""
     return usage_table(route(net, space, archs, routing=routing, seed=seed))
 
 
@@ -185,13 +166,10 @@ def entropy_table(r):
 
 
 def sharing_extent(r):
-    """Per block: arch-slot pairs routed to it (slots, share), archs using it, and the same over parameterised slots.
-
-    ``param_slots`` / ``param_archs`` count live parameterised slots only (NB201: live convs): param-free ops and
-    dead slots compute the same in every block, so those are the slots that really share the block's weights.
-    """
-    onehot = F.one_hot(r.chosen, r.level).bool() if len(r.archs) else torch.zeros(0, len(r.labels), r.level, dtype=bool)
-    par = onehot & r.param[..., None]                                    # [A, S, L]
+    """Per block: (arch, slot) pairs routed to it (slots, share), archs using it, and the same over live
+    parameterised slots (``param_*``: the ones that train its weights; other ops compute alike in any block)."""
+    onehot = _onehot(r)
+    par = onehot & r.param[..., None]
     total = max(onehot.shape[0] * onehot.shape[1], 1)
     return pd.DataFrame({"block": range(r.level), "slots": onehot.sum((0, 1)).tolist(),
                          "share": (onehot.sum((0, 1)).float() / total).tolist(),
@@ -200,8 +178,7 @@ def sharing_extent(r):
 
 
 def arch_dependence(r):
-    """How much the routing probabilities vary across architectures, relative to across blocks (mean std over
-    archs / mean std over blocks; 0: every architecture is routed alike). NaN with < 2 archs or at level 1."""
+    """Spread of the probabilities across archs over that across blocks (0: all routed alike); NaN: < 2 archs, L=1."""
     if len(r.archs) < 2 or r.level < 2:
         return float("nan")
     across_blocks = float(r.probs.std(-1).mean())
@@ -209,21 +186,17 @@ def arch_dependence(r):
 
 
 def summary(r):
-    """Flat summary: level, archs, mean entropy (nats and / log L), blocks used, distinct blocks per arch, and
-    ``arch_dependence``."""
+    """Level, archs, mean entropy (nats and / log L), blocks used, distinct blocks per arch, ``arch_dependence``."""
     ent = float(entropy(r.probs).mean()) if len(r.archs) else 0.0
-    per_arch = F.one_hot(r.chosen, r.level).any(1).sum(-1).float() if len(r.archs) else torch.zeros(1)
     return {"level": r.level, "archs": len(r.archs), "entropy": ent,
             "entropy_norm": ent / math.log(r.level) if r.level > 1 else 0.0,
-            "blocks_used": int(usage_counts(r).sum(0).gt(0).sum()), "blocks_per_arch": float(per_arch.mean()),
+            "blocks_used": int(usage_counts(r).sum(0).gt(0).sum()),
+            "blocks_per_arch": float(_onehot(r).any(1).sum(-1).float().mean()) if len(r.archs) else 0.0,
             "arch_dependence": arch_dependence(r)}
 
 
 def routing_change(a, b):
-    """How routing changed from ``a`` to ``b`` (same archs): changed fraction, per slot, and the transition counts.
-
-    ``transition`` is a DataFrame: rows = block in ``a``, columns = block in ``b``, values = (arch, slot) pairs.
-    """
+    """From ``a`` to ``b`` (same archs): changed share of (arch, slot) pairs, per slot, and the block transitions."""
     if list(a.archs) != list(b.archs):
         raise ValueError("routing_change needs the routing of the same architectures in the same order")
     diff = a.chosen != b.chosen
@@ -238,29 +211,24 @@ def routing_change(a, b):
 
 
 def notable_archs(r, space, truth=None, stochastic=True):
-    """{label: arch string}: best / worst by ``truth`` (arch, acc), routing extremes of ``r`` (a fixed table:
-    only the most blocks in use by live parameterised slots), the space's notables."""
+    """{label: arch}: best / worst by ``truth``, routing extremes of ``r`` (fixed table: most blocks), the space's."""
     out = {}
     if truth is not None and len(truth):
         t = truth.sort_values(["acc", "arch"], kind="stable")
         out[f"best by truth ({t['acc'].iloc[-1]:.4g})"] = t["arch"].iloc[-1]
         out[f"worst by truth ({t['acc'].iloc[0]:.4g})"] = t["arch"].iloc[0]
     if len(r.archs) and not stochastic:
-        used = (F.one_hot(r.chosen, r.level).bool() & r.param[..., None]).any(1).sum(-1)
-        out["most blocks in use"] = r.archs[int(used.argmax())]
+        out["most blocks in use"] = r.archs[int((_onehot(r) & r.param[..., None]).any(1).sum(-1).argmax())]
     elif len(r.archs):
         ent = entropy(r.probs).mean(1)
-        blocks = F.one_hot(r.chosen, r.level).any(1).sum(-1)
         out["most uncertain routing"] = r.archs[int(ent.argmax())]
         out["most confident routing"] = r.archs[int(ent.argmin())]
-        out["most blocks in one cell"] = r.archs[int(blocks.argmax())]
-    out.update(space.notable())
-    return out
+        out["most blocks in one cell"] = r.archs[int(_onehot(r).any(1).sum(-1).argmax())]
+    return {**out, **space.notable()}
 
 
 def over_checkpoints(ckpts, space, archs, routing=None, seed=None):
-    """{epoch: Routing} of ``archs`` for every row of ``checkpoints()``, and a summary DataFrame (one row each)
-    with the change from the previous checkpoint. ``routing``/``seed`` default to the run's eval settings."""
+    """({epoch: Routing}, summary and change per checkpoint) of ``archs``; routing, seed: the run's eval settings."""
     routes, rows, prev = {}, [], None
     for ck in ckpts.itertuples():
         net, cfg, epoch = load_net(ck.path)
