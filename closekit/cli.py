@@ -94,7 +94,9 @@ def batch_cli(args):
                       rerun=args.rerun, progress_every=args.progress_every)
     slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
                  options=parse_overrides(args.slurm, "--slurm"))
-    given = ["--" + {"options": "slurm"}.get(k, k).replace("_", "-") for k, v in slurm.items() if v not in (None, {})]
+    flags = dict(partition="--partition", gpus_per_job="--gpus-per-job", max_parallel="--max-parallel",
+                 options="--slurm")
+    given = [flags[k] for k, v in slurm.items() if v not in (None, {})]
     if args.engine == "local" and given:
         raise ValueError(f"{', '.join(given)}: SLURM option(s); add --engine slurm, or leave them out")
     slurm["gpus_per_job"] = 1 if args.gpus_per_job is None else args.gpus_per_job

@@ -85,9 +85,11 @@ def read_yaml(path, kind="params file", loader=Yaml12Loader):
 
 def _fits(v, t):
     """Does value ``v`` fit the annotation name ``t`` (int, float, str, bool, tuple of ints, None)?"""
-    if t in ("None", "tuple"):
-        return v is None if t == "None" else isinstance(v, (list, tuple)) and all(_fits(x, "int") for x in v)
-    return isinstance(v, TYPES[t]) and not (isinstance(v, bool) and t != "bool")
+    if t == "None":
+        return v is None
+    if t == "tuple":
+        return isinstance(v, (list, tuple)) and all(_fits(x, "int") for x in v)
+    return isinstance(v, TYPES[t]) and not (isinstance(v, bool) and t != "bool")     # bool is an int subclass
 
 
 def _key(default, doc, group=None):
@@ -117,8 +119,10 @@ class YamlConfig:
                 want = " or ".join("null" if t == "None" else "a list of ints" if t == "tuple" else
                                    f"a{'n' * (t[0] in 'aeiou')} {t}" for t in types)
                 raise ValueError(f"{self.kind} {f.name}={v!r} must be {want}")
-            if "float" in types and isinstance(v, int) or "tuple" in types and v is not None:
-                object.__setattr__(self, f.name, float(v) if "float" in types else tuple(v))
+            if "float" in types and isinstance(v, int):
+                object.__setattr__(self, f.name, float(v))
+            if "tuple" in types and v is not None:
+                object.__setattr__(self, f.name, tuple(v))
 
     @classmethod
     def from_dict(cls, d, source=None):

@@ -215,7 +215,7 @@ def run_job(job, notebook, opts, slot="", log=print, threads=None, extra=None):
     d, nb = job["dir"], Path(notebook).resolve()
     old = read_status(d)
     if not opts.rerun and (old.get("state"), old.get("params_hash")) == ("ok", job["hash"]):
-        if finished(job, nb):
+        if old.get("notebook_sha256") == _sha256(nb):
             return skipped(job["id"], old)
         log(f"{job['id']}: the notebook changed since its ok run: running it again")
     d.mkdir(parents=True, exist_ok=True)

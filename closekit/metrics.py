@@ -42,9 +42,12 @@ def rank_metrics(pred, truth, *, top_ratios=TOP_RATIOS, br_ratios=BR_RATIOS, pre
     bottom K (aw_nas: predicted and true top K), NaN when K < 2 or a side is constant there."""
     pred, truth = (np.asarray(x, dtype=np.float64).ravel() for x in (pred, truth))
     n = len(pred)
-    if n != len(truth) or n < 2 or np.isnan(pred).any() or np.isnan(truth).any():
-        raise ValueError(f"need pred and truth of one length >= 2 without NaN, got lengths {n} and {len(truth)} "
-                         f"with {int(np.isnan(pred).sum())} and {int(np.isnan(truth).sum())} NaN")
+    if n != len(truth):
+        raise ValueError(f"pred and truth differ in length: {n} vs {len(truth)}")
+    if n < 2:
+        raise ValueError(f"need at least 2 architectures to rank, got {n}")
+    if np.isnan(pred).any() or np.isnan(truth).any():
+        raise ValueError(f"NaN in input: {int(np.isnan(pred).sum())} in pred, {int(np.isnan(truth).sum())} in truth")
     if pred_tiebreak is not None:
         pred_tiebreak = np.asarray(pred_tiebreak, dtype=np.float64).ravel()
         if len(pred_tiebreak) != n:

@@ -161,14 +161,14 @@ def test_all_default_keys_n1000():
     json.dumps(m)
 
 
-@pytest.mark.parametrize("pred,truth", [
-    ([1, 2, 3], [1, 2]),
-    ([1], [1]),
-    ([1, float("nan"), 3], [1, 2, 3]),
-    ([1, 2, 3], [1, 2, np.nan]),
+@pytest.mark.parametrize("pred, truth, msg", [
+    ([1, 2, 3], [1, 2], "differ in length: 3 vs 2"),
+    ([1], [1], "need at least 2 architectures to rank, got 1"),
+    ([1, float("nan"), 3], [1, 2, 3], "NaN in input: 1 in pred, 0 in truth"),
+    ([1, 2, 3], [1, 2, np.nan], "NaN in input: 0 in pred, 1 in truth"),
 ])
-def test_bad_input(pred, truth):
-    with pytest.raises(ValueError):
+def test_bad_input_names_what_is_wrong(pred, truth, msg):
+    with pytest.raises(ValueError, match=msg):
         rank_metrics(pred, truth)
 
 
