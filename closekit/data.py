@@ -125,7 +125,10 @@ def _cifar10(root, download):
     except RuntimeError:
         raise FileNotFoundError(f"CIFAR-10 not found or corrupted in {os.path.join(root, 'cifar-10-batches-py')}: "
                                 f"set download: true or put cifar-10-batches-py in {root}") from None
-    chw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))            # noqa: E731
+
+    def chw(a):
+        return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
     return chw(tr.data), np.asarray(tr.targets), chw(te.data), np.asarray(te.targets), *CIFAR10_STATS
 
 
@@ -187,7 +190,10 @@ def load(name: str, *, root: str | None = None, image_size: int | None = None, c
         raise ValueError(f"{name}: cannot convert {native_c} channels to {c} (only 1 -> 3 is supported)")
     n = len(train_y) if train_limit is None else min(train_limit, len(train_y))
     n_train = int(round(n * train_portion))
-    prep = lambda x, y: _prepare(x, y, size, c, tuple(mean), tuple(std))        # noqa: E731
+
+    def prep(x, y):
+        return _prepare(x, y, size, c, tuple(mean), tuple(std))
+
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     return Data(name, prep(train_x[:n_train], train_y[:n_train]), prep(train_x[n_train:n], train_y[n_train:n]),
                 prep(test_x, test_y), num_classes, c, size, augment)

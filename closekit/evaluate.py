@@ -16,6 +16,8 @@ from .metrics import compare
 from .progress import bar
 from .routing import block_usage
 
+SCORING_KEYS = ("bn_mode", "recal_batches", "eval_routing", "eval_seed", "eval_batch_size", "eval_max_batches")
+
 
 def arch_list(space, spec, seed=0, truth=None):
     """Architectures to score: a finite enumeration of the space (e.g. 'all', 'valid'), 'sample:N', 'truth' (the
@@ -61,8 +63,12 @@ def arch_list(space, spec, seed=0, truth=None):
 @torch.no_grad()
 def evaluate(net, space, archs, data, cfg=None, *, progress=None, on_scored=None, **keys):
     """DataFrame arch (official string), acc, loss of ``archs`` under the scoring keys of ``cfg`` (RunConfig(), or
-    ``keys`` over it: bn_mode, recal_batches, eval_routing, eval_seed, eval_batch_size, eval_max_batches);
-    ``on_scored(i, n)`` after each arch; ``progress``: a bar (None: on a terminal only)."""
+    ``keys`` over it: one of SCORING_KEYS); ``on_scored(i, n)`` after each arch; ``progress``: a bar (None: on a
+    terminal only)."""
+    bad = [k for k in keys if k not in SCORING_KEYS]
+    if bad:
+        raise TypeError(f"evaluate() got {bad[0]}={keys[bad[0]]!r}, not a scoring key; use one of "
+                        f"{', '.join(SCORING_KEYS)} (or set it in cfg)")
     cfg = (cfg or RunConfig()).replace(**keys)
     device = next(net.parameters()).device
     if not len(data.valid):
@@ -76,17 +82,18 @@ def evaluate(net, space, archs, data, cfg=None, *, progress=None, on_scored=None
         for arch in bar(archs, len(archs), "scoring", show=progress):
             arch = space.coerce(arch)
             gates = net.route(arch, sample=cfg.eval_routing == "gumbel", generator=gen)
-            for m in bns:            # batch: per-batch statistics (the reference); recalibrate: recomputed first
-                if cfg.bn_mode == "recalibrate":
+            if cfg.bn_mode == "recalibrate":        # running statistics recomputed on training batches first
+                for m in bns:
                     m.reset_running_stats()
-                    m.momentum = None
-                m.training = True
-            if cfg.bn_mode == "recalibrate":
+                    m.momentum, m.training = None, True
                 for x, _ in datalib.batches(data.train, cfg.eval_batch_size, shuffle=False, device=device,
                                             max_batches=cfg.recal_batches):
                     net(x, arch, gates)
                 for m in bns:
                     m.training = False
+            else:                                   # batch: per-batch statistics (the reference)
+                for m in bns:
+                    m.training = True
             loss_sum, correct, n = 0.0, 0, 0
             for x, y in datalib.batches(data.valid, cfg.eval_batch_size, shuffle=False, device=device,
                                         max_batches=cfg.eval_max_batches):

@@ -162,8 +162,10 @@ def split_table(positions, level, criteria="pre", num_blocks=None):
         if criteria == "max":
             key = max(range(len(groups)), key=lambda k: groups[k][1] - groups[k][0])
         else:                                   # the splittable group that starts first, if it starts early enough
-            key = min([(lo, k) for k, (lo, hi) in enumerate(groups) if hi - lo > 1 and lo <= (num_blocks or positions)]
-                      or [(0, 0)])[1]
+            key, pos = 0, (num_blocks or positions) + 1
+            for k, (lo, hi) in enumerate(groups):
+                if hi - lo > 1 and lo < pos:
+                    key, pos = k, lo
         lo, hi = groups[key]
         if hi - lo < 2:
             raise ValueError(f"split {len(splits) + 1}: group {key} [{lo}, {hi}) cannot split; use at most "

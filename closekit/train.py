@@ -66,8 +66,9 @@ class Trainer:
         cfg, net = self.cfg, self.net
         arch = self.space.sample(self.arch_gen) if arch is None else arch
         self.opt.zero_grad(set_to_none=not cfg.keep_zero_grads)
-        for extreme in self.space.extremes() if cfg.sampler == "sandwich" else ():
-            F.cross_entropy(net(x, extreme), y).backward()        # sandwich rule: gradients summed with arch's
+        if cfg.sampler == "sandwich":           # the largest and the smallest beside arch, gradients summed
+            for extreme in self.space.extremes():
+                F.cross_entropy(net(x, extreme), y).backward()
         logits = net(x, arch)
         loss = F.cross_entropy(logits, y)
         loss.backward()

@@ -33,6 +33,11 @@ def test_scores_are_deterministic_and_leave_the_net_untouched(trained, kw):
     assert net.training
 
 
+def test_a_key_that_is_not_a_scoring_key_is_refused_in_one_line(trained):
+    with pytest.raises(TypeError, match=r"evaluate\(\) got epochs=3, not a scoring key; use one of bn_mode, "):
+        score(trained, epochs=3)
+
+
 def test_modes_differ(trained):
     base = score(trained)
     assert not base.equals(score(trained, bn_mode="recalibrate", recal_batches=2))

@@ -103,6 +103,18 @@ def test_parse_errors_one_line(bad, token):
     assert token in msg
 
 
+@pytest.mark.parametrize("bad, words", [
+    ("|none~0|+|none~0|none~0|+|none~0|none~1|none~2|", "duplicate input 0 in token 'none~0' of node 2"),
+    ("|none~0~1|+|none~0|none~1|+|none~0|none~1|none~2|", "token 'none~0~1' of node 1 is not 'op~input' (needs exa"),
+    ("|none0|+|none~0|none~1|+|none~0|none~1|none~2|", "token 'none0' of node 1 is not 'op~input' (needs exactly"),
+    ("|none~0|+|none~0|none~3|+|none~0|none~1|none~2|", "input '3' in token 'none~3' of node 2 (expected 0..1)"),
+])
+def test_parse_errors_say_what_is_wrong_with_the_token(bad, words):
+    with pytest.raises(ValueError) as e:
+        parse(bad)
+    assert words in str(e.value)
+
+
 def test_unknown_op_message_lists_ops():
     with pytest.raises(ValueError, match=r"unknown op 'conv_3x3' in token 'conv_3x3~0' \(ops: none, skip_connect"):
         parse("|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|")

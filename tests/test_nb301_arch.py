@@ -122,6 +122,10 @@ def test_mutate_changes_one_decision():
     (V2.replace("normal=", "normall="), "unknown key 'normall'"),
     (V2[:-5], "syntax error"),
     (V2_AWNAS.replace("('dil_conv_3x3', 2, 5)", "('dil_conv_3x3', 2, 4)"), "normal_0 node 4 has 3"),
+    (V2_AWNAS.replace("('dil_conv_3x3', 2, 5)", "('dil_conv_3x3', 2, 6)"),
+     "normal_0 entry ('dil_conv_3x3', 2, 6) is not (op, from, to) with to in 2..5"),
+    (V2_AWNAS.replace("('dil_conv_3x3', 2, 5)", "('dil_conv_3x3', 2)"),
+     "normal_0 entry ('dil_conv_3x3', 2) is not (op, from, to)"),
     ("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "syntax error"),
 ])
 def test_bad_strings_name_the_bad_token(text, token):

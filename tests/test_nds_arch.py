@@ -66,6 +66,7 @@ def test_round_trips_on_hand_written_examples():
     ("d1_1_1", "1 '-'-separated groups, expected 2"),
     ("OrderedDict([('depths.0', 12)])", "lacks depths.1"),
     (GENOTYPE.replace("widths.2", "width.2"), "unknown key(s) width.2"),
+    (GENOTYPE.replace("widths.2", "width.2"), "genotype lacks widths.2; has unknown key(s) width.2"),
     ("OrderedDict(nonsense", "is not OrderedDict"),
 ])
 def test_bad_resnet_input_is_named_in_one_line(text, words):

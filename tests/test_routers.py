@@ -1,5 +1,6 @@
 """The router protocol (closekit/sharing.py): every router on every space that supports it, the few-shot router's
 split, and a new router written as one class in a test file."""
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,13 @@ def test_a_router_a_space_does_not_support_is_refused_in_one_line():
         build(cfg_for("nds-resnet", "gate"))
     with pytest.raises(ValueError, match="fewshot_edge=2 does not apply to nds-resnet"):
         build(cfg_for("nds-resnet", "table", fewshot_edge=2))
+
+
+@pytest.mark.parametrize("name", sorted(spaces.SPACES))
+def test_router_own_on_a_close_supernet_is_refused_in_one_line(name):
+    """router: own is the vanilla supernet's; on supernet: close it would silently build one block per slot."""
+    with pytest.raises(ValueError, match="router='own' is the vanilla supernet's; set supernet: vanilla"):
+        build(dataclasses.replace(cfg_for(name, "gate"), supernet="close", router="own"))
 
 
 def weights(net):

@@ -104,16 +104,6 @@ class Space(abc.ABC):
 class Supernet:
     """Mixin of the supernet protocol for an nn.Module subclass: everything about sharing is ``self.sharing``."""
     cell_types, close_router, keys = ("cell",), "own", ()
-    # the Sharing's, for the trainer, the views and the cells
-    router = property(lambda self: self.sharing.router)
-    level = property(lambda self: self.sharing.level)
-    num_blocks = property(lambda self: self.sharing.num_blocks)
-    curriculum = property(lambda self: self.sharing.curriculum)
-    touched = property(lambda self: self.sharing.touched)
-    active_level = property(lambda self: self.sharing.active_level)
-    epoch_start = property(lambda self: self.sharing.epoch_start)
-    after_backward = property(lambda self: self.sharing.after_backward)
-    router_parameters = property(lambda self: self.sharing.router.parameters)
 
     @classmethod
     def routers(cls):
@@ -133,6 +123,9 @@ class Supernet:
                              "own block); set router: auto or supernet: close")
         name = "own" if cfg.supernet == "vanilla" else cfg.router
         name = cls.close_router if name == "auto" else name
+        if cfg.supernet != "vanilla" and name == "own":
+            raise ValueError("config router='own' is the vanilla supernet's; set supernet: vanilla, or another router "
+                             f"({', '.join(r for r in cls.routers() if r != 'own')})")
         if name not in cls.routers():
             raise ValueError(f"config router={name!r} does not apply to {cfg.space}; use one of "
                              f"{', '.join(r for r in cls.routers() if r != 'own')} (or supernet: vanilla)")
@@ -141,12 +134,46 @@ class Supernet:
             if getattr(cfg, key) != defaults[key]:
                 raise ValueError(f"config {key}={getattr(cfg, key)!r} does not apply to {cfg.space} (no router or "
                                  f"part of it reads it); remove it (default {defaults[key]!r})")
-        return name, own if name == "own" else cfg.num_blocks, sharing.ROUTERS[name].placeholders
+        return name, own if cfg.supernet == "vanilla" else cfg.num_blocks, sharing.ROUTERS[name].placeholders
 
     def _share(self, cfg, plan, banks, in_channels, num_classes):
         """Set up ``self.sharing`` over ``banks`` (call once the cells exist)."""
+        name, K, _ = plan
         self.net_args = {"in_channels": in_channels, "num_classes": num_classes}
-        self.sharing = sharing.Sharing(cfg, self, banks, plan[1], plan[0])
+        self.sharing = sharing.Sharing(cfg, self, banks, K, name)
+
+    # the Sharing's, for the trainer, the views and the cells
+    @property
+    def router(self):
+        return self.sharing.router
+
+    @property
+    def level(self):
+        return self.sharing.level
+
+    @property
+    def num_blocks(self):
+        return self.sharing.num_blocks
+
+    @property
+    def curriculum(self):
+        return self.sharing.curriculum
+
+    @property
+    def touched(self):
+        return self.sharing.touched
+
+    def active_level(self):
+        return self.sharing.active_level()
+
+    def epoch_start(self, epoch, generator=None):
+        return self.sharing.epoch_start(epoch, generator)
+
+    def after_backward(self):
+        self.sharing.after_backward()
+
+    def router_parameters(self):
+        return self.sharing.router.parameters()
 
     def route(self, arch, sample=True, generator=None):
         """{cell type: routing [slots, level]} for one architecture (one-hot forward value)."""

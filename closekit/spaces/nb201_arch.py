@@ -30,11 +30,16 @@ def parse(s: str) -> Arch:
     ops = {}
     for j, group in enumerate(groups, start=1):
         for tok in filter(None, group.split("|")):
-            op, _, src = tok.partition("~")
+            parts = tok.split("~")
+            if len(parts) != 2:
+                raise ValueError(f"{_BAD}token {tok!r} of node {j} is not 'op~input' (needs exactly one '~')")
+            op, src = parts
             if op not in OPS:
                 raise ValueError(f"{_BAD}unknown op {op!r} in token {tok!r} (ops: {', '.join(OPS)})")
-            if src not in [str(i) for i in range(j) if (j, i) not in ops]:
-                raise ValueError(f"{_BAD}token {tok!r} of node {j} must be 'op~i' with a new input i in 0..{j - 1}")
+            if src not in [str(i) for i in range(j)]:
+                raise ValueError(f"{_BAD}input {src!r} in token {tok!r} of node {j} (expected 0..{j - 1})")
+            if (j, int(src)) in ops:
+                raise ValueError(f"{_BAD}duplicate input {src} in token {tok!r} of node {j}")
             ops[j, int(src)] = OPS.index(op)
         missing = [i for i in range(j) if (j, i) not in ops]
         if missing:
@@ -142,9 +147,17 @@ class NB201Archs:
         """The 6,321 representatives that pass is_valid, sorted."""
         return [a for a in self.representatives if is_valid(a)]
 
-    num_archs = property(lambda self: len(self.all))
-    num_iso = property(lambda self: len(self.representatives))
-    num_valid = property(lambda self: len(self.valid))
+    @property
+    def num_archs(self) -> int:
+        return len(self.all)
+
+    @property
+    def num_iso(self) -> int:
+        return len(self.representatives)
+
+    @property
+    def num_valid(self) -> int:
+        return len(self.valid)
 
     def members(self, arch) -> list[Arch]:
         """All cells isomorphic to arch (sorted, includes arch)."""

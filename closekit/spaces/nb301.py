@@ -34,7 +34,9 @@ class ReLUConvBN(nn.Sequential):
 
 def sep_conv(C, k, stride, affine):
     """DARTS sep_conv: (ReLU, depthwise kxk, pointwise, BN) twice; the first depthwise has the stride."""
-    half = lambda s: [nn.ReLU(), conv(C, C, k, s, k // 2, groups=C), conv(C, C, 1), nn.BatchNorm2d(C, affine=affine)]
+    def half(s):
+        return [nn.ReLU(), conv(C, C, k, s, k // 2, groups=C), conv(C, C, 1), nn.BatchNorm2d(C, affine=affine)]
+
     return nn.Sequential(*half(stride), *half(1))
 
 

@@ -119,15 +119,16 @@ def _from_triples(conns, name):
     """aw_nas (op, from, to) triples -> DARTS (op, from) pairs in node order (the order within a node kept)."""
     try:
         triples = [tuple(t) for t in conns]
-        by_node = {k: [(op, src) for op, src, to in triples if to == k] for k in NODES}
-    except (TypeError, ValueError):
+    except TypeError:
         raise ValueError(f"{_BAD}{name} must be a list of (op, from, to) triples") from None
+    bad = next((t for t in triples if len(t) != 3 or t[2] not in NODES), None)
+    if bad is not None:
+        raise ValueError(f"{_BAD}{name} entry {one_line(bad)} is not (op, from, to) with to in 2..5")
     for k in NODES:
-        if len(by_node[k]) != 2:
-            raise ValueError(f"{_BAD}{name} node {k} has {len(by_node[k])} incoming connections, expected 2")
-    if len(triples) != 8:
-        raise ValueError(f"{_BAD}{name} has a connection to a node outside 2..5")
-    return [p for k in NODES for p in by_node[k]]
+        n = sum(t[2] == k for t in triples)
+        if n != 2:
+            raise ValueError(f"{_BAD}{name} node {k} has {n} incoming connections, expected 2")
+    return [(op, src) for k in NODES for op, src, to in triples if to == k]
 
 
 def from_config(d):

@@ -38,13 +38,14 @@ class Standalone(nn.Module):
 
     def __init__(self, design, arch, in_channels, num_classes, scale=1.0):
         super().__init__()
-        self.stem, stages, self.widths = stem(in_channels, scaled(STEM_W, scale)), [[], [], []], [None] * 3
+        self.stem = stem(in_channels, scaled(STEM_W, scale))
+        stages, self.widths = [[] for _ in STRIDES], [None] * len(STRIDES)
         for s, w_in, w, stride, wb, g in blocks(design, arch, scale):
             stages[s].append(BLOCKS[design.block](w_in, w, stride, proj=w_in != w or stride != 1, affine=True,
                                                   wb=wb, groups=g))
             self.widths[s] = (w, wb, g)
         self.stages = nn.ModuleList(map(nn.ModuleList, stages))
-        self.fc = nn.Linear(w, num_classes)
+        self.fc = nn.Linear(self.widths[-1][0], num_classes)             # the last stage's width
         self.apply(init_weights)
 
     def forward(self, x):
@@ -76,13 +77,13 @@ def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale
             conv(w_in, w, 3, stride), conv(w, w, 3)
         else:
             conv(w_in, wb, 1), conv(wb, wb, 3, stride, g), conv(wb, w, 1)
-    return params + w * num_classes + num_classes, flops + w * num_classes + num_classes
+    w_out = scaled(design.stage(arch, len(STRIDES) - 1)[1], scale)          # the last stage's width feeds the FC
+    return params + w_out * num_classes + num_classes, flops + w_out * num_classes + num_classes
 
 
 class Supernet(nn.Module, base.Supernet):
     """NDS supernet: per stage an unshared first block and a Bank of blocks for the positions after it."""
     cell_types, close_router, keys = ("stage1", "stage2", "stage3"), "table", ("head_norm", "sampler")
-    coerce = property(lambda self: self.design.coerce)
 
     def __init__(self, design, cfg, in_channels, num_classes):
         super().__init__()
@@ -100,6 +101,9 @@ class Supernet(nn.Module, base.Supernet):
         self.fc = SlicedConv(W, num_classes, 1, bias=True)            # the reference's 1x1-conv FC
         self.apply(init_weights)
         self._share(cfg, plan, self.banks, in_channels, num_classes)
+
+    def coerce(self, arch):
+        return self.design.coerce(arch)
 
     @property
     def positions(self):
@@ -127,15 +131,29 @@ class NDSSpace(base.Space):
     """An NDS design space (``nds_arch.Design``) with slots, drawing and supernets."""
     enumerations, supernet_cls = ("all",), Supernet
     modules = ("spaces.nds", "spaces.nds_arch", "spaces.nds_ops", "spaces.common")
-    parse = property(lambda self: self.design.parse)
-    to_str = property(lambda self: self.design.to_str)
-    coerce = canonical = property(lambda self: self.design.coerce)          # every configuration is its own class
-    sample = property(lambda self: self.design.sample)
-    mutate = property(lambda self: self.design.mutate)
-    extremes = property(lambda self: self.design.extremes)
 
     def __init__(self, name, design, params_prefix):
         self.name, self.design, self.params_prefix = name, design, params_prefix
+
+    def parse(self, text):
+        return self.design.parse(text)
+
+    def to_str(self, arch):
+        return self.design.to_str(arch)
+
+    def coerce(self, x):
+        return self.design.coerce(x)
+
+    canonical = coerce                                      # every configuration is its own class
+
+    def sample(self, generator=None):
+        return self.design.sample(generator)
+
+    def mutate(self, arch, generator=None):
+        return self.design.mutate(arch, generator)
+
+    def extremes(self):
+        return self.design.extremes()
 
     def enumerate(self, kind):
         """'all': every configuration, as a lazy sequence (len 108^3 ResNet, 225^3 ResNeXt-A)."""
@@ -172,9 +190,10 @@ class NDSSpace(base.Space):
         return draw_stages(table, title, ax)
 
     def notable(self):
-        """The smallest and the largest configurations, and a mid-size one."""
-        pick = {"smallest": lambda ch: ch[0], "middle": lambda ch: ch[len(ch) // 2], "largest": lambda ch: ch[-1]}
-        return {k: self.to_str([f(ch) for ch in self.design.choices]) for k, f in pick.items()}
+        """The smallest and the largest configurations by weights (as ``extremes``), and a mid-size one."""
+        largest, smallest = self.extremes()
+        middle = tuple(ch[len(ch) // 2] for ch in self.design.choices)
+        return {"smallest": self.to_str(smallest), "middle": self.to_str(middle), "largest": self.to_str(largest)}
 
     def supernet(self, cfg, in_channels, num_classes):
         return Supernet(self.design, cfg, in_channels, num_classes)

@@ -25,10 +25,23 @@ class Design:
     block: str             # NDS block_type
     decisions: tuple       # ((prefix, letter, net_key, choices), ...)
 
-    keys = property(lambda self: [f"{p}.{s}" for p, _, _, _ in self.decisions for s in range(3)])   # depths.0, ...
-    choices = property(lambda self: [c for _, _, _, c in self.decisions for _ in range(3)])      # per arch entry
-    count = property(lambda self: math.prod(len(c) for c in self.choices))
-    max_depth = property(lambda self: max(self.decisions[0][3]))
+    @property
+    def keys(self):
+        """The aw_nas genotype keys in order (depths.0, depths.1, ...)."""
+        return [f"{p}.{s}" for p, _, _, _ in self.decisions for s in range(3)]
+
+    @property
+    def choices(self):
+        """The choice tuple of each entry of an arch tuple."""
+        return [c for _, _, _, c in self.decisions for _ in range(3)]
+
+    @property
+    def count(self):
+        return math.prod(len(c) for c in self.choices)
+
+    @property
+    def max_depth(self):
+        return max(self.decisions[0][3])
 
     def _bad(self, msg):
         return ValueError(f"bad NDS {self.name} architecture: {msg}")
@@ -70,10 +83,11 @@ class Design:
 
     def from_mapping(self, d, what="genotype"):
         """An arch from a {key: value} mapping with exactly the aw_nas keys."""
-        extra, missing = [str(k) for k in d if k not in self.keys], [k for k in self.keys if k not in d]
-        if extra or missing:
-            raise self._bad(f"{what} has unknown key(s) {', '.join(extra)}" if extra else
-                            f"{what} lacks {', '.join(missing)}")
+        missing, extra = [k for k in self.keys if k not in d], [str(k) for k in d if k not in self.keys]
+        problems = [f"lacks {', '.join(missing)}"] if missing else []
+        problems += [f"has unknown key(s) {', '.join(extra)}"] if extra else []
+        if problems:
+            raise self._bad(f"{what} {'; '.join(problems)}")
         return self.check([d[k] for k in self.keys])
 
     def to_net(self, arch):

@@ -77,8 +77,8 @@ class ConvBN(nn.Module):
         conv = GroupConv if searchable_groups else SlicedConv
         self.conv, self.bn = conv(c_in, c_out, k, stride, groups=groups), SlicedBN(c_out, affine=affine)
 
-    def forward(self, x, c=None):
-        return self.bn(self.conv(x, c))
+    def forward(self, x, c_out=None):
+        return self.bn(self.conv(x, c_out))
 
 
 class BasicBlock(nn.Module):
@@ -109,7 +109,8 @@ class BottleneckBlock(nn.Module):
 
     def forward(self, x, w, wb=None, g=1):
         h = F.relu(self.a(x, wb))
-        h = self.c(F.relu(self.b(h, None if self.fixed_groups else g)), w)   # a searchable conv takes g groups
+        h = F.relu(self.b.bn(self.b.conv(h) if self.fixed_groups else self.b.conv(h, g)))  # searchable: g groups
+        h = self.c(h, w)
         return F.relu((self.proj(x, w) if self.proj is not None else x) + h)
 
 
