@@ -93,6 +93,36 @@ def baselines(space):
             **ceiling(truth)}
 
 
+def loss_kendall(space, run_path):
+    """Kendall of the negated held-out loss (instead of accuracy) against the truth: the same scores.csv, no rerun."""
+    from closekit import groundtruth, spaces
+    from scipy.stats import kendalltau
+    truth = groundtruth.load(f"mini-{space}", spaces.get(space))
+    scores = pd.read_csv(Path(run_path) / "scores.csv")
+    both = scores.merge(truth[["arch", "acc"]], on="arch", suffixes=("", "_truth"))
+    if len(both) != len(scores):
+        raise ValueError(f"{run_path}/scores.csv: {len(scores) - len(both)} architectures are not in the truth")
+    return float(kendalltau(-both["loss"], both["acc_truth"])[0])
+
+
+def backfill_loss_kendall(path, out):
+    """Rows written before the loss column existed get it from their run's scores.csv (when it is still there)."""
+    rows = read_rows(path)
+    if rows.empty:
+        return
+    if "kendall_loss" not in rows:
+        rows["kendall_loss"] = float("nan")
+    todo = rows["kendall_loss"].isna() & (rows["status"] == "ok")
+    for i in rows.index[todo]:
+        d = Path(out) / rows.at[i, "space"] / rows.at[i, "dir"]
+        if (d / "scores.csv").is_file():
+            rows.at[i, "kendall_loss"] = loss_kendall(rows.at[i, "space"], d)
+    if todo.any():
+        tmp = Path(path).with_suffix(".csv.tmp")
+        rows.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+
+
 def run_row(space, variant, seed, out, results, extra=None):
     """Train (or resume), score and rank one (space, variant, seed); returns its row."""
     import torch
@@ -120,6 +150,7 @@ def run_row(space, variant, seed, out, results, extra=None):
                                                                                         m["n"], 1),
             **trajectory(h), "final_train_loss": m["final_train_loss"],
             **{k: m.get(k) for k in ("kendall", "spearman", "p@top5%", "n")}, **baselines(space),
+            "kendall_loss": loss_kendall(space, Path(out) / space / d.name),
             "load_avg_15min": round(os.getloadavg()[2], 1)}     # the machine is shared: read the seconds with it
 
 
@@ -162,18 +193,19 @@ def table(rows):
         return f.format(v.mean()) + (f" ± {f.format(v.std(ddof=1))}" if v.notna().sum() > 1 else "")
 
     lines = ["| space | variant | seeds | epochs | train acc % (1/4, 1/2, end) | trend | final loss | kendall | "
-             "spearman | p@top5% | params-alone kendall | ceiling (seed pair / best) | min/run |",
-             "|---" * 13 + "|"]
+             "kendall (-loss) | spearman | p@top5% | params-alone kendall | ceiling (seed pair / best) | min/run |",
+             "|---" * 14 + "|"]
     for (space, variant), g in ok.groupby(["space", "variant"], sort=False):
         trends = "/".join(g["trend"])
         accs = f"{cell(g, 'acc_q1', True)}, {cell(g, 'acc_half', True)}, **{cell(g, 'train_acc', True)}**"
         ceil = f"{g['truth_seed_kendall'].iloc[0]:.3f} / {g['truth_best_kendall'].iloc[0]:.3f}"
         lines.append(f"| {space} | {variant} | {','.join(map(str, g['seed']))} | {int(g['epochs'].iloc[0])} | {accs} | "
-                     f"{trends} | {cell(g, 'final_train_loss')} | {cell(g, 'kendall')} | {cell(g, 'spearman')} | "
+                     f"{trends} | {cell(g, 'final_train_loss')} | {cell(g, 'kendall')} | {cell(g, 'kendall_loss')} | "
+                     f"{cell(g, 'spearman')} | "
                      f"{cell(g, 'p@top5%')} | {g['params_kendall'].iloc[0]:.3f} | {ceil} | "
                      f"{g['wall_seconds'].mean() / 60:.1f} |")
     for _, r in rows[rows["status"] != "ok"].iterrows():
-        lines.append(f"| {r['space']} | {r['variant']} | {r['seed']} | {r['epochs']} | {r['status']} |" + " |" * 8)
+        lines.append(f"| {r['space']} | {r['variant']} | {r['seed']} | {r['epochs']} | {r['status']} |" + " |" * 9)
     return "\n".join(lines)
 
 
@@ -193,6 +225,7 @@ def main(argv=None):
     extra = _overrides(args.set)
     jobs = plan(args.seeds, args.only)
     keys = [key_of(*j, extra) for j in jobs]               # every config resolves before any work: bad keys fail here
+    backfill_loss_kendall(args.rows, args.out)
     rows = read_rows(args.rows)
     if args.table:
         print(table(rows))
