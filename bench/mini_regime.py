@@ -36,13 +36,15 @@ BASELINE = "baseline"
 # (space, variants) in the order they run, most informative first: the baselines, the levers most likely to
 # matter for the space that trains worst (ResNeXt-A: widths resampled every step; bench/nds_supernet_fit.py), its
 # untried ones first (head_norm=mean has 3 seeds in bench/results/ranking-nds-resnexta), then NB301's and ResNet's;
-# second-tier levers after the first tier has both seeds.
+# second-tier levers after the first tier has both seeds: the two levers that helped each space most, together
+# (ResNeXt-A: channels_init=4 and epochs=60 / batch_size=32 and epochs=60; NB301: batch_size=32 and epochs=60), then
+# the untried single levers.
 TIER1 = [("nds-resnexta", [BASELINE]), ("nds-resnet", [BASELINE]), ("nb301", [BASELINE]),
          ("nds-resnexta", ["batch_size=32", "channels_init=4", "epochs=60", "head_norm=mean"]),
          ("nb301", ["epochs=90", "batch_size=32", "train_limit=null", "lr=0.1"]),
          ("nds-resnet", ["batch_size=32", "epochs=60", "head_norm=mean"])]
-TIER2 = [("nds-resnexta", ["lr=0.02", "weight_decay=0.0005", "augment=false", "grad_clip=5"]),
-         ("nb301", ["dropout=0", "augment=false", "channels_init=16", "lr=0.02"]),
+TIER2 = [("nds-resnexta", ["channels_init=4 epochs=60", "batch_size=32 epochs=60", "lr=0.02", "grad_clip=5"]),
+         ("nb301", ["batch_size=32 epochs=60", "augment=false", "dropout=0", "channels_init=16"]),
          ("nds-resnet", ["channels_init=4", "lr=0.1", "augment=false", "weight_decay=0.0005"])]
 # tier 3 (on the code with ``sampler``): the slimmable / BigNAS sandwich rule for the NDS widths, at the baseline's
 # epochs and at about the baseline's compute (a sandwich step costs ~6x a sampled one on these supernets: the largest

@@ -172,14 +172,16 @@ def table(rows, ceiling, size=None):
         bad = int(g[k].isna().sum()) if k in KEYS else 0
         return mean_std(g[k]) + (f" ({bad} of {len(g)} seeds undefined: constant scores)" if bad else "")
 
-    lines = ["| variant | seeds | " + " | ".join(cols) + " | train s/run |", "|---" * (len(cols) + 3) + "|"]
+    lines = ["| variant | seeds | " + " | ".join(cols) + " | train acc % (last epoch) | train s/run |",
+             "|---" * (len(cols) + 4) + "|"]
     for variant, g in df.groupby("variant", sort=False):
+        acc = mean_std(g["train_acc"] * 100, ".1f") if "train_acc" in g else ""
         lines.append(f"| {variant} | {len(g)} | " + " | ".join(cell(g, k) for k in cols) +
-                     f" | {g['train_seconds'].mean():.0f} |")
-    pad = " |" * len(cols)
+                     f" | {acc} | {g['train_seconds'].mean():.0f} |")
+    pad = " |" * (len(cols) + 1)
     if size:
         values = " | ".join(f"{size[k]:.3f}" for k in KEYS)
-        lines.append(f"| {size['variant']} | | {values} |" + " |" * (len(ROUTING) + 1))
+        lines.append(f"| {size['variant']} | | {values} |" + " |" * (len(ROUTING) + 2))
     lines.append(f"| ground truth: seed 0 vs seed 1 (noise ceiling) | | {ceiling['kendall']:.3f} ± "
                  f"{ceiling['bootstrap_std']:.3f} |" + pad)
     if "pairs" in ceiling:
@@ -250,10 +252,11 @@ def main(argv=None):
                                   for v, s in jobs], chunksize=1)
     rows = []
     for b in done:
-        rows.append({k: v for k, v in b.items() if k != "gumbel"})
+        acc = float(pd.read_csv(Path(args.out) / b["dir"] / "history.csv")["train_acc"].iloc[-1])
+        rows.append({**{k: v for k, v in b.items() if k != "gumbel"}, "train_acc": acc})
         if "gumbel" in b:
             rows.append({"variant": f"{b['variant']}, scored eval_routing=gumbel", "seed": b["seed"], **b["gumbel"],
-                         "train_seconds": b["train_seconds"]})
+                         "train_acc": acc, "train_seconds": b["train_seconds"]})
     tag = f"-x{args.stretch}" if args.stretch > 1 else ""
     pd.DataFrame(rows).to_csv(Path(args.out) / f"ranking{tag}.csv", index=False)
     print(f"ground truth: {truth.attrs.get('version')} ({len(truth)} archs; ranked on n = {rows[0]['n']}); "

@@ -33,15 +33,17 @@ def test_size_row_is_the_parameter_count_baseline():
 
 
 def test_table_rows_have_the_header_width():
-    rows = [{"variant": v, "seed": s, "kendall": k, "p@top5%": 0.1, "br@5%_rel": 0.2, "train_seconds": 10.0}
-            for v, s, k in (("vanilla", 0, 0.1), ("vanilla", 1, 0.3), ("close", 0, 0.5))]
+    rows = [{"variant": v, "seed": s, "kendall": k, "p@top5%": 0.1, "br@5%_rel": 0.2, "train_seconds": 10.0,
+             "train_acc": a}
+            for v, s, k, a in (("vanilla", 0, 0.1, 0.4), ("vanilla", 1, 0.3, 0.5), ("close", 0, 0.5, 0.6))]
     ceiling = {"kendall": 0.5, "bootstrap_std": 0.02, "pairs": [0.5, 0.6], "seed_mean": {"n_seeds": 2,
                                                                                      "tau_vs_noise_free": 0.7}}
     size = {"variant": "parameter count alone (no supernet)", "kendall": 0.25, "p@top5%": 0.0, "br@5%_rel": 0.5}
     lines = ranking.table(rows, ceiling, size).splitlines()
     assert {line.count("|") for line in lines} == {lines[0].count("|")}
     assert lines[2].startswith("| vanilla | 2 | 0.200 ± 0.141 |")
-    assert lines[4] == "| parameter count alone (no supernet) | | 0.250 | 0.000 | 0.500 | | | | |"
+    assert lines[2].endswith("| 45.0 ± 7.1 | 10 |") and lines[3].endswith("| 60.0 | 10 |")   # train acc % at the end
+    assert lines[4] == "| parameter count alone (no supernet) | | 0.250 | 0.000 | 0.500 | | | | | |"
     assert len(lines) == 8
     rows[2]["kendall"] = float("nan")                           # constant scores: Kendall undefined, not hidden
     rows.append({**rows[2], "seed": 1, "kendall": 0.4})
