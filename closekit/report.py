@@ -272,16 +272,11 @@ def body(result, log=None, to=None):
     size(result)
     details(result)
     training_log(log)
-    record(record_dir(to, result), **results(result))
+    record(record_dir(to, result), **result.metrics, config=result.cfg.to_dict(), history=result.history,
+           block_usage=result.usage, scores=result.scores)         # what closekit.read_results / compare.ipynb read
 
 
 def record_dir(given, result):
     """Where a run notebook's results.json goes: ``given`` (closekit batch passes its job directory), else the run
     directory (a hand-run notebook: where its run is, not the current directory)."""
     return Path(given or result.out_dir)
-
-
-def results(result):
-    """What a run notebook records (for ``closekit.read_results`` / compare.ipynb)."""
-    return dict(**result.metrics, config=result.cfg.to_dict(), history=result.history, block_usage=result.usage,
-                scores=result.scores)
