@@ -189,8 +189,7 @@ def architectures(result):
                           "coloured by the block scoring uses (label: op, block, its probability under training).")
     scores = _ranked(result.scores)
     shown = scores.iloc[list(dict.fromkeys([0, len(scores) // 2, len(scores) - 1]))]
-    r = routing.route(result.net, result.space, shown["arch"].tolist(), routing=result.cfg.eval_routing,
-                      seed=result.cfg.eval_seed)
+    r = routing.route_cfg(result.net, result.space, shown["arch"].tolist(), result.cfg)
     for i, (name, (_, row)) in enumerate(zip(DRAWN, shown.iterrows())):
         fig, ax = plt.subplots(figsize=DRAW_SIZE, dpi=DRAW_DPI)
         try:
