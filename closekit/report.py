@@ -189,8 +189,7 @@ def architectures(result):
                           "coloured by the block scoring uses (label: op, block, its probability under training).")
     scores = _ranked(result.scores)
     shown = scores.iloc[list(dict.fromkeys([0, len(scores) // 2, len(scores) - 1]))]
-    r = routing.route(result.net, result.space, shown["arch"].tolist(), routing=result.cfg.eval_routing,
-                      seed=result.cfg.eval_seed)
+    r = routing.route_cfg(result.net, result.space, shown["arch"].tolist(), result.cfg)
     for i, (name, (_, row)) in enumerate(zip(DRAWN, shown.iterrows())):
         fig, ax = plt.subplots(figsize=DRAW_SIZE, dpi=DRAW_DPI)
         try:
@@ -272,16 +271,11 @@ def body(result, log=None, to=None):
     size(result)
     details(result)
     training_log(log)
-    record(record_dir(to, result), **results(result))
+    record(record_dir(to, result), **result.metrics, config=result.cfg.to_dict(), history=result.history,
+           block_usage=result.usage, scores=result.scores)         # what closekit.read_results / compare.ipynb read
 
 
 def record_dir(given, result):
     """Where a run notebook's results.json goes: ``given`` (closekit batch passes its job directory), else the run
     directory (a hand-run notebook: where its run is, not the current directory)."""
     return Path(given or result.out_dir)
-
-
-def results(result):
-    """What a run notebook records (for ``closekit.read_results`` / compare.ipynb)."""
-    return dict(**result.metrics, config=result.cfg.to_dict(), history=result.history, block_usage=result.usage,
-                scores=result.scores)

@@ -205,22 +205,17 @@ def load_run(run_dir, device="cpu", truth=True):
     return space, net, data, cfg, gt
 
 
-def supernet_scores(net, space, data, cfg):
-    """score_fn: archs -> one-shot accuracies with the run's scoring knobs (closekit.evaluate)."""
-    from .evaluate import evaluate
-    return lambda archs: evaluate(net, space, archs, data, cfg, progress=False)["acc"].tolist()
-
-
 def run_context(run_dir, device="cpu", saved=True):
-    """What searches of one run share: (space, cached score_fn, truth or None, cfg); ``saved``: the run's
-    scores.csv (scored with the same keys as its config.yaml) seeds the cache."""
+    """What searches of one run share: (space, cached score_fn: archs -> one-shot accuracies under the run's
+    scoring keys, truth or None, cfg); ``saved``: the run's scores.csv (scored with the same keys) seeds the cache."""
+    from .evaluate import evaluate
     space, net, data, cfg, gt = load_run(run_dir, device)
-    memo, score_fn = {}, supernet_scores(net, space, data, cfg)
+    memo = {}
 
     def fn(archs):
         new = [a for a in dict.fromkeys(archs) if a not in memo]
         if new:
-            memo.update(zip(new, score_fn(new)))
+            memo.update(zip(new, evaluate(net, space, new, data, cfg, progress=False)["acc"].tolist()))
         return [memo[a] for a in archs]
     fn.memo = memo                                  # the baseline reuses the search's scores
     path = find_run(run_dir) / "scores.csv"

@@ -1,5 +1,6 @@
-"""The one training loop for every supernet (CLOSE §3.4-3.5, reference setup of §4): one uniformly sampled
-architecture per step, SGD + momentum + weight decay + clipping, ReduceLROnPlateau on the epoch mean training
+"""The one training loop for every supernet (CLOSE §3.4-3.5, reference setup of §4): per step the architectures
+the ``sampler`` key names (uniform: one sampled architecture, the reference; sandwich: also the space's largest and
+smallest, gradients summed), SGD + momentum + weight decay + clipping, ReduceLROnPlateau on the epoch mean training
 loss, the learning-rate restart (SRT), curriculum events at epoch start, atomic checkpoints and exact resume. It
 knows a supernet only through the supernet protocol (closekit/spaces/base.py).
 """

@@ -47,7 +47,8 @@ def _pre(lines):
 
 
 class GateExplorer:
-    """The explorer of one run: ``.widget`` (a VBox; the object displays as it), ``.view`` (the last rendered data).
+    """The explorer of the run under ``run_dir`` (a run's out_dir or a ``closekit batch`` job dir): ``.widget`` (a
+    VBox; the object displays as it), ``.view`` (the last rendered data).
 
     JupyterLab sends widget messages on kernel subshells (threads): one lock serialises every action, and the
     drawings, made in threads, are pyplot-free. Nets, routings and heatmaps are made once per checkpoint, drawings
@@ -270,6 +271,4 @@ class GateExplorer:
         return line
 
 
-def explorer(run_dir, archs="sample:200", arch_seed=0, truth=None):
-    """A ``GateExplorer`` of the run under ``run_dir`` (a run's out_dir or a ``closekit batch`` job dir)."""
-    return GateExplorer(run_dir, archs, arch_seed, truth)
+explorer = GateExplorer          # explorer(run_dir, archs, arch_seed, truth): the notebooks' name for it
