@@ -18,7 +18,7 @@ from .files import read_yaml
 from .machine import machine
 from .pool import run
 from .recipe import Recipe
-from .results import COLS, append, csv_line, read_results, truth_table
+from .results import COLS, append, read_results, truth_table
 
 
 def resolve_archs(archs, sample_seed=0, space="nb201"):
@@ -30,21 +30,17 @@ def resolve_archs(archs, sample_seed=0, space="nb201"):
 
 
 def _meta(out):
-    """meta.yaml of a minibench directory; one line naming the file when it is unreadable."""
+    """meta.yaml of a minibench directory and its Recipe; one line naming the file when it is unreadable."""
     meta = read_yaml(out / "meta.yaml", "minibench meta")
     if not isinstance(meta, dict) or "recipe" not in meta:
         raise ValueError(f"minibench meta {out}/meta.yaml holds no recipe; rebuild it with `closekit truth build`")
-    return meta
+    return meta, Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml")
 
 
 def load_truth(out_dir, space=None, name=None):
     """Ground truth of a minibench directory (attrs version, space, dataset, noise_ceiling), of ``space`` if given."""
     out = Path(out_dir)
-    if not (out / "meta.yaml").is_file():
-        raise FileNotFoundError(f"{out} is not a minibench directory (no meta.yaml); "
-                                "build one with `closekit truth build`")
-    meta, results = _meta(out), read_results(out / "results.csv")
-    recipe = Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml")
+    (meta, recipe), results = _meta(out), read_results(out / "results.csv")
     held = meta.get("space", recipe.space)
     if space is not None and held != space.name:
         raise ValueError(f"ground truth {name or out} holds {held} architectures, not {space.name}; set truth to a "
@@ -64,8 +60,8 @@ def _prior_meta(out, recipe):
         if (out / "results.csv").is_file() and (out / "results.csv").stat().st_size:
             raise ValueError(f"{out}/results.csv has no meta.yaml, so its recipe is unknown; use another out dir")
         return {}
-    meta = _meta(out)
-    old, new = Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml").to_dict(), recipe.to_dict()
+    meta, old = _meta(out)
+    old, new = old.to_dict(), recipe.to_dict()
     diff = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k]]
     if diff:
         raise ValueError(f"{out} was built with another recipe ({'; '.join(diff)}); "
@@ -103,7 +99,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
         t0, meta, path = time.time(), _prior_meta(out, recipe), out / "results.csv"
         done = read_results(path, repair=True)
         if not path.exists() or not path.stat().st_size:
-            append(path, ",".join(COLS) + "\n")
+            append(path, COLS)
         finished = set(zip(done["arch"], done["seed"]))
         jobs = [(a, s) for a in archs for s in seeds if (a, s) not in finished]
         machines, here = list(meta.get("machines") or []), machine(recipe.device)
@@ -126,7 +122,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
         save_meta()                      # before any row: results.csv never exists without its recipe
         with tqdm(total=len(jobs), desc="truth build", disable=not progress) as bar:
             for row in run(jobs, recipe, workers):
-                append(path, csv_line(str(row[c]) for c in COLS))
+                append(path, [row[c] for c in COLS])
                 save_meta()
                 bar.set_postfix_str(f"{row['arch'][:24]}.. s{row['seed']} acc {row['acc']:.4f}", refresh=False)
                 bar.update()
