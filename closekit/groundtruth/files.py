@@ -80,15 +80,16 @@ class _Drain:
     indices). Kept: what came before the dict, the strings and tuples of its first FIND_EVERY bytes (names every
     entry repeats), the last KEEP_LAST entries; a reference to another fails loudly (``pickle.UnpicklingError``)."""
 
-    def __init__(self, f, key, consume):
+    def __init__(self, f, key, consume, allow):
         self.f, self.key, self.consume, self.count = f, key, consume, 0
         self.peek, self.readline = f.peek, f.readline    # the C unpickler prefetches: read() runs once a chunk
-        self.unpickler = self.target = self.first = None
+        self.target = self.first = None
+        self.unpickler = _Restricted(self, allow)
 
     def read(self, n=-1):
         data = self.f.read(n)
         self.count += len(data)
-        if self.count >= (DRAIN_EVERY if self.first else FIND_EVERY) and self.unpickler is not None:
+        if self.count >= (DRAIN_EVERY if self.first else FIND_EVERY):
             self.count = 0
             self.drain()
         return data
@@ -126,11 +127,8 @@ def _memo(objects):
 
 def load(f, allow=(), stream=None):
     """One pickle from ``f``, only the (module, name) classes in ``allow``; ``stream=(key, consume)``: see _Drain."""
-    if stream is not None:
-        f = _Drain(f, *stream)
-    u, was = _Restricted(f, allow), gc.isenabled()
-    if stream is not None:
-        f.unpickler = u
+    u = _Restricted(f, allow) if stream is None else _Drain(f, *stream, allow).unpickler
+    was = gc.isenabled()
     gc.disable()                         # millions of small objects: the collector would rescan them at every burst
     try:
         return u.load()
