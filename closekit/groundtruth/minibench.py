@@ -40,7 +40,8 @@ def _meta(out):
 def load_truth(out_dir, space=None, name=None):
     """Ground truth of a minibench directory (attrs version, space, dataset, noise_ceiling), of ``space`` if given."""
     out = Path(out_dir)
-    (meta, recipe), results = _meta(out), read_results(out / "results.csv")
+    meta, recipe = _meta(out)
+    results = read_results(out / "results.csv")
     held = meta.get("space", recipe.space)
     if space is not None and held != space.name:
         raise ValueError(f"ground truth {name or out} holds {held} architectures, not {space.name}; set truth to a "
@@ -60,8 +61,8 @@ def _prior_meta(out, recipe):
         if (out / "results.csv").is_file() and (out / "results.csv").stat().st_size:
             raise ValueError(f"{out}/results.csv has no meta.yaml, so its recipe is unknown; use another out dir")
         return {}
-    meta, old = _meta(out)
-    old, new = old.to_dict(), recipe.to_dict()
+    meta, built = _meta(out)
+    old, new = built.to_dict(), recipe.to_dict()
     diff = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k]]
     if diff:
         raise ValueError(f"{out} was built with another recipe ({'; '.join(diff)}); "

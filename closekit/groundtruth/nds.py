@@ -70,13 +70,14 @@ def load_nds_json(path, *, space, metric="min_test_top1"):
     if not paths or not all(Path(f).is_file() for f in paths):
         raise FileNotFoundError(f"ground truth {path} not found; give an NDS sweep JSON (or a glob of seed files)")
     tables = [_one_file(f, space, metric).set_index("arch") for f in paths]
-    accs = pd.concat([t["acc"] for t in tables], axis=1, keys=paths)
-    gaps = accs.isna()
-    if gaps.any(axis=None):                       # a configuration some seed file lacks
-        bad = gaps.any(axis=1).idxmax()
-        raise ValueError(f"ground truth seed files differ: {bad} is missing from {gaps.loc[bad].idxmax()}; average "
-                         "files of the same configurations")
-    out = tables[0].assign(acc=accs.loc[tables[0].index].mean(axis=1), n_seeds=len(paths)).reset_index()
+    first = tables[0].index
+    for f, t in zip(paths[1:], tables[1:]):
+        bad = first.symmetric_difference(t.index)
+        if len(bad):
+            raise ValueError(f"ground truth seed files differ: {bad[0]} is missing from "
+                             f"{f if bad[0] in first else paths[0]}; average files of the same configurations")
+    accs = pd.concat([t["acc"] for t in tables], axis=1).loc[first]
+    out = tables[0].assign(acc=accs.mean(axis=1), n_seeds=len(paths)).reset_index()
     out.attrs["version"] = f"nds-{space.name.removeprefix('nds-')}-{metric}-{len(paths)}seed"
     return out
 
