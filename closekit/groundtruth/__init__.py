@@ -90,11 +90,7 @@ def load(spec, space, for_dataset=None, **options):
     spec = SHIPPED.get(spec, spec)
     if not options and (Path(spec) / "meta.yaml").is_file():
         from .minibench import load_truth            # a mini benchmark built by `closekit truth build`
-        df = load_truth(spec, space, name)
-        if for_dataset is not None and df.attrs["dataset"] != for_dataset:
-            raise ValueError(f"ground truth {name} holds {df.attrs['dataset']} accuracies, but the scores come from "
-                             f"dataset={for_dataset}; set truth to a ground truth of {for_dataset} (or null)")
-        return df
+        return load_truth(spec, space, name, for_dataset)
     official = _official(spec, space)
     if official is not None:
         return official(**options)

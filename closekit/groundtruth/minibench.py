@@ -37,15 +37,18 @@ def _meta(out):
     return meta, Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml")
 
 
-def load_truth(out_dir, space=None, name=None):
-    """Ground truth of a minibench directory (attrs version, space, dataset, noise_ceiling), of ``space`` if given."""
+def load_truth(out_dir, space=None, name=None, for_dataset=None):
+    """Ground truth of a minibench dir (attrs version, space, dataset, noise_ceiling); refuses a wrong space/dataset."""
     out = Path(out_dir)
     meta, recipe = _meta(out)
-    results = read_results(out / "results.csv")
     held = meta.get("space", recipe.space)
     if space is not None and held != space.name:
         raise ValueError(f"ground truth {name or out} holds {held} architectures, not {space.name}; set truth to a "
                          f"ground truth of {space.name} (or null)")
+    if for_dataset is not None and recipe.dataset != for_dataset:
+        raise ValueError(f"ground truth {name or out} holds {recipe.dataset} accuracies, but the scores come from "
+                         f"dataset={for_dataset}; set truth to a ground truth of {for_dataset} (or null)")
+    results = read_results(out / "results.csv")
     if results.empty:
         raise ValueError(f"ground truth {name or out} has no finished rows in results.csv; run `closekit truth "
                          f"build` on it until some are")
