@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import nb201, nb301, nds
-from .files import canonical, one_line, read_text
+from .files import canonical_archs, one_line, read_text
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # name -> minibench directory inside the package: every assets/mini_<space> with a meta.yaml ships as mini-<space>
@@ -76,7 +76,7 @@ def _csv(path, space):
         raise ValueError(f"ground truth {path} line {i + 2}: acc={raw!r} is not a finite number; give every "
                          "architecture its accuracy (a fraction in [0, 1])")
     df["acc"] = acc
-    df["arch"] = canonical(space, df["arch"], f"{path} line", start=2)
+    df["arch"] = canonical_archs(space, df["arch"], f"{path} line", start=2)
     if df["arch"].duplicated().any():
         dup = df.loc[df["arch"].duplicated(), "arch"].iloc[0]
         raise ValueError(f"ground truth {path} lists isomorphic architectures twice (e.g. {dup}); keep one per class")

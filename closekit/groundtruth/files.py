@@ -1,7 +1,7 @@
 """Untrusted benchmark files read safely: UTF-8 text and YAML with one-line errors, pickles by the C unpickler with
 every class refused but an allow list (a pickle asking for another runs nothing), a torch.save file holding no
 tensors the same way (not by torch's pure-Python weights-only unpickler: 80% of a 32-48 s NB201 load), streamed;
-and the one check every reader makes of the architectures it read (``canonical``).
+and the one check every reader makes of the architectures it read (``canonical_archs``).
 """
 import gc
 import importlib
@@ -45,7 +45,7 @@ def one_line(x, limit=240):
     return s if len(s) <= limit else s[:limit - 3] + "..."
 
 
-def canonical(space, archs, where, start=0):
+def canonical_archs(space, archs, where, start=0):
     """Canonical strings of ``archs``; the first that is not of ``space`` raises one line naming ``where`` and its
     number (e.g. where="x.csv line", start=2)."""
     out = []

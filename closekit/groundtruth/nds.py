@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import files
-from .files import canonical, one_line
+from .files import canonical_archs, one_line
 
 METRICS = ("min_test_top1", "last")
 AUTHORS_PER_ACT = 5                      # the authors' FLOPs minus ours, per output activation of a conv
@@ -57,7 +57,7 @@ def _one_file(path, space, metric):
     if not rows:
         raise ValueError(f"ground truth {path} holds no records")
     df = pd.DataFrame(rows)
-    df["arch"] = canonical(space, df.pop("net"), f"{path} record")
+    df["arch"] = canonical_archs(space, df.pop("net"), f"{path} record")
     return df.groupby("arch", sort=False).agg(acc=("acc", "mean"), params=("params", "first"),
                                               flops=("flops", "first")).reset_index()
 
@@ -115,8 +115,8 @@ def load_awnas_pickle(path, *, space, archs=None):
         listed = listed if isinstance(listed, list) else []
         n = next((i for i, (a, b) in enumerate(zip(listed, genos)) if a != b), min(len(listed), len(genos)))
         raise ValueError(f"arch list {archs} and pickle {path} differ at entry {n}; use the pair dumped together")
-    df = pd.DataFrame({"arch": canonical(space, genos, f"{path} entry"), "acc": [float(a) / 100.0 for a in accs],
-                       "params": params, "flops": flops})
+    df = pd.DataFrame({"arch": canonical_archs(space, genos, f"{path} entry"),
+                       "acc": [float(a) / 100.0 for a in accs], "params": params, "flops": flops})
     if df["arch"].duplicated().any():
         raise ValueError(f"ground truth {path} lists {df.loc[df['arch'].duplicated(), 'arch'].iloc[0]} twice")
     df.attrs["version"] = f"nds-{space.name.removeprefix('nds-')}-awnas-{path.stem}"
