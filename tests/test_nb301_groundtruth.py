@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from closekit import groundtruth
-from closekit.groundtruth.nb301 import load_records, read_arch_list
+from closekit.evaluate import arch_list
+from closekit.groundtruth.nb301 import load_records
 from closekit.spaces import get
 from closekit.spaces import nb301_arch as A
 
@@ -95,12 +96,12 @@ def test_yaml_arch_list_as_the_reference(tmp_path, archs):
     import yaml
     path.write_text(yaml.safe_dump(entries, width=80))
     assert "\n  " in path.read_text()                                     # folded as the public copy is
-    assert read_arch_list(path, SPACE) == [SPACE.canonical_str(a) for a in archs]
+    assert [SPACE.to_str(a) for a in arch_list(SPACE, str(path))] == [SPACE.canonical_str(a) for a in archs]
     path.write_text(yaml.safe_dump({"archs": entries[:2]}))
-    assert read_arch_list(path, SPACE) == [SPACE.canonical_str(a) for a in archs[:2]]
+    assert [SPACE.to_str(a) for a in arch_list(SPACE, str(path))] == [SPACE.canonical_str(a) for a in archs[:2]]
     path.write_text(yaml.safe_dump(["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"]))
     with pytest.raises(ValueError, match="entry 0: bad NB301"):
-        read_arch_list(path, SPACE)
+        arch_list(SPACE, str(path))
 
 
 def test_the_arch_list_given_as_a_truth_is_named_for_what_it_is(tmp_path, archs):

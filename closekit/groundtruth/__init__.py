@@ -4,6 +4,7 @@
 (arch, acc) or an official file of the space through its reader module in ``READERS`` (no space imports the ground
 truth); reader options come as keywords or a query suffix, e.g. ``NAS-Bench-201-v1_0-e61699.pth?dataset=cifar100``.
 """
+import functools
 import inspect
 import io
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import nb201, nb301, nds
-from .files import read_text
+from .files import canonical_archs, one_line, read_text
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # name -> minibench directory inside the package: every assets/mini_<space> with a meta.yaml ships as mini-<space>
@@ -23,7 +24,7 @@ READERS = {"nb201": nb201, "nb301": nb301, "nds-resnet": nds, "nds-resnexta": nd
 
 
 def _official(spec, space):
-    """(loader, path, options) when the space's reader takes ``spec`` as one of its official files, else None."""
+    """The space's loader of ``spec`` with its path and query options bound, when ``spec`` is an official file."""
     base, _, query = spec.partition("?") if isinstance(spec, str) else (str(spec), "", "")
     reader = READERS.get(space.name)
     loader = reader and reader.official(base)
@@ -34,7 +35,7 @@ def _official(spec, space):
     unknown = sorted(set(opts) - set(known))
     if unknown:
         raise ValueError(f"ground truth {spec!r}: unknown option(s) {', '.join(unknown)}; use {', '.join(known)}")
-    return loader, Path(base), opts
+    return functools.partial(loader, Path(base), space=space, **opts)
 
 
 def _not_ours(path, space):
@@ -62,7 +63,7 @@ def _csv(path, space):
         df = pd.read_csv(io.StringIO(read_text(path)), comment="#", dtype={"arch": str, "acc": str},
                          keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise ValueError(f"ground truth {path} is not a readable CSV ({' '.join(str(e).split())})") from None
+        raise ValueError(f"ground truth {path} is not a readable CSV ({one_line(e)})") from None
     missing = {"arch", "acc"} - set(df.columns)
     if missing:
         raise ValueError(f"ground truth {path} lacks column(s) {', '.join(sorted(missing))}; need arch and acc")
@@ -75,13 +76,7 @@ def _csv(path, space):
         raise ValueError(f"ground truth {path} line {i + 2}: acc={raw!r} is not a finite number; give every "
                          "architecture its accuracy (a fraction in [0, 1])")
     df["acc"] = acc
-    canon = []
-    for i, s in enumerate(df["arch"], 2):
-        try:
-            canon.append(space.canonical_str(s))
-        except ValueError as e:
-            raise ValueError(f"ground truth {path} line {i} does not belong to space {space.name}: {e}") from None
-    df["arch"] = canon
+    df["arch"] = canonical_archs(space, df["arch"], f"{path} line", start=2)
     if df["arch"].duplicated().any():
         dup = df.loc[df["arch"].duplicated(), "arch"].iloc[0]
         raise ValueError(f"ground truth {path} lists isomorphic architectures twice (e.g. {dup}); keep one per class")
@@ -95,21 +90,16 @@ def load(spec, space, for_dataset=None, **options):
     spec = SHIPPED.get(spec, spec)
     if not options and (Path(spec) / "meta.yaml").is_file():
         from .minibench import load_truth            # a mini benchmark built by `closekit truth build`
-        df = load_truth(spec, space, name)
-        if for_dataset is not None and df.attrs["dataset"] != for_dataset:
-            raise ValueError(f"ground truth {name} holds {df.attrs['dataset']} accuracies, but the scores come from "
-                             f"dataset={for_dataset}; set truth to a ground truth of {for_dataset} (or null)")
-        return df
+        return load_truth(spec, space, name, for_dataset)
     official = _official(spec, space)
     if official is not None:
-        loader, path, opts = official
-        return loader(path, space=space, **{**opts, **options})
+        return official(**options)
     if options:
         raise ValueError(f"ground truth {spec!r}: option(s) {', '.join(sorted(options))} apply only to official "
                          f"{space.name} files")
     path = Path(spec)
-    if path.exists() and (path.suffix != ".csv" or not path.is_file()):
+    if path.suffix == ".csv" and path.is_file():
+        return _csv(path, space)
+    if path.exists():
         raise _not_ours(path, space)
-    if not path.is_file():
-        raise FileNotFoundError(f"ground truth {spec!r} not found; {_give(space)}")
-    return _csv(path, space)
+    raise FileNotFoundError(f"ground truth {spec!r} not found; {_give(space)}")

@@ -1,6 +1,7 @@
 """Untrusted benchmark files read safely: UTF-8 text and YAML with one-line errors, pickles by the C unpickler with
 every class refused but an allow list (a pickle asking for another runs nothing), a torch.save file holding no
-tensors the same way (not by torch's pure-Python weights-only unpickler: 80% of a 32-48 s NB201 load), streamed.
+tensors the same way (not by torch's pure-Python weights-only unpickler: 80% of a 32-48 s NB201 load), streamed;
+and the one check every reader makes of the architectures it read (``canonical_archs``).
 """
 import gc
 import importlib
@@ -38,6 +39,24 @@ class _Restricted(pickle.Unpickler):
         raise Refused("holds tensors")
 
 
+def one_line(x, limit=240):
+    """str(x) squeezed onto one line and shortened, for error messages."""
+    s = " ".join(str(x).split())
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
+def canonical_archs(space, archs, where, start=0):
+    """Canonical strings of ``archs``; the first that is not of ``space`` raises one line naming ``where`` and its
+    number (e.g. where="x.csv line", start=2)."""
+    out = []
+    for i, arch in enumerate(archs, start):
+        try:
+            out.append(space.canonical_str(arch))
+        except ValueError as e:
+            raise ValueError(f"ground truth {where} {i} does not belong to space {space.name}: {e}") from None
+    return out
+
+
 def read_text(path, what="ground truth"):
     """A text file's content; one line naming the file when it is not UTF-8."""
     try:
@@ -52,8 +71,7 @@ def read_yaml(path, what="ground truth"):
     try:
         return yaml.load(read_text(path, what), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
-        raise ValueError(f"{what} {path} is not valid YAML ({' '.join(str(e).split())[:120]}); fix the file") \
-            from None
+        raise ValueError(f"{what} {path} is not valid YAML ({one_line(e, 120)}); fix the file") from None
 
 
 class _Drain:
@@ -62,15 +80,16 @@ class _Drain:
     indices). Kept: what came before the dict, the strings and tuples of its first FIND_EVERY bytes (names every
     entry repeats), the last KEEP_LAST entries; a reference to another fails loudly (``pickle.UnpicklingError``)."""
 
-    def __init__(self, f, key, consume):
+    def __init__(self, f, key, consume, allow):
         self.f, self.key, self.consume, self.count = f, key, consume, 0
         self.peek, self.readline = f.peek, f.readline    # the C unpickler prefetches: read() runs once a chunk
-        self.unpickler = self.target = self.first = None
+        self.target = self.first = None
+        self.unpickler = _Restricted(self, allow)
 
     def read(self, n=-1):
         data = self.f.read(n)
         self.count += len(data)
-        if self.count >= (DRAIN_EVERY if self.first else FIND_EVERY) and self.unpickler is not None:
+        if self.count >= (DRAIN_EVERY if self.first else FIND_EVERY):
             self.count = 0
             self.drain()
         return data
@@ -108,11 +127,8 @@ def _memo(objects):
 
 def load(f, allow=(), stream=None):
     """One pickle from ``f``, only the (module, name) classes in ``allow``; ``stream=(key, consume)``: see _Drain."""
-    if stream is not None:
-        f = _Drain(f, *stream)
-    u, was = _Restricted(f, allow), gc.isenabled()
-    if stream is not None:
-        f.unpickler = u
+    u = _Restricted(f, allow) if stream is None else _Drain(f, *stream, allow).unpickler
+    was = gc.isenabled()
     gc.disable()                         # millions of small objects: the collector would rescan them at every burst
     try:
         return u.load()

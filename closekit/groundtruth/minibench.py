@@ -18,7 +18,7 @@ from .files import read_yaml
 from .machine import machine
 from .pool import run
 from .recipe import Recipe
-from .results import COLS, append, csv_line, read_results, truth_table
+from .results import COLS, append, read_results, truth_table
 
 
 def resolve_archs(archs, sample_seed=0, space="nb201"):
@@ -30,25 +30,25 @@ def resolve_archs(archs, sample_seed=0, space="nb201"):
 
 
 def _meta(out):
-    """meta.yaml of a minibench directory; one line naming the file when it is unreadable."""
+    """meta.yaml of a minibench directory and its Recipe; one line naming the file when it is unreadable."""
     meta = read_yaml(out / "meta.yaml", "minibench meta")
     if not isinstance(meta, dict) or "recipe" not in meta:
         raise ValueError(f"minibench meta {out}/meta.yaml holds no recipe; rebuild it with `closekit truth build`")
-    return meta
+    return meta, Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml")
 
 
-def load_truth(out_dir, space=None, name=None):
-    """Ground truth of a minibench directory (attrs version, space, dataset, noise_ceiling), of ``space`` if given."""
+def load_truth(out_dir, space=None, name=None, for_dataset=None):
+    """Ground truth of a minibench dir (attrs version, space, dataset, noise_ceiling); refuses a wrong space/dataset."""
     out = Path(out_dir)
-    if not (out / "meta.yaml").is_file():
-        raise FileNotFoundError(f"{out} is not a minibench directory (no meta.yaml); "
-                                "build one with `closekit truth build`")
-    meta, results = _meta(out), read_results(out / "results.csv")
-    recipe = Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml")
+    meta, recipe = _meta(out)
     held = meta.get("space", recipe.space)
     if space is not None and held != space.name:
         raise ValueError(f"ground truth {name or out} holds {held} architectures, not {space.name}; set truth to a "
                          f"ground truth of {space.name} (or null)")
+    if for_dataset is not None and recipe.dataset != for_dataset:
+        raise ValueError(f"ground truth {name or out} holds {recipe.dataset} accuracies, but the scores come from "
+                         f"dataset={for_dataset}; set truth to a ground truth of {for_dataset} (or null)")
+    results = read_results(out / "results.csv")
     if results.empty:
         raise ValueError(f"ground truth {name or out} has no finished rows in results.csv; run `closekit truth "
                          f"build` on it until some are")
@@ -64,8 +64,8 @@ def _prior_meta(out, recipe):
         if (out / "results.csv").is_file() and (out / "results.csv").stat().st_size:
             raise ValueError(f"{out}/results.csv has no meta.yaml, so its recipe is unknown; use another out dir")
         return {}
-    meta = _meta(out)
-    old, new = Recipe.from_dict(meta["recipe"], f"{out}/meta.yaml").to_dict(), recipe.to_dict()
+    meta, built = _meta(out)
+    old, new = built.to_dict(), recipe.to_dict()
     diff = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k]]
     if diff:
         raise ValueError(f"{out} was built with another recipe ({'; '.join(diff)}); "
@@ -103,7 +103,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
         t0, meta, path = time.time(), _prior_meta(out, recipe), out / "results.csv"
         done = read_results(path, repair=True)
         if not path.exists() or not path.stat().st_size:
-            append(path, ",".join(COLS) + "\n")
+            append(path, COLS)
         finished = set(zip(done["arch"], done["seed"]))
         jobs = [(a, s) for a in archs for s in seeds if (a, s) not in finished]
         machines, here = list(meta.get("machines") or []), machine(recipe.device)
@@ -126,7 +126,7 @@ def build(archs, seeds, recipe=None, out_dir="minibench", workers=1, sample_seed
         save_meta()                      # before any row: results.csv never exists without its recipe
         with tqdm(total=len(jobs), desc="truth build", disable=not progress) as bar:
             for row in run(jobs, recipe, workers):
-                append(path, csv_line(str(row[c]) for c in COLS))
+                append(path, [row[c] for c in COLS])
                 save_meta()
                 bar.set_postfix_str(f"{row['arch'][:24]}.. s{row['seed']} acc {row['acc']:.4f}", refresh=False)
                 bar.update()

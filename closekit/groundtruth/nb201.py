@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import files
+from .files import one_line
 
 METRICS = {   # dataset -> the benchmark's eval-set names (cifar10 trains on train+valid: ori-test only)
     "cifar10": ("ori-test",),
@@ -30,12 +31,6 @@ ALLOW = (("builtins", "set"), ("collections", "OrderedDict"), ("numpy", "dtype")
 _SSS_ARCH = re.compile(r"\d+(:\d+)+")  # NATS size-space archs look like '64:32:16:48:64'
 _EXPECTED = ("expected NAS-Bench-201-v1_*.pth, NATS-tss-*.pickle.pbz2 or a NATS-tss-*-simple directory "
              "(NB201 topology benchmark)")
-
-
-def _line(x, limit=240) -> str:
-    """str(x) squeezed onto one line and shortened, for error messages."""
-    s = " ".join(str(x).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 def official(path):
@@ -73,7 +68,7 @@ def _unpickle(path, kind, stream=None):
         raise
     except Exception as e:
         what = "bz2-compressed pickle" if kind == "pbz2" else "torch.save file"
-        raise ValueError(f"{path} is not a {what} ({_line(f'{type(e).__name__}: {e}', 120)}); {_EXPECTED}") \
+        raise ValueError(f"{path} is not a {what} ({one_line(f'{type(e).__name__}: {e}', 120)}); {_EXPECTED}") \
             from None
 
 
@@ -83,7 +78,7 @@ def _check_dict(data, path, keys=KEYS):
         raise ValueError(f"{path} holds a {type(data).__name__}, not a benchmark dict; {_EXPECTED}")
     missing = [k for k in keys if k not in data]
     if missing:
-        raise ValueError(f"{path} lacks key(s) {', '.join(missing)} (has {_line(sorted(map(str, data)), 80)}); "
+        raise ValueError(f"{path} lacks key(s) {', '.join(missing)} (has {one_line(sorted(map(str, data)), 80)}); "
                          f"{_EXPECTED}")
 
 
@@ -139,7 +134,7 @@ def _accuracy(info, hp, i, dataset, metric, path):
             accs.append(float(rc["eval_acc1es"][f"{metric}@{rc['epochs'] - 1}"]))
     except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{where}: cannot read {dataset} {metric} at 200 epochs "
-                         f"({_line(f'{type(e).__name__}: {e}', 120)})") from None
+                         f"({one_line(f'{type(e).__name__}: {e}', 120)})") from None
     return sum(accs) / len(accs), len(accs)
 
 
@@ -158,7 +153,7 @@ def _canonicalise(meta_archs, path, space):
                              f"{_EXPECTED}")
         raise ValueError(f"ground truth {path} does not match the {space.name} space: {len(bad)} of "
                          f"{len(meta_archs)} architecture strings are not NB201 cells, e.g. index {i} "
-                         f"{_line(repr(s), 100)} ({_line(e, 120)})")
+                         f"{one_line(repr(s), 100)} ({one_line(e, 120)})")
     return canon
 
 

@@ -1,8 +1,8 @@
 """NAS-Bench-301 ground-truth files (CLOSE §4.2 ranking; reference/benchmarks-and-metrics.md §2.3-2.4).
 
 The NB301 training-data records (``results_*.json``: a ConfigSpace dict under ``optimized_hyperparamater_config``
-(sic), val and test accuracy in %) and the reference's YAML arch list. A CSV (arch, acc), e.g. written by the
-surrogate (``nb301_surrogate``), loads through ``closekit.groundtruth.load`` itself.
+(sic), val and test accuracy in %). The reference's YAML arch list is read as ``archs`` (``evaluate.arch_list``); a
+CSV (arch, acc), e.g. written by the surrogate (``nb301_surrogate``), loads through ``closekit.groundtruth.load``.
 """
 import json
 from pathlib import Path
@@ -58,9 +58,3 @@ def load_records(path, *, space, metric="val"):
     df.insert(1, "acc", df[f"{metric}_acc"])
     df.attrs["version"] = f"nb301-data-{metric}"
     return df
-
-
-def read_arch_list(path, space):
-    """The canonical strings of a YAML arch list in file order, duplicates collapsed (as the reference keys by str)."""
-    from ..evaluate import arch_list
-    return [space.to_str(a) for a in arch_list(space, str(path))]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import files
+from .files import canonical_archs, one_line
 
 METRICS = ("min_test_top1", "last")
 AUTHORS_PER_ACT = 5                      # the authors' FLOPs minus ours, per output activation of a conv
@@ -51,15 +52,12 @@ def _one_file(path, space, metric):
     for i, rec in enumerate(_records(path)):
         if "net" not in rec:
             raise ValueError(f"ground truth {path} record {i} has no 'net' dict; is it an NDS sweep file?")
-        try:
-            arch = space.to_str(space.design.from_net(rec["net"]))
-        except ValueError as e:
-            raise ValueError(f"ground truth {path} record {i} does not belong to space {space.name}: {e}") from None
-        rows.append({"arch": arch, "acc": (100.0 - _error(rec, metric, f"{path} record {i}")) / 100.0,
+        rows.append({"net": rec["net"], "acc": (100.0 - _error(rec, metric, f"{path} record {i}")) / 100.0,
                      "params": rec.get("params"), "flops": rec.get("flops")})
     if not rows:
         raise ValueError(f"ground truth {path} holds no records")
     df = pd.DataFrame(rows)
+    df["arch"] = canonical_archs(space, df.pop("net"), f"{path} record")
     return df.groupby("arch", sort=False).agg(acc=("acc", "mean"), params=("params", "first"),
                                               flops=("flops", "first")).reset_index()
 
@@ -71,17 +69,15 @@ def load_nds_json(path, *, space, metric="min_test_top1"):
     paths = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)]
     if not paths or not all(Path(f).is_file() for f in paths):
         raise FileNotFoundError(f"ground truth {path} not found; give an NDS sweep JSON (or a glob of seed files)")
-    tables = [_one_file(f, space, metric) for f in paths]
-    first = tables[0].set_index("arch")
+    tables = [_one_file(f, space, metric).set_index("arch") for f in paths]
+    first = tables[0].index
     for f, t in zip(paths[1:], tables[1:]):
-        missing = first.index.difference(t["arch"])
-        extra = pd.Index(t["arch"]).difference(first.index)
-        if len(missing) or len(extra):
-            bad, where = (missing[0], f) if len(missing) else (extra[0], paths[0])
-            raise ValueError(f"ground truth seed files differ: {bad} is missing from {where}; average files of "
-                             "the same configurations")
-    accs = pd.concat([t.set_index("arch")["acc"] for t in tables], axis=1).loc[first.index]
-    out = first.assign(acc=accs.mean(axis=1), n_seeds=len(paths)).reset_index()
+        bad = first.symmetric_difference(t.index)
+        if len(bad):
+            raise ValueError(f"ground truth seed files differ: {bad[0]} is missing from "
+                             f"{f if bad[0] in first else paths[0]}; average files of the same configurations")
+    accs = pd.concat([t["acc"] for t in tables], axis=1).loc[first]
+    out = tables[0].assign(acc=accs.mean(axis=1), n_seeds=len(paths)).reset_index()
     out.attrs["version"] = f"nds-{space.name.removeprefix('nds-')}-{metric}-{len(paths)}seed"
     return out
 
@@ -98,7 +94,7 @@ def _load_pickle(path):
                          "are allowed (the aw_nas [genotypes, params, flops, accs] 4-list)") from None
     except Exception as e:
         raise ValueError(f"ground truth pickle {path} is truncated or not a pickle ({type(e).__name__}: "
-                         f"{' '.join(str(e).split())[:120]}); give the aw_nas *_gt_*.pkl as dumped") from None
+                         f"{one_line(e, 120)}); give the aw_nas *_gt_*.pkl as dumped") from None
     ok = isinstance(data, list) and len(data) == 4 and all(isinstance(x, list) for x in data) \
         and len({len(x) for x in data}) == 1
     if not ok or not all(isinstance(g, str) for g in data[0]) or \
@@ -119,14 +115,8 @@ def load_awnas_pickle(path, *, space, archs=None):
         listed = listed if isinstance(listed, list) else []
         n = next((i for i, (a, b) in enumerate(zip(listed, genos)) if a != b), min(len(listed), len(genos)))
         raise ValueError(f"arch list {archs} and pickle {path} differ at entry {n}; use the pair dumped together")
-    rows = []
-    for i, (g, p, fl, a) in enumerate(zip(genos, params, flops, accs)):
-        try:
-            arch = space.to_str(space.parse(g))
-        except ValueError as e:
-            raise ValueError(f"ground truth {path} entry {i} does not belong to space {space.name}: {e}") from None
-        rows.append({"arch": arch, "acc": float(a) / 100.0, "params": p, "flops": fl})
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame({"arch": canonical_archs(space, genos, f"{path} entry"),
+                       "acc": [float(a) / 100.0 for a in accs], "params": params, "flops": flops})
     if df["arch"].duplicated().any():
         raise ValueError(f"ground truth {path} lists {df.loc[df['arch'].duplicated(), 'arch'].iloc[0]} twice")
     df.attrs["version"] = f"nds-{space.name.removeprefix('nds-')}-awnas-{path.stem}"

@@ -28,16 +28,11 @@ def read_results(path, repair=False):
     return df.drop_duplicates(["arch", "seed"]).reset_index(drop=True)
 
 
-def csv_line(fields):
-    """One CSV line: fields with commas or quotes (DARTS genotypes) quoted, others as they are (NB201's plain join)."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(list(fields))
-    return buf.getvalue()
-
-
-def append(path, line):
-    """One whole line by a single O_APPEND write, then fsync (see the module docstring)."""
-    fd, buf = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE), memoryview(line.encode())
+def append(path, fields):
+    """One CSV row (fields with commas or quotes quoted: DARTS genotypes) by a single O_APPEND write, then fsync."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\n").writerow(fields)
+    fd, buf = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE), memoryview(line.getvalue().encode())
     try:
         while buf:                       # a short write leaves a line without newline: ignored on read
             buf = buf[os.write(fd, buf):]
