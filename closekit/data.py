@@ -125,11 +125,8 @@ def _cifar10(root, download):
     except RuntimeError:
         raise FileNotFoundError(f"CIFAR-10 not found or corrupted in {os.path.join(root, 'cifar-10-batches-py')}: "
                                 f"set download: true or put cifar-10-batches-py in {root}") from None
-
-    def chw(a):
-        return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
-
-    return chw(tr.data), np.asarray(tr.targets), chw(te.data), np.asarray(te.targets), *CIFAR10_STATS
+    return (tr.data.transpose(0, 3, 1, 2), np.asarray(tr.targets), te.data.transpose(0, 3, 1, 2),   # NHWC -> NCHW
+            np.asarray(te.targets), *CIFAR10_STATS)
 
 
 def _synthetic(root, download):

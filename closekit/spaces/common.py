@@ -1,9 +1,10 @@
 """What the space plug-ins share: error-message reprs, dict text, the reference's uniform draw, the cell spaces'
-op decisions."""
+op decisions and their ReLU-conv-BN."""
 import ast
 import json
 
 import torch
+from torch import nn
 
 from . import base
 
@@ -27,6 +28,14 @@ def read_dict(text, bad):
             return ast.literal_eval(text)
         except (ValueError, SyntaxError):
             raise ValueError(f"{bad}dict text {text[:60]!r} is neither JSON nor a Python dict") from None
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU, k x k conv (same padding, no bias), BN: the cell spaces' conv op and input projection."""
+
+    def __init__(self, c_in, c_out, k, stride=1, affine=False):
+        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False),
+                         nn.BatchNorm2d(c_out, affine=affine))
 
 
 class CellSpace(base.Space):

@@ -12,7 +12,7 @@ from torch import nn
 from .. import sharing
 from ..gates import CellGate
 from . import base
-from .common import CellSpace
+from .common import CellSpace, ReLUConvBN
 from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
                          sample, to_str)
 
@@ -25,11 +25,6 @@ EDGES = tuple((to, fr) for to in NODES for fr in range(to))     # the 14 possibl
 
 def conv(c_in, c_out, k, stride=1, pad=0, dil=1, groups=1):
     return nn.Conv2d(c_in, c_out, k, stride, pad, dilation=dil, groups=groups, bias=False)
-
-
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in, c_out, k, stride=1, affine=False):
-        super().__init__(nn.ReLU(), conv(c_in, c_out, k, stride, k // 2), nn.BatchNorm2d(c_out, affine=affine))
 
 
 def sep_conv(C, k, stride, affine):
@@ -251,9 +246,8 @@ class NB301(CellSpace):
         return draw_cells(coerce(arch), table, title, ax)
 
     def standalone(self, arch, recipe, in_channels, num_classes):
-        """Stand-alone DARTS network: recipe.C channels, 3 * recipe.N + 2 cells, recipe.drop_path, .channels_last."""
-        return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes, getattr(recipe, "drop_path", 0.0),
-                          getattr(recipe, "channels_last", False))
+        """Stand-alone DARTS network: recipe.C channels, 3 * recipe.N + 2 cells, recipe.drop_path."""
+        return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes, recipe.drop_path)
 
 
 SPACE = NB301()
