@@ -39,7 +39,7 @@ class ReLUConvBN(nn.Sequential):
 
 
 class CellSpace(base.Space):
-    """What the cell spaces (NB201, NB301) share: one op decision per slot, their notable cells, their supernet."""
+    """What the cell spaces (NB201, NB301) share: one op decision per slot, their notable cells."""
     LONG, NOTABLE = {}, {}                          # short op name -> op; label -> arch string
 
     def choices(self, arch):
@@ -56,6 +56,3 @@ class CellSpace(base.Space):
     def notable(self):
         """Classic cells, as written (scoring and drawing take an architecture as given)."""
         return dict(self.NOTABLE)
-
-    def supernet(self, cfg, in_channels, num_classes):
-        return self.supernet_cls(cfg, in_channels, num_classes)

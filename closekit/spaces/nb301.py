@@ -13,8 +13,7 @@ from .. import sharing
 from ..gates import CellGate
 from . import base
 from .common import CellSpace, ReLUConvBN
-from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
-                         sample, to_str)
+from .nb301_arch import CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, parse, sample, to_str
 
 SHORT = {"sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
          "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip"}
@@ -222,7 +221,6 @@ class NB301(CellSpace):
     modules = ("spaces.nb301", "spaces.nb301_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
     canonical, sample, mutate = staticmethod(canonical), staticmethod(sample), staticmethod(mutate)
-    num_cells = staticmethod(num_cells)
 
     def slots(self, arch):
         """One row per connection of each cell type (n<k>.in<j>, r<k>.in<j>); param: a conv or a FactorizedReduce."""
