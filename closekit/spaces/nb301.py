@@ -54,15 +54,15 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_a(x), self.conv_b(F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1)))], 1))
 
 
-def make_op(name, C, stride, affine=False, pool_bn=True):
-    """One DARTS primitive on C channels (supernet: non-affine BN, pools with a BN; stand-alone: affine, bare pools)."""
+def make_op(name, C, stride, alone=False):
+    """One DARTS primitive on C channels (supernet: non-affine BN, pools with a BN; alone: affine BN, bare pools)."""
     if name == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+        return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine=alone)
     if name in ("max_pool_3x3", "avg_pool_3x3"):
         pool = nn.MaxPool2d(3, stride, 1) if name == "max_pool_3x3" else nn.AvgPool2d(3, stride, 1,
                                                                                        count_include_pad=False)
-        return nn.Sequential(pool, nn.BatchNorm2d(C, affine=affine)) if pool_bn else pool
-    return (sep_conv if name.startswith("sep") else dil_conv)(C, int(name[-1]), stride, affine)
+        return pool if alone else nn.Sequential(pool, nn.BatchNorm2d(C, affine=False))
+    return (sep_conv if name.startswith("sep") else dil_conv)(C, int(name[-1]), stride, affine=alone)
 
 
 def opset(C, stride):
@@ -113,7 +113,7 @@ class FixedCell(nn.Module):
         self.pre0 = FactorizedReduce(c_pp, C, True) if reduction_prev else ReLUConvBN(c_pp, C, 1, affine=True)
         self.pre1 = ReLUConvBN(c_p, C, 1, affine=True)
         self.cell, self.drop_prob = cell, drop_prob
-        self.ops = nn.ModuleList(make_op(op, C, 2 if reduction and src < 2 else 1, affine=True, pool_bn=False)
+        self.ops = nn.ModuleList(make_op(op, C, 2 if reduction and src < 2 else 1, alone=True)
                                  for op, src in cell)
 
     def forward(self, s0, s1):
