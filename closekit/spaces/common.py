@@ -40,18 +40,19 @@ class ReLUConvBN(nn.Sequential):
 
 class CellSpace(base.Space):
     """What the cell spaces (NB201, NB301) share: one op decision per slot, their notable cells."""
-    LONG, NOTABLE = {}, {}                          # short op name -> op; label -> arch string
+    SHORT, NOTABLE = {}, {}                         # op -> its short name (slot tables, choices); label -> arch string
 
     def choices(self, arch):
         """One decision per slot (slot-table order): (its label, every op's short name, its op)."""
         s = self.slots(arch)
-        return [(label, list(self.LONG), op) for label, op in zip(s["label"], s["op"])]
+        return [(label, list(self.SHORT.values()), op) for label, op in zip(s["label"], s["op"])]
 
-    def long_op(self, op):
+    def long_op(self, short):
         """The op of a short name (a choice's value); ValueError in one line for any other."""
-        if op not in self.LONG:
-            raise ValueError(f"op {op!r} is not one of {', '.join(self.LONG)}")
-        return self.LONG[op]
+        ops = [op for op, name in self.SHORT.items() if name == short]
+        if not ops:
+            raise ValueError(f"op {short!r} is not one of {', '.join(self.SHORT.values())}")
+        return ops[0]
 
     def notable(self):
         """Classic cells, as written (scoring and drawing take an architecture as given)."""

@@ -12,7 +12,6 @@ from .common import CellSpace, ReLUConvBN, randint
 from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
 
 SHORT = dict(zip(OPS, ("none", "skip", "conv1x1", "conv3x3", "pool3x3")))     # op names in slot tables, drawings
-LONG = {v: k for k, v in SHORT.items()}
 
 
 def make_op(name, C, affine=False):
@@ -139,7 +138,7 @@ NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connec
 
 class NB201(NB201Archs, CellSpace):
     """The NB201 space: architectures (NB201Archs) plus its slots, drawing and supernets."""
-    name, supernet_cls, LONG, NOTABLE = "nb201", Supernet, LONG, NOTABLE
+    name, supernet_cls, SHORT, NOTABLE = "nb201", Supernet, SHORT, NOTABLE
     enumerations = ("all", "valid")
     modules = ("spaces.nb201", "spaces.nb201_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)

@@ -17,7 +17,6 @@ from .nb301_arch import CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mut
 
 SHORT = {"sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
          "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip"}
-LONG = {v: k for k, v in SHORT.items()}
 STEM_MULTIPLIER = 3                                             # stem channels = 3C (DARTS)
 EDGES = tuple((to, fr) for to in NODES for fr in range(to))     # the 14 possible edges, ConfigSpace edge-id order
 
@@ -217,7 +216,7 @@ NOTABLE = {"DARTS-V2": DARTS_V2,
 
 class NB301(CellSpace):
     """The NB301 (DARTS) space: genotypes (nb301_arch), slots, drawing, supernets."""
-    name, supernet_cls, LONG, NOTABLE = "nb301", Supernet, LONG, NOTABLE
+    name, supernet_cls, SHORT, NOTABLE = "nb301", Supernet, SHORT, NOTABLE
     modules = ("spaces.nb301", "spaces.nb301_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
     canonical, sample, mutate = staticmethod(canonical), staticmethod(sample), staticmethod(mutate)
