@@ -178,7 +178,7 @@ class NDSSpace(base.Space):
         return Standalone(self.design, self.coerce(arch), in_channels, num_classes, scale=recipe.C / STEM_W)
 
     def complexity(self, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
-        """(params, flops) of the stand-alone net of ``arch`` as pycls counts them (flops: multiply-adds; BN: 2c)."""
+        """(params, flops) of ``arch``'s stand-alone net as pycls counts them (flops: multiply-adds; BN: 2c params)."""
         design, arch = self.design, self.coerce(arch)
         params = flops = 0
         h = image_size
