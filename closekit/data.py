@@ -125,11 +125,8 @@ def _cifar10(root, download):
     except RuntimeError:
         raise FileNotFoundError(f"CIFAR-10 not found or corrupted in {os.path.join(root, 'cifar-10-batches-py')}: "
                                 f"set download: true or put cifar-10-batches-py in {root}") from None
-
-    def chw(a):
-        return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
-
-    return chw(tr.data), np.asarray(tr.targets), chw(te.data), np.asarray(te.targets), *CIFAR10_STATS
+    return (tr.data.transpose(0, 3, 1, 2), np.asarray(tr.targets), te.data.transpose(0, 3, 1, 2),   # NHWC -> NCHW
+            np.asarray(te.targets), *CIFAR10_STATS)
 
 
 def _synthetic(root, download):
@@ -157,16 +154,6 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def _prepare(images: np.ndarray, labels: np.ndarray, size: int, channels: int, mean, std) -> Split:
-    """uint8 images -> resized, channel-converted, normalised float32 Split."""
-    x = _resize(torch.from_numpy(np.ascontiguousarray(images)).float().div_(255), size)
-    if channels != x.shape[1]:
-        x = x.repeat(1, channels, 1, 1)
-        mean, std = mean * channels, std * channels
-    m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
-    return Split(x.sub_(m).div_(s).contiguous(), torch.as_tensor(labels, dtype=torch.int64))
-
-
 def check_name(name: str) -> None:
     """Refuse an unknown dataset name in one line naming the config key."""
     if name not in DATASETS:
@@ -190,9 +177,16 @@ def load(name: str, *, root: str | None = None, image_size: int | None = None, c
         raise ValueError(f"{name}: cannot convert {native_c} channels to {c} (only 1 -> 3 is supported)")
     n = len(train_y) if train_limit is None else min(train_limit, len(train_y))
     n_train = int(round(n * train_portion))
+    if c != native_c:                                   # a repeated grey channel: its constants too
+        mean, std = tuple(mean) * c, tuple(std) * c
+    m, s = torch.tensor(tuple(mean)).view(1, -1, 1, 1), torch.tensor(tuple(std)).view(1, -1, 1, 1)
 
-    def prep(x, y):
-        return _prepare(x, y, size, c, tuple(mean), tuple(std))
+    def prep(images, labels):
+        """uint8 images -> a resized, channel-converted, normalised float32 Split."""
+        x = _resize(torch.from_numpy(np.ascontiguousarray(images)).float().div_(255), size)
+        if c != native_c:
+            x = x.repeat(1, c, 1, 1)
+        return Split(x.sub_(m).div_(s).contiguous(), torch.as_tensor(labels, dtype=torch.int64))
 
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     return Data(name, prep(train_x[:n_train], train_y[:n_train]), prep(train_x[n_train:n], train_y[n_train:n]),

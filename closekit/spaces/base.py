@@ -2,8 +2,8 @@
 Everything outside ``closekit/spaces/`` (trainer, scoring, ground truth, views, widgets, notebooks) uses only these.
 
 Space (subclass ``Space``, register it in ``closekit.spaces.SPACES``): its abstract methods (noted there), and
-  name, modules                     registry key (in checkpoints and ground truths); the closekit modules its
-                                    results depend on (``provenance.code_version`` hashes them)
+  name, modules, supernet_cls       registry key (in checkpoints and ground truths); the closekit modules its
+                                    results depend on (``provenance.code_version`` hashes them); its Supernet
   canonical(arch), canonical_str    the isomorphism-class representative: its string keys every table and cache
   sample_list(n, seed)              n distinct canonical architectures, seeded
   enumerations, enumerate(kind)     names of finite lists ("all", "valid") and the lists; () when there are none
@@ -65,10 +65,11 @@ class Space(abc.ABC):
     def slots(self, arch): ...                                          # the routed positions (above)
 
     @abc.abstractmethod
-    def supernet(self, cfg, in_channels, num_classes): ...              # an instance of ``supernet_cls``
-
-    @abc.abstractmethod
     def standalone(self, arch, recipe, in_channels, num_classes): ...   # one arch trained alone (mini benchmark)
+
+    def supernet(self, cfg, in_channels, num_classes):
+        """The space's supernet (``supernet_cls``) for ``cfg``."""
+        return self.supernet_cls(cfg, in_channels, num_classes)
 
     def canonical_str(self, arch):
         """Official string of the class representative of ``arch``."""

@@ -8,16 +8,10 @@ from torch import nn
 from .. import sharing
 from ..gates import Gate
 from . import base
-from .common import CellSpace, randint
+from .common import CellSpace, ReLUConvBN, randint
 from .nb201_arch import CONVS, EDGES, OPS, NB201Archs, coerce, is_valid, iso_key, live_edges, parse, to_matrix, to_str
 
 SHORT = dict(zip(OPS, ("none", "skip", "conv1x1", "conv3x3", "pool3x3")))     # op names in slot tables, drawings
-LONG = {v: k for k, v in SHORT.items()}
-
-
-def relu_conv_bn(c_in, c_out, k, stride=1, affine=False):
-    return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False),
-                         nn.BatchNorm2d(c_out, affine=affine))
 
 
 def make_op(name, C, affine=False):
@@ -26,7 +20,7 @@ def make_op(name, C, affine=False):
         return nn.Identity()
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
-    return relu_conv_bn(C, C, 1 if name == "nor_conv_1x1" else 3, affine=affine)
+    return ReLUConvBN(C, C, 1 if name == "nor_conv_1x1" else 3, affine=affine)
 
 
 class ResBlock(nn.Module):
@@ -34,8 +28,8 @@ class ResBlock(nn.Module):
 
     def __init__(self, c_in, c_out):
         super().__init__()
-        self.conv_a = relu_conv_bn(c_in, c_out, 3, 2, affine=True)
-        self.conv_b = relu_conv_bn(c_out, c_out, 3, 1, affine=True)
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, affine=True)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, affine=True)
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x):
@@ -144,7 +138,7 @@ NOTABLE = {"ResNet-like": "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connec
 
 class NB201(NB201Archs, CellSpace):
     """The NB201 space: architectures (NB201Archs) plus its slots, drawing and supernets."""
-    name, supernet_cls, LONG, NOTABLE = "nb201", Supernet, LONG, NOTABLE
+    name, supernet_cls, SHORT, NOTABLE = "nb201", Supernet, SHORT, NOTABLE
     enumerations = ("all", "valid")
     modules = ("spaces.nb201", "spaces.nb201_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)

@@ -12,24 +12,17 @@ from torch import nn
 from .. import sharing
 from ..gates import CellGate
 from . import base
-from .common import CellSpace
-from .nb301_arch import (CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, num_cells, parse,
-                         sample, to_str)
+from .common import CellSpace, ReLUConvBN
+from .nb301_arch import CELLS, CONVS, NODES, OFFSET, OPS, canonical, coerce, mutate, node_of, parse, sample, to_str
 
 SHORT = {"sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
          "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip"}
-LONG = {v: k for k, v in SHORT.items()}
 STEM_MULTIPLIER = 3                                             # stem channels = 3C (DARTS)
 EDGES = tuple((to, fr) for to in NODES for fr in range(to))     # the 14 possible edges, ConfigSpace edge-id order
 
 
 def conv(c_in, c_out, k, stride=1, pad=0, dil=1, groups=1):
     return nn.Conv2d(c_in, c_out, k, stride, pad, dilation=dil, groups=groups, bias=False)
-
-
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in, c_out, k, stride=1, affine=False):
-        super().__init__(nn.ReLU(), conv(c_in, c_out, k, stride, k // 2), nn.BatchNorm2d(c_out, affine=affine))
 
 
 def sep_conv(C, k, stride, affine):
@@ -60,15 +53,15 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_a(x), self.conv_b(F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1)))], 1))
 
 
-def make_op(name, C, stride, affine=False, pool_bn=True):
-    """One DARTS primitive on C channels (supernet: non-affine BN, pools with a BN; stand-alone: affine, bare pools)."""
+def make_op(name, C, stride, alone=False):
+    """One DARTS primitive on C channels (supernet: non-affine BN, pools with a BN; alone: affine BN, bare pools)."""
     if name == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+        return nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine=alone)
     if name in ("max_pool_3x3", "avg_pool_3x3"):
         pool = nn.MaxPool2d(3, stride, 1) if name == "max_pool_3x3" else nn.AvgPool2d(3, stride, 1,
                                                                                        count_include_pad=False)
-        return nn.Sequential(pool, nn.BatchNorm2d(C, affine=affine)) if pool_bn else pool
-    return (sep_conv if name.startswith("sep") else dil_conv)(C, int(name[-1]), stride, affine)
+        return pool if alone else nn.Sequential(pool, nn.BatchNorm2d(C, affine=False))
+    return (sep_conv if name.startswith("sep") else dil_conv)(C, int(name[-1]), stride, affine=alone)
 
 
 def opset(C, stride):
@@ -119,7 +112,7 @@ class FixedCell(nn.Module):
         self.pre0 = FactorizedReduce(c_pp, C, True) if reduction_prev else ReLUConvBN(c_pp, C, 1, affine=True)
         self.pre1 = ReLUConvBN(c_p, C, 1, affine=True)
         self.cell, self.drop_prob = cell, drop_prob
-        self.ops = nn.ModuleList(make_op(op, C, 2 if reduction and src < 2 else 1, affine=True, pool_bn=False)
+        self.ops = nn.ModuleList(make_op(op, C, 2 if reduction and src < 2 else 1, alone=True)
                                  for op, src in cell)
 
     def forward(self, s0, s1):
@@ -223,11 +216,10 @@ NOTABLE = {"DARTS-V2": DARTS_V2,
 
 class NB301(CellSpace):
     """The NB301 (DARTS) space: genotypes (nb301_arch), slots, drawing, supernets."""
-    name, supernet_cls, LONG, NOTABLE = "nb301", Supernet, LONG, NOTABLE
+    name, supernet_cls, SHORT, NOTABLE = "nb301", Supernet, SHORT, NOTABLE
     modules = ("spaces.nb301", "spaces.nb301_arch", "spaces.common")
     parse, to_str, coerce = staticmethod(parse), staticmethod(to_str), staticmethod(coerce)
     canonical, sample, mutate = staticmethod(canonical), staticmethod(sample), staticmethod(mutate)
-    num_cells = staticmethod(num_cells)
 
     def slots(self, arch):
         """One row per connection of each cell type (n<k>.in<j>, r<k>.in<j>); param: a conv or a FactorizedReduce."""
@@ -251,9 +243,8 @@ class NB301(CellSpace):
         return draw_cells(coerce(arch), table, title, ax)
 
     def standalone(self, arch, recipe, in_channels, num_classes):
-        """Stand-alone DARTS network: recipe.C channels, 3 * recipe.N + 2 cells, recipe.drop_path, .channels_last."""
-        return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes, getattr(recipe, "drop_path", 0.0),
-                          getattr(recipe, "channels_last", False))
+        """Stand-alone DARTS network: recipe.C channels, 3 * recipe.N + 2 cells, recipe.drop_path."""
+        return Standalone(arch, recipe.C, recipe.N, in_channels, num_classes, recipe.drop_path)
 
 
 SPACE = NB301()

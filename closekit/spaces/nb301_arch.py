@@ -137,16 +137,9 @@ def from_config(d):
         raise ValueError(f"{_BAD}expected a ConfigSpace dict, got {type(d).__name__}")
     cells = []
     for c in CELLS:
-        edges = {}
-        for key, v in d.items():
-            if isinstance(key, str) and key.startswith(f"{CS}edge_{c}_"):
-                e = key.rsplit("_", 1)[1]
-                if not e.isdigit() or int(e) > 13:
-                    raise ValueError(f"{_BAD}ConfigSpace key {key!r}: edge id must be 0..13")
-                edges[int(e)] = v
         pairs = []
         for k in NODES:
-            key, srcs = f"{CS}inputs_node_{c}_{k}", (0, 1)
+            key, srcs = f"{CS}inputs_node_{c}_{k}", (0, 1)                  # node 2 reads both inputs: no key
             if k > 2:
                 if key not in d:
                     raise ValueError(f"{_BAD}ConfigSpace dict lacks {key!r}")
@@ -154,15 +147,17 @@ def from_config(d):
                 if len(srcs) != 2 or not all(p.isdigit() for p in srcs) or not int(srcs[0]) < int(srcs[1]) < k:
                     raise ValueError(f"{_BAD}{key}={d[key]!r} must be 'a_b' with a < b < {k}")
             for src in map(int, srcs):
-                if OFFSET[k] + src not in edges:
-                    raise ValueError(f"{_BAD}ConfigSpace dict lacks {CS}edge_{c}_{OFFSET[k] + src} (node {k} input "
-                                     f"{src})")
-                pairs.append((edges.pop(OFFSET[k] + src), src))
-        if edges:
-            raise ValueError(f"{_BAD}ConfigSpace key {CS}edge_{c}_{min(edges)} is set but its node's inputs_node key "
-                             "does not select it")
+                edge = f"{CS}edge_{c}_{OFFSET[k] + src}"
+                if edge not in d:
+                    raise ValueError(f"{_BAD}ConfigSpace dict lacks {edge} (node {k} input {src})")
+                pairs.append((d[edge], src))
         cells.append(pairs)
-    return coerce(cells)
+    arch = coerce(cells)
+    selected = to_config(arch)                                      # the edge keys its inputs_node keys select
+    unused = [key for key in d if str(key).startswith(f"{CS}edge_") and key not in selected]
+    if unused:
+        raise ValueError(f"{_BAD}ConfigSpace key {unused[0]} is set but no inputs_node key selects it")
+    return arch
 
 
 def _cell_str(cell, to=False):

@@ -56,31 +56,6 @@ class Standalone(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-def complexity(design, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
-    """(params, flops) of the stand-alone net as pycls counts them (flops: multiply-adds; BN: 2c params)."""
-    params = flops = 0
-    h = image_size
-
-    def conv(c_in, c_out, k, stride=1, g=1):
-        nonlocal params, flops, h
-        h = (h + 2 * (k // 2) - k) // stride + 1
-        params += k * k * c_in // g * c_out + 2 * c_out          # + its BN
-        flops += k * k * c_in // g * c_out * h * h
-
-    conv(in_channels, scaled(STEM_W, scale), 3)
-    for _, w_in, w, stride, wb, g in blocks(design, arch, scale):
-        if w_in != w or stride != 1:                           # projection shortcut (h: the block's output)
-            h0 = h
-            conv(w_in, w, 1, stride)
-            h = h0
-        if design.block == "res_basic_block":
-            conv(w_in, w, 3, stride), conv(w, w, 3)
-        else:
-            conv(w_in, wb, 1), conv(wb, wb, 3, stride, g), conv(wb, w, 1)
-    w_out = scaled(design.stage(arch, len(STRIDES) - 1)[1], scale)          # the last stage's width feeds the FC
-    return params + w_out * num_classes + num_classes, flops + w_out * num_classes + num_classes
-
-
 class Supernet(nn.Module, base.Supernet):
     """NDS supernet: per stage an unshared first block and a Bank of blocks for the positions after it."""
     cell_types, close_router, keys = ("stage1", "stage2", "stage3"), "table", ("head_norm", "sampler")
@@ -203,8 +178,27 @@ class NDSSpace(base.Space):
         return Standalone(self.design, self.coerce(arch), in_channels, num_classes, scale=recipe.C / STEM_W)
 
     def complexity(self, arch, in_channels=3, num_classes=10, image_size=32, scale=1.0):
-        """(params, flops) of the stand-alone net of ``arch`` (pycls counting; reference scale by default)."""
-        return complexity(self.design, self.coerce(arch), in_channels, num_classes, image_size, scale)
+        """(params, flops) of ``arch``'s stand-alone net as pycls counts them (flops: multiply-adds; BN: 2c params)."""
+        design, arch = self.design, self.coerce(arch)
+        params = flops = 0
+        h = image_size
+
+        def conv(c_in, c_out, k, stride=1, g=1):
+            nonlocal params, flops, h
+            h = (h + 2 * (k // 2) - k) // stride + 1
+            params += k * k * c_in // g * c_out + 2 * c_out          # + its BN
+            flops += k * k * c_in // g * c_out * h * h
+
+        conv(in_channels, scaled(STEM_W, scale), 3)
+        for _, w_in, w, stride, wb, g in blocks(design, arch, scale):
+            if design.block == "res_basic_block":
+                conv(w_in, w, 3, stride), conv(w, w, 3)
+            else:
+                conv(w_in, wb, 1), conv(wb, wb, 3, stride, g), conv(wb, w, 1)
+            if w_in != w or stride != 1:                # projection shortcut, at the block's output resolution
+                conv(w_in, w, 1)
+        w_out = scaled(design.stage(arch, len(STRIDES) - 1)[1], scale)          # the last stage's width feeds the FC
+        return params + w_out * num_classes + num_classes, flops + w_out * num_classes + num_classes
 
 
 RESNET_SPACE = NDSSpace("nds-resnet", RESNET, "resnet")            # basic blocks, 108^3 configurations

@@ -6,7 +6,6 @@ str) and the NDS record's ``net`` dict (4-entry lists, index 0 the stem).
 """
 import ast
 import math
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,10 +117,9 @@ class Design:
             raise self._bad(f"expected a str, got {type(text).__name__}")
         s = text.strip()
         if s.startswith("OrderedDict"):
-            m = re.fullmatch(r"OrderedDict\((.*)\)", s, re.S)
-            try:
-                d = OrderedDict(ast.literal_eval(m.group(1)))
-            except (AttributeError, ValueError, SyntaxError, TypeError):
+            try:                                            # its argument: a literal list of (key, value) pairs
+                d = dict(ast.literal_eval(s.removeprefix("OrderedDict")))
+            except (ValueError, SyntaxError, TypeError):
                 raise self._bad(f"genotype {s[:60]!r} is not OrderedDict([(key, value), ...])") from None
             return self.from_mapping(d)
         if s.startswith("{"):
