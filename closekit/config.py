@@ -41,7 +41,7 @@ AT_LEAST = {**dict.fromkeys(("epochs", "batch_size", "channels_init", "cells_per
 # keys that do not change the trained weights
 NOT_TRAINING = ("archs", "arch_seed", "eval_routing", "eval_seed", "bn_mode", "recal_batches", "eval_batch_size",
                 "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every", "tensorboard")
-TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -83,13 +83,18 @@ def read_yaml(path, kind="params file", loader=Yaml12Loader):
     return d or {}
 
 
-def _fits(v, t):
-    """Does value ``v`` fit the annotation name ``t`` (int, float, str, bool, tuple of ints, None)?"""
+def fits(v, t):
+    """Does value ``v`` fit the type name ``t`` (a TYPES key, tuple: a tuple of ints, None)?"""
     if t == "None":
         return v is None
     if t == "tuple":
-        return isinstance(v, (list, tuple)) and all(_fits(x, "int") for x in v)
+        return isinstance(v, (list, tuple)) and all(fits(x, "int") for x in v)
     return isinstance(v, TYPES[t]) and not (isinstance(v, bool) and t != "bool")     # bool is an int subclass
+
+
+def described(t):
+    """Type name ``t`` as an error line says it: an int, a list of ints, null."""
+    return "null" if t == "None" else "a list of ints" if t == "tuple" else f"a{'n' * (t[0] in 'aeiou')} {t}"
 
 
 def _key(default, doc, group=None):
@@ -115,10 +120,8 @@ class YamlConfig:
         """Every field against its annotation (ints accepted as floats and stored as floats; lists as tuples)."""
         for f in fields(self):
             v, types = getattr(self, f.name), [t.strip() for t in str(f.type).split("|")]
-            if not any(_fits(v, t) for t in types):
-                want = " or ".join("null" if t == "None" else "a list of ints" if t == "tuple" else
-                                   f"a{'n' * (t[0] in 'aeiou')} {t}" for t in types)
-                raise ValueError(f"{self.kind} {f.name}={v!r} must be {want}")
+            if not any(fits(v, t) for t in types):
+                raise ValueError(f"{self.kind} {f.name}={v!r} must be {' or '.join(described(t) for t in types)}")
             if "float" in types and isinstance(v, int):
                 object.__setattr__(self, f.name, float(v))
             if "tuple" in types and v is not None:
