@@ -29,8 +29,8 @@ CHOICES = {
     "gate_embed_norm": ("none", "layernorm", "l2"),
     "gate_gcn_init": ("uniform", "norm_preserving"),
 }
-# GATE variants beyond the paper (closekit.gates) and their reference values; spaces without a GATE refuse others
-GATE_VARIANT = {"gate_embed_norm": "none", "gate_gcn_init": "uniform", "gate_edge_op": False}
+# GATE variants beyond the paper (closekit.gates), the reference at their defaults; spaces without a GATE refuse others
+GATE_VARIANT = ("gate_embed_norm", "gate_gcn_init", "gate_edge_op")
 # value domains beyond the type: (lowest allowed, is the lowest itself allowed); None passes, every float is finite
 AT_LEAST = {**dict.fromkeys(("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks", "image_size",
                              "channels", "train_limit", "save_every", "recal_batches", "eval_batch_size",
@@ -250,8 +250,8 @@ class RunConfig(DataKeys, YamlConfig):
 
     def __post_init__(self):
         self._check_types()
-        for name, options in CHOICES.items():
-            if getattr(self, name) not in options and not (name == "gate_forward" and self.gate_forward is None):
+        for name, options in CHOICES.items():         # None passed the type check: an optional key left unset
+            if getattr(self, name) not in (*options, None):
                 raise ValueError(f"config {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
         if self.gate_edge_op and self.gate_level == "arch":
             raise ValueError("config gate_edge_op=true needs gate_level: node (the arch-level GATE maps one embedding "
@@ -275,7 +275,7 @@ class RunConfig(DataKeys, YamlConfig):
 
     def gate_variant(self):
         """The GATE variant keys set away from the reference ({} for the paper's GATE)."""
-        return {k: getattr(self, k) for k, v in GATE_VARIANT.items() if getattr(self, k) != v}
+        return {k: getattr(self, k) for k in GATE_VARIANT if getattr(self, k) != getattr(type(self), k)}
 
     def training(self):
         """The keys that shape the trained weights (a checkpoint resumes only under the same ones)."""
