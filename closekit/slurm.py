@@ -112,12 +112,6 @@ def squeue(array_id):
     return {x.strip() for x in r.stdout.split() if x.strip()}
 
 
-def cancel(array_id, log=print):
-    """scancel the whole array."""
-    r = _sh("scancel", str(array_id))
-    log(f"scancel {array_id}: " + ("done" if r.returncode == 0 else r.stderr.strip()))
-
-
 def _last_line(text, named=False):
     """The last non-empty line of an error text (``named``: of its ``Name: message`` lines, a task's exception)."""
     lines = [x.strip() for x in str(text).splitlines() if x.strip()]
@@ -182,7 +176,8 @@ def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_j
             if pending:
                 time.sleep(poll)
     except KeyboardInterrupt:
-        cancel(array_id, log)
+        r = _sh("scancel", str(array_id))
+        log(f"scancel {array_id}: " + ("done" if r.returncode == 0 else r.stderr.strip()))
         with contextlib.suppress(KeyboardInterrupt):     # let the tasks write their last state first (a 2nd ^C: no)
             deadline = time.monotonic() + CANCEL_WAIT
             while squeue(array_id) and time.monotonic() < deadline:
