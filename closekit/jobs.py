@@ -121,22 +121,26 @@ def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def done_before(job, notebook, opts, log=print):
+    """The row of a job whose status.json says ok for the same params and notebook bytes (None: run it)."""
+    old = read_status(job["dir"])
+    if opts.rerun or (old.get("state"), old.get("params_hash")) != ("ok", job["hash"]):
+        return None
+    if old.get("notebook_sha256") != _sha256(notebook):
+        log(f"{job['id']}: the notebook changed since its ok run: running it again")
+        return None
+    return {**row(job["id"], old, "skipped", ""), "attempts": 0}
+
+
 def finished(job, notebook):
     """True when the job's status.json says ok for the same params and the same notebook bytes."""
-    old = read_status(job["dir"])
-    return (old.get("state"), old.get("params_hash"), old.get("notebook_sha256")) == ("ok", job["hash"],
-                                                                                        _sha256(notebook))
+    return done_before(job, notebook, JobOptions(), log=lambda line: None) is not None
 
 
 def row(job_id, st, state=None, error=None):
     """A summary row (job, state, seconds, attempts, error) from a status dict."""
     return dict(job=job_id, state=state or st.get("state", "lost"), seconds=st.get("seconds"),
                 attempts=st.get("attempts", 0), error=error if error is not None else st.get("error"))
-
-
-def skipped(job_id, st):
-    """The row of a job that finished before."""
-    return {**row(job_id, st, "skipped", ""), "attempts": 0}
 
 
 def _now():
@@ -202,11 +206,9 @@ def _html(out):
 def run_job(job, notebook, opts, slot="", log=print, threads=None, extra=None):
     """Run one job in its directory unless finished (``threads``: its OMP_NUM_THREADS; ``extra``: status keys)."""
     d, nb = job["dir"], Path(notebook).resolve()
-    old = read_status(d)
-    if not opts.rerun and (old.get("state"), old.get("params_hash")) == ("ok", job["hash"]):
-        if old.get("notebook_sha256") == _sha256(nb):
-            return skipped(job["id"], old)
-        log(f"{job['id']}: the notebook changed since its ok run: running it again")
+    skipped = done_before(job, nb, opts, log)
+    if skipped:
+        return skipped
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "a+") as lock:
         try:
