@@ -6,7 +6,6 @@ run on the embedded data (= params/nb201/mini-close.yaml); the paper's scale is 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import re
 from dataclasses import dataclass, fields
@@ -52,9 +51,9 @@ Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
 
-@functools.cache
-def unique_keys(loader):
-    """A subclass of the PyYAML ``loader`` that refuses a mapping key given twice (PyYAML keeps the last one)."""
+class UniqueKeys:
+    """A PyYAML loader mixin refusing a mapping key given twice (PyYAML keeps the last one)."""
+
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
@@ -62,8 +61,7 @@ def unique_keys(loader):
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
             seen.add(key)
-        return loader.construct_mapping(self, node, deep)
-    return type(f"Unique{loader.__name__}", (loader,), {"construct_mapping": construct_mapping})
+        return super().construct_mapping(node, deep)
 
 
 def read_yaml(path, kind="params file", loader=Yaml12Loader):
@@ -72,7 +70,7 @@ def read_yaml(path, kind="params file", loader=Yaml12Loader):
     if not path.is_file():
         raise FileNotFoundError(f"{kind} {path} not found; pass an existing YAML file")
     try:
-        d = yaml.load(path.read_text(), Loader=unique_keys(loader))
+        d = yaml.load(path.read_text(), Loader=type("Loader", (UniqueKeys, loader), {}))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
