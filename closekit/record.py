@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .checkpoint import atomic_json
+from .jobs import read_status
 
 MIME = "application/vnd.closekit.record+json"
 RESULTS = "results.json"
@@ -83,8 +84,7 @@ def _run_row(run):
         params.update(yaml.safe_load((d / "params.yaml").read_text()) or {})
     if not run.is_file() and (d / RESULTS).exists():
         records.update(json.loads((d / RESULTS).read_text()))
-    status = d / "status.json"
-    return params, records, json.loads(status.read_text()).get("state") if status.exists() else None
+    return params, records, read_status(d).get("state")
 
 
 def _find_runs(item):
