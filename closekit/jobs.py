@@ -148,9 +148,9 @@ def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _tail(path, n=TAIL):
-    """Last ``n`` lines of a text file (empty if missing)."""
-    return Path(path).read_text(errors="replace").splitlines()[-n:] if Path(path).exists() else []
+def _tail(path):
+    """The last TAIL lines of a text file (empty if missing)."""
+    return Path(path).read_text(errors="replace").splitlines()[-TAIL:] if Path(path).exists() else []
 
 
 def progress_line(p):

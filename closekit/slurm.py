@@ -80,10 +80,10 @@ def parameters(partition, gpus_per_job=1, max_parallel=None, time_min=60, option
     return params
 
 
-def sbatch_text(folder, params, command="python -u -m submitit.core._submit"):
+def sbatch_text(folder, params):
     """The sbatch file submitit writes for ``params`` (no cluster needed)."""
     from submitit.slurm.slurm import _make_sbatch_string
-    return _make_sbatch_string(command=command, folder=str(folder), **params)
+    return _make_sbatch_string(command="python -u -m submitit.core._submit", folder=str(folder), **params)
 
 
 def task(job, notebook, opts):
