@@ -121,10 +121,10 @@ def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def done_before(job, notebook, opts, log=print):
+def done_before(job, notebook, rerun=False, log=print):
     """The row of a job whose status.json says ok for the same params and notebook bytes (None: run it)."""
     old = read_status(job["dir"])
-    if opts.rerun or (old.get("state"), old.get("params_hash")) != ("ok", job["hash"]):
+    if rerun or (old.get("state"), old.get("params_hash")) != ("ok", job["hash"]):
         return None
     if old.get("notebook_sha256") != _sha256(notebook):
         log(f"{job['id']}: the notebook changed since its ok run: running it again")
@@ -134,7 +134,7 @@ def done_before(job, notebook, opts, log=print):
 
 def finished(job, notebook):
     """True when the job's status.json says ok for the same params and the same notebook bytes."""
-    return done_before(job, notebook, JobOptions(), log=lambda line: None) is not None
+    return done_before(job, notebook, log=lambda line: None) is not None
 
 
 def row(job_id, st, state=None, error=None):
@@ -206,7 +206,7 @@ def _html(out):
 def run_job(job, notebook, opts, slot="", log=print, threads=None, extra=None):
     """Run one job in its directory unless finished (``threads``: its OMP_NUM_THREADS; ``extra``: status keys)."""
     d, nb = job["dir"], Path(notebook).resolve()
-    skipped = done_before(job, nb, opts, log)
+    skipped = done_before(job, nb, opts.rerun, log)
     if skipped:
         return skipped
     d.mkdir(parents=True, exist_ok=True)

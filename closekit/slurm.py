@@ -132,7 +132,7 @@ def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_j
     """Submit the unfinished ``jobs`` as one array and wait for it; one summary row per job (in order)."""
     import submitit
     out, nb = Path(out_dir).resolve(), Path(notebook).resolve()
-    rows = {j["id"]: r for j in jobs if (r := joblib.done_before(j, nb, opts, log))}
+    rows = {j["id"]: r for j in jobs if (r := joblib.done_before(j, nb, opts.rerun, log))}
     todo = [j for j in jobs if j["id"] not in rows]
     if not todo:
         return [rows[j["id"]] for j in jobs]
