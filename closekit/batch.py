@@ -20,6 +20,8 @@ from .procs import ensure_kernel  # noqa: F401  (batch.ensure_kernel: the API us
 GPU_DIR = Path("/proc/driver/nvidia/gpus")  # one entry per GPU the NVIDIA driver sees (no torch import needed)
 COLUMNS = ["job", "state", "seconds", "attempts", "error"]
 STATUS_COLUMNS = ["job", "state", "attempts", "seconds", "gpu", "progress", "error", "slurm_job_id"]
+SLURM_FLAGS = {"partition": "--partition", "gpus_per_job": "--gpus-per-job", "max_parallel": "--max-parallel",
+               "options": "--slurm"}      # closekit.slurm.run_array's options -> their flags in error lines
 
 
 def check_out(out):
@@ -60,14 +62,18 @@ def run_batch(notebook, params_files_or_dicts, out_dir, opts=None, *, gpus=None,
               engine="local", slurm=None, **options):
     """Run ``notebook`` once per params file/dict x ``grid`` point ([(key, values)] or ["key=v1,v2"]) under
     ``out_dir``; the summary DataFrame. ``opts``: JobOptions (or its fields as keywords); ``engine``: local
-    (``gpus`` ids or ``cpu_slots``) or slurm (``slurm``: closekit.slurm.run_array's options)."""
+    (``gpus`` ids or ``cpu_slots``) or slurm (``slurm``: closekit.slurm.run_array's options; None: defaults)."""
     opts = opts or JobOptions(**options)
     known = joblib.notebook_parameters(notebook)
     check_out(out_dir)
+    slurm = {k: v for k, v in (slurm or {}).items() if v not in (None, {})}
     if engine not in ("local", "slurm"):
         raise ValueError(f"engine {engine!r} is not one of local, slurm")
+    if engine == "local" and slurm:
+        raise ValueError(f"{', '.join(SLURM_FLAGS.get(k, k) for k in slurm)}: SLURM option(s); add --engine slurm, "
+                         "or leave them out")
     if engine == "slurm":
-        slurmlib.check(**(slurm or {}))
+        slurmlib.check(**slurm)
         if gpus is not None:
             raise ValueError("--gpus picks this machine's GPUs; with --engine slurm use --gpus-per-job N")
     slots = gpu_slots(gpus) if gpus is not None else [""] * int(cpu_slots)
@@ -79,7 +85,7 @@ def run_batch(notebook, params_files_or_dicts, out_dir, opts=None, *, gpus=None,
     procs.check_kernel(opts.kernel, log)
     with procs.sigterm_as_interrupt():
         if engine == "slurm":
-            rows = slurmlib.run_array(jobs, notebook, out_dir, opts, log, **(slurm or {}))
+            rows = slurmlib.run_array(jobs, notebook, out_dir, opts, log, **slurm)
         else:   # CPU slots share the cores
             threads = None if gpus is not None else max(1, (os.cpu_count() or 1) // len(slots))
             rows = run_local(jobs, notebook, opts, log, slots, threads)

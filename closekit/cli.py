@@ -94,14 +94,8 @@ def batch_cli(args):
                       rerun=args.rerun, progress_every=args.progress_every)
     slurm = dict(partition=args.partition, gpus_per_job=args.gpus_per_job, max_parallel=args.max_parallel,
                  options=parse_overrides(args.slurm, "--slurm"))
-    flags = dict(partition="--partition", gpus_per_job="--gpus-per-job", max_parallel="--max-parallel",
-                 options="--slurm")
-    given = [flags[k] for k, v in slurm.items() if v not in (None, {})]
-    if args.engine == "local" and given:
-        raise ValueError(f"{', '.join(given)}: SLURM option(s); add --engine slurm, or leave them out")
-    slurm["gpus_per_job"] = 1 if args.gpus_per_job is None else args.gpus_per_job
     summary = batchlib.run_batch(args.notebook, args.params, args.out, opts, gpus=args.gpus, cpu_slots=args.cpu_slots,
-                                 grid=args.grid, engine=args.engine, slurm=slurm if args.engine == "slurm" else None)
+                                 grid=args.grid, engine=args.engine, slurm=slurm)
     return 0 if summary["state"].isin(["ok", "skipped"]).all() else 1
 
 

@@ -6,7 +6,6 @@ run on the embedded data (= params/nb201/mini-close.yaml); the paper's scale is 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import re
 from dataclasses import dataclass, fields
@@ -29,8 +28,8 @@ CHOICES = {
     "gate_embed_norm": ("none", "layernorm", "l2"),
     "gate_gcn_init": ("uniform", "norm_preserving"),
 }
-# GATE variants beyond the paper (closekit.gates) and their reference values; spaces without a GATE refuse others
-GATE_VARIANT = {"gate_embed_norm": "none", "gate_gcn_init": "uniform", "gate_edge_op": False}
+# GATE variants beyond the paper (closekit.gates), the reference at their defaults; spaces without a GATE refuse others
+GATE_VARIANT = ("gate_embed_norm", "gate_gcn_init", "gate_edge_op")
 # value domains beyond the type: (lowest allowed, is the lowest itself allowed); None passes, every float is finite
 AT_LEAST = {**dict.fromkeys(("epochs", "batch_size", "channels_init", "cells_per_stage", "num_blocks", "image_size",
                              "channels", "train_limit", "save_every", "recal_batches", "eval_batch_size",
@@ -41,7 +40,7 @@ AT_LEAST = {**dict.fromkeys(("epochs", "batch_size", "channels_init", "cells_per
 # keys that do not change the trained weights
 NOT_TRAINING = ("archs", "arch_seed", "eval_routing", "eval_seed", "bn_mode", "recal_batches", "eval_batch_size",
                 "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every", "tensorboard")
-TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool}
+TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -52,9 +51,9 @@ Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 
 
-@functools.cache
-def unique_keys(loader):
-    """A subclass of the PyYAML ``loader`` that refuses a mapping key given twice (PyYAML keeps the last one)."""
+class UniqueKeys:
+    """A PyYAML loader mixin refusing a mapping key given twice (PyYAML keeps the last one)."""
+
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
@@ -62,8 +61,7 @@ def unique_keys(loader):
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
             seen.add(key)
-        return loader.construct_mapping(self, node, deep)
-    return type(f"Unique{loader.__name__}", (loader,), {"construct_mapping": construct_mapping})
+        return super().construct_mapping(node, deep)
 
 
 def read_yaml(path, kind="params file", loader=Yaml12Loader):
@@ -72,7 +70,7 @@ def read_yaml(path, kind="params file", loader=Yaml12Loader):
     if not path.is_file():
         raise FileNotFoundError(f"{kind} {path} not found; pass an existing YAML file")
     try:
-        d = yaml.load(path.read_text(), Loader=unique_keys(loader))
+        d = yaml.load(path.read_text(), Loader=type("Loader", (UniqueKeys, loader), {}))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -83,13 +81,18 @@ def read_yaml(path, kind="params file", loader=Yaml12Loader):
     return d or {}
 
 
-def _fits(v, t):
-    """Does value ``v`` fit the annotation name ``t`` (int, float, str, bool, tuple of ints, None)?"""
+def fits(v, t):
+    """Does value ``v`` fit the type name ``t`` (a TYPES key, tuple: a tuple of ints, None)?"""
     if t == "None":
         return v is None
     if t == "tuple":
-        return isinstance(v, (list, tuple)) and all(_fits(x, "int") for x in v)
+        return isinstance(v, (list, tuple)) and all(fits(x, "int") for x in v)
     return isinstance(v, TYPES[t]) and not (isinstance(v, bool) and t != "bool")     # bool is an int subclass
+
+
+def described(t):
+    """Type name ``t`` as an error line says it: an int, a list of ints, null."""
+    return "null" if t == "None" else "a list of ints" if t == "tuple" else f"a{'n' * (t[0] in 'aeiou')} {t}"
 
 
 def _key(default, doc, group=None):
@@ -115,10 +118,8 @@ class YamlConfig:
         """Every field against its annotation (ints accepted as floats and stored as floats; lists as tuples)."""
         for f in fields(self):
             v, types = getattr(self, f.name), [t.strip() for t in str(f.type).split("|")]
-            if not any(_fits(v, t) for t in types):
-                want = " or ".join("null" if t == "None" else "a list of ints" if t == "tuple" else
-                                   f"a{'n' * (t[0] in 'aeiou')} {t}" for t in types)
-                raise ValueError(f"{self.kind} {f.name}={v!r} must be {want}")
+            if not any(fits(v, t) for t in types):
+                raise ValueError(f"{self.kind} {f.name}={v!r} must be {' or '.join(described(t) for t in types)}")
             if "float" in types and isinstance(v, int):
                 object.__setattr__(self, f.name, float(v))
             if "tuple" in types and v is not None:
@@ -247,8 +248,8 @@ class RunConfig(DataKeys, YamlConfig):
 
     def __post_init__(self):
         self._check_types()
-        for name, options in CHOICES.items():
-            if getattr(self, name) not in options and not (name == "gate_forward" and self.gate_forward is None):
+        for name, options in CHOICES.items():         # None passed the type check: an optional key left unset
+            if getattr(self, name) not in (*options, None):
                 raise ValueError(f"config {name}={getattr(self, name)!r} is not one of {', '.join(options)}")
         if self.gate_edge_op and self.gate_level == "arch":
             raise ValueError("config gate_edge_op=true needs gate_level: node (the arch-level GATE maps one embedding "
@@ -272,7 +273,7 @@ class RunConfig(DataKeys, YamlConfig):
 
     def gate_variant(self):
         """The GATE variant keys set away from the reference ({} for the paper's GATE)."""
-        return {k: getattr(self, k) for k, v in GATE_VARIANT.items() if getattr(self, k) != v}
+        return {k: getattr(self, k) for k in GATE_VARIANT if getattr(self, k) != getattr(type(self), k)}
 
     def training(self):
         """The keys that shape the trained weights (a checkpoint resumes only under the same ones)."""

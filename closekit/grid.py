@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from .config import TYPES, Yaml12Loader, described, fits
+
 
 def _split_values(text):
     """``1,2`` -> ["1", "2"]; commas inside [], {} or quotes do not split (``[1,2],[3]`` -> two values)."""
@@ -30,35 +32,28 @@ def _split_values(text):
     return out + [cur]
 
 
-TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "list": list, "dict": dict}
-
-
-def _an(word):
-    return ("an " if word[:1] in "aeiou" else "a ") + word
+OPTIONAL = re.compile(r"Optional\[(.+)\]|(.+) \| None")  # papermill's and a dataclass's spelling of "or None"
 
 
 def _typed(key, text, type_name):
-    """A grid value as the notebook parameter ``key`` of papermill type ``type_name`` takes it (YAML otherwise)."""
+    """A grid value as the notebook parameter ``key`` of type ``type_name`` takes it (any YAML without a type)."""
     t = (type_name or "None").strip()
-    optional = t.startswith("Optional[") and t.endswith("]")
-    base = t[9:-1] if optional else t
+    optional = OPTIONAL.fullmatch(t)
+    base = (optional.group(1) or optional.group(2)) if optional else t
     if base == "str" and text.strip() not in ("None", "null", "~", ""):
         v = yaml.safe_load(text) if text.strip()[:1] in "'\"" else text.strip()
         return str(v)
     try:
-        v = yaml.safe_load(text)
+        v = yaml.load(text, Loader=Yaml12Loader)
     except yaml.YAMLError as e:
         raise ValueError(f"--grid {key}: value {text!r} is not valid YAML ({getattr(e, 'problem', None) or e}); "
                          f"quote it") from None
     if v is None or text.strip() == "None":
         if optional or base not in TYPES:
             return None
-        raise ValueError(f"--grid {key}: None is not {_an(base)} (the notebook declares {key}: {t})")
-    want = TYPES.get(base)
-    if want is None:
-        return v
-    if isinstance(v, bool) and base != "bool" or not isinstance(v, want):
-        raise ValueError(f"--grid {key}: value {text!r} is not {_an(base)} (the notebook declares {key}: {t})")
+        raise ValueError(f"--grid {key}: None is not {described(base)} (the notebook declares {key}: {t})")
+    if base in TYPES and not fits(v, base):
+        raise ValueError(f"--grid {key}: value {text!r} is not {described(base)} (the notebook declares {key}: {t})")
     return float(v) if base == "float" else v
 
 
@@ -88,12 +83,9 @@ def _slug(v):
     return re.sub(r"[^a-z0-9.+_]+", "-", text).strip("-") or "empty"
 
 
-def expand_grid(items, grid, name="job"):
-    """(name, params) per (name, params) item and grid point: the Cartesian product, grid values over the item's;
-    names say what varies (``mini-close_seed-1_gate_lr_scale-10``). No items: one of defaults called ``name``."""
-    items = [(str(n), dict(p)) for n, p in items] or [(name, {})]
-    if not grid:
-        return items
-    keys = [k for k, _ in grid]
+def expand_grid(name, params, grid):
+    """(name, params) per ``grid`` point: the Cartesian product, grid values over ``params``; names say what varies
+    (``mini-close_seed-1_gate_lr_scale-10``). No grid: the one point (name, params)."""
+    keys = [k for k, _ in grid or []]
     return [(name + "".join(f"_{k}-{_slug(v)}" for k, v in zip(keys, point)), {**params, **dict(zip(keys, point))})
-            for name, params in items for point in itertools.product(*(vals for _, vals in grid))]
+            for point in itertools.product(*(vals for _, vals in grid or []))]

@@ -67,20 +67,11 @@ def notebook_parameters(notebook):
         except Exception as e:           # noqa: BLE001  (nbformat / JSON errors of every kind)
             raise ValueError(f"notebook {nb} cannot be read as a notebook ({type(e).__name__}); "
                              "pass a valid .ipynb file") from None
-    if "space" in known:
-        known.update({k: {"inferred_type_name": t} for k, t in config_types().items() if k not in known})
+    if "space" in known:     # a run notebook takes every RunConfig key, typed as RunConfig declares it
+        from .config import RunConfig
+        known.update({f.name: {"inferred_type_name": str(f.type).replace("tuple", "list")}
+                      for f in dataclasses.fields(RunConfig) if f.name not in known})
     return known
-
-
-def config_types():
-    """RunConfig key -> its type as papermill names a parameter's (Optional[int], list, ...; None: any YAML)."""
-    from .config import RunConfig
-    out = {}
-    for f in dataclasses.fields(RunConfig):
-        types = [t.strip() for t in str(f.type).split("|")]
-        base = [{"tuple": "list"}.get(t, t) for t in types if t != "None"]
-        out[f.name] = None if len(base) > 1 else f"Optional[{base[0]}]" if "None" in types else base[0]
-    return out
 
 
 def load_params(item):
@@ -102,21 +93,19 @@ def make_jobs(notebook, params_files_or_dicts, out_dir, grid=None, known=None):
     """Job dicts (id, src, params, hash, dir, record_dir: does the notebook take one) of every params set x ``grid``
     point, checked against the notebook's parameters ``known``."""
     known = notebook_parameters(notebook) if known is None else known
-    items = list(params_files_or_dicts)
-    loaded = [load_params(i) for i in items]
-    srcs = [str(i) if isinstance(i, (str, os.PathLike)) else name for i, (name, _) in zip(items, loaded)]
-    for src, (_, params) in zip(srcs, loaded):
+    items, jobs = list(params_files_or_dicts), {}
+    for item in items or [(Path(notebook).stem, {})]:      # no params files: the defaults at every grid point
+        name, params = load_params(item)
+        src = str(item) if isinstance(item, (str, os.PathLike)) else name if items else "grid"
         unknown = ", ".join(repr(k) for k in params if k not in known)
         if unknown:
             raise ValueError(f"{src}: unknown parameter(s) {unknown} for {Path(notebook).name}; "
                              f"known: {', '.join(known)}")
-    per_item = [expand_grid([li], grid) for li in loaded] or [expand_grid([], grid, Path(notebook).stem)]
-    jobs = {}
-    for src, points in zip(srcs or ["grid"], per_item):
-        for name, params in points:
-            h = params_hash(params)
-            jobs[f"{name}-{h[:8]}"] = dict(id=f"{name}-{h[:8]}", src=src, params=params, hash=h,
-                                           dir=Path(out_dir) / f"{name}-{h[:8]}", record_dir="record_dir" in known)
+        for point_name, point in expand_grid(name, params, grid):
+            h = params_hash(point)
+            jid = f"{point_name}-{h[:8]}"
+            jobs[jid] = dict(id=jid, src=src, params=point, hash=h, dir=Path(out_dir) / jid,
+                             record_dir="record_dir" in known)
     return list(jobs.values())
 
 
@@ -132,11 +121,20 @@ def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def done_before(job, notebook, rerun=False, log=print):
+    """The row of a job whose status.json says ok for the same params and notebook bytes (None: run it)."""
+    old = read_status(job["dir"])
+    if rerun or (old.get("state"), old.get("params_hash")) != ("ok", job["hash"]):
+        return None
+    if old.get("notebook_sha256") != _sha256(notebook):
+        log(f"{job['id']}: the notebook changed since its ok run: running it again")
+        return None
+    return {**row(job["id"], old, "skipped", ""), "attempts": 0}
+
+
 def finished(job, notebook):
     """True when the job's status.json says ok for the same params and the same notebook bytes."""
-    old = read_status(job["dir"])
-    return (old.get("state"), old.get("params_hash"), old.get("notebook_sha256")) == ("ok", job["hash"],
-                                                                                        _sha256(notebook))
+    return done_before(job, notebook, log=lambda line: None) is not None
 
 
 def row(job_id, st, state=None, error=None):
@@ -145,19 +143,14 @@ def row(job_id, st, state=None, error=None):
                 attempts=st.get("attempts", 0), error=error if error is not None else st.get("error"))
 
 
-def skipped(job_id, st):
-    """The row of a job that finished before."""
-    return {**row(job_id, st, "skipped", ""), "attempts": 0}
-
-
 def _now():
     """UTC time stamp."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _tail(path, n=TAIL):
-    """Last ``n`` lines of a text file (empty if missing)."""
-    return Path(path).read_text(errors="replace").splitlines()[-n:] if Path(path).exists() else []
+def _tail(path):
+    """The last TAIL lines of a text file (empty if missing)."""
+    return Path(path).read_text(errors="replace").splitlines()[-TAIL:] if Path(path).exists() else []
 
 
 def progress_line(p):
@@ -213,11 +206,9 @@ def _html(out):
 def run_job(job, notebook, opts, slot="", log=print, threads=None, extra=None):
     """Run one job in its directory unless finished (``threads``: its OMP_NUM_THREADS; ``extra``: status keys)."""
     d, nb = job["dir"], Path(notebook).resolve()
-    old = read_status(d)
-    if not opts.rerun and (old.get("state"), old.get("params_hash")) == ("ok", job["hash"]):
-        if old.get("notebook_sha256") == _sha256(nb):
-            return skipped(job["id"], old)
-        log(f"{job['id']}: the notebook changed since its ok run: running it again")
+    skipped = done_before(job, nb, opts.rerun, log)
+    if skipped:
+        return skipped
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "a+") as lock:
         try:

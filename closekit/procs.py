@@ -4,6 +4,7 @@ in its environment, so ``stop_tagged`` ends a job (timeout, Ctrl-C, or what a ru
 that runner's papermill dies with it (Linux: PR_SET_PDEATHSIG) and ipykernel leaves when its parent is gone.
 """
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -66,14 +67,14 @@ def spawn(cmd, env, logf, timeout, on_poll=None):
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         _live[proc] = env[TAG]
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = time.monotonic() + (math.inf if timeout is None else timeout)
     try:
         while True:
-            left = None if deadline is None else deadline - time.monotonic()
+            left = deadline - time.monotonic()
             try:
-                return proc.wait(timeout=POLL if left is None else max(0.0, min(POLL, left)))
+                return proc.wait(timeout=max(0.0, min(POLL, left)))
             except subprocess.TimeoutExpired:
-                if left is not None and left <= POLL:
+                if left <= POLL:
                     stop_tagged(env[TAG])
                     proc.wait()
                     return None

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .checkpoint import atomic_json
+from .jobs import read_status
 
 MIME = "application/vnd.closekit.record+json"
 RESULTS = "results.json"
@@ -50,14 +51,14 @@ def record(to, /, **values):
 
 
 def _read_nb(path):
-    """(papermill parameters, merged records) of an executed notebook."""
-    import nbformat
-    nb, out = nbformat.read(str(path), as_version=4), {}
-    for o in (o for cell in nb.cells for o in cell.get("outputs", [])):
+    """(papermill parameters, merged records) of a notebook; the parameters are None if papermill did not run it."""
+    nb, out = json.loads(Path(path).read_text()), {}
+    for o in (o for cell in nb.get("cells", []) for o in cell.get("outputs", [])):
         data = o.get("data", {}).get(MIME)
         if data is not None:
             out.update(json.loads(data) if isinstance(data, str) else data)
-    return dict(nb.metadata.get("papermill", {}).get("parameters") or {}), out
+    papermill = nb.get("metadata", {}).get("papermill")
+    return (None if papermill is None else dict(papermill.get("parameters") or {})), out
 
 
 def read_notebook_records(path):
@@ -65,26 +66,23 @@ def read_notebook_records(path):
     return _read_nb(path)[1]
 
 
-def _is_executed(path):
-    """True for a notebook that papermill executed (it carries ``metadata.papermill``)."""
-    return "papermill" in json.loads(Path(path).read_text()).get("metadata", {})
-
-
 def _run_row(run):
     """(params, records, state) of one run: an executed notebook or a run directory."""
     import yaml
     run = Path(run)
-    d, params, records = (run.parent if run.is_file() else run), {}, {}
-    for nb in [run] if run.is_file() else filter(_is_executed, sorted(run.glob("*.ipynb"))):
-        p, r = _read_nb(nb)
-        params.update(p)
-        records.update(r)
-    if not run.is_file() and (d / "params.yaml").exists():
-        params.update(yaml.safe_load((d / "params.yaml").read_text()) or {})
-    if not run.is_file() and (d / RESULTS).exists():
-        records.update(json.loads((d / RESULTS).read_text()))
-    status = d / "status.json"
-    return params, records, json.loads(status.read_text()).get("state") if status.exists() else None
+    if run.is_file():
+        params, records = _read_nb(run)
+        return params or {}, records, read_status(run.parent).get("state")
+    params, records = {}, {}
+    for p, r in map(_read_nb, sorted(run.glob("*.ipynb"))):
+        if p is not None:                       # a notebook papermill executed, not a copy lying there
+            params.update(p)
+            records.update(r)
+    if (run / "params.yaml").exists():
+        params.update(yaml.safe_load((run / "params.yaml").read_text()) or {})
+    if (run / RESULTS).exists():
+        records.update(json.loads((run / RESULTS).read_text()))
+    return params, records, read_status(run).get("state")
 
 
 def _find_runs(item):
@@ -94,7 +92,7 @@ def _find_runs(item):
         return [item]
     runs = sorted({p.parent for m in marks for p in item.rglob(m)})
     return runs + [p for p in sorted(item.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts
-                   and not any(r in p.parents for r in runs) and _is_executed(p)]
+                   and not any(r in p.parents for r in runs) and _read_nb(p)[0] is not None]
 
 
 def read_results(paths_or_dir):

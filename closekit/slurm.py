@@ -80,10 +80,10 @@ def parameters(partition, gpus_per_job=1, max_parallel=None, time_min=60, option
     return params
 
 
-def sbatch_text(folder, params, command="python -u -m submitit.core._submit"):
+def sbatch_text(folder, params):
     """The sbatch file submitit writes for ``params`` (no cluster needed)."""
     from submitit.slurm.slurm import _make_sbatch_string
-    return _make_sbatch_string(command=command, folder=str(folder), **params)
+    return _make_sbatch_string(command="python -u -m submitit.core._submit", folder=str(folder), **params)
 
 
 def task(job, notebook, opts):
@@ -112,12 +112,6 @@ def squeue(array_id):
     return {x.strip() for x in r.stdout.split() if x.strip()}
 
 
-def cancel(array_id, log=print):
-    """scancel the whole array."""
-    r = _sh("scancel", str(array_id))
-    log(f"scancel {array_id}: " + ("done" if r.returncode == 0 else r.stderr.strip()))
-
-
 def _last_line(text, named=False):
     """The last non-empty line of an error text (``named``: of its ``Name: message`` lines, a task's exception)."""
     lines = [x.strip() for x in str(text).splitlines() if x.strip()]
@@ -138,8 +132,7 @@ def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_j
     """Submit the unfinished ``jobs`` as one array and wait for it; one summary row per job (in order)."""
     import submitit
     out, nb = Path(out_dir).resolve(), Path(notebook).resolve()
-    rows = {j["id"]: joblib.skipped(j["id"], joblib.read_status(j["dir"]))
-            for j in jobs if not opts.rerun and joblib.finished(j, nb)}
+    rows = {j["id"]: r for j in jobs if (r := joblib.done_before(j, nb, opts.rerun, log))}
     todo = [j for j in jobs if j["id"] not in rows]
     if not todo:
         return [rows[j["id"]] for j in jobs]
@@ -182,7 +175,8 @@ def run_array(jobs, notebook, out_dir, opts, log=print, *, partition, gpus_per_j
             if pending:
                 time.sleep(poll)
     except KeyboardInterrupt:
-        cancel(array_id, log)
+        r = _sh("scancel", str(array_id))
+        log(f"scancel {array_id}: " + ("done" if r.returncode == 0 else r.stderr.strip()))
         with contextlib.suppress(KeyboardInterrupt):     # let the tasks write their last state first (a 2nd ^C: no)
             deadline = time.monotonic() + CANCEL_WAIT
             while squeue(array_id) and time.monotonic() < deadline:
