@@ -44,9 +44,12 @@ TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": li
 
 
 class Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader reading floats as YAML 1.2 does: 1.0e8 and 1e-3 are floats (YAML 1.1 wants 1.0e+8)."""
+    """SafeLoader reading floats as YAML 1.2 does (1.0e8 and 1e-3 are floats; YAML 1.1 wants 1.0e+8) and dates as
+    strings, as ``papermill -f`` does: a params file means the same to closekit train, batch and papermill."""
 
 
+Yaml12Loader.yaml_implicit_resolvers = {c: [r for r in rs if r[0] != "tag:yaml.org,2002:timestamp"]
+                                        for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+.0123456789"))
 

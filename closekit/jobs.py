@@ -80,8 +80,7 @@ def load_params(item):
         return str(item[0]), dict(item[1])
     if isinstance(item, dict):
         return "job", dict(item)
-    from papermill.iorw import NoDatesSafeLoader  # what papermill -f uses: dates stay strings
-    return Path(item).stem, read_yaml(item, loader=NoDatesSafeLoader)
+    return Path(item).stem, read_yaml(item)       # floats as closekit train reads them (params.yaml: safe_dump)
 
 
 def params_hash(params):

@@ -143,6 +143,17 @@ def test_unknown_parameter_refused_before_any_job(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_params_file_means_to_batch_what_it_means_to_closekit_train(tmp_path):
+    """YAML 1.2 floats (1e-3, not the string YAML 1.1 reads) and dates kept as text, whichever command reads it."""
+    from closekit.config import RunConfig
+    p = _params(tmp_path, lr="space: nb201\nlr: 1e-3\nweight_decay: 5e-05\n")["lr"]
+    nb = Path(__file__).parents[1] / "notebooks" / "nb201.ipynb"
+    (job,) = joblib.make_jobs(nb, [p], tmp_path / "out")
+    cfg = RunConfig.from_yaml(p)
+    assert (job["params"]["lr"], job["params"]["weight_decay"]) == (cfg.lr, cfg.weight_decay) == (1e-3, 5e-05)
+    assert joblib.load_params(_params(tmp_path, d="when: 2026-12-06\n")["d"]) == ("d", {"when": "2026-12-06"})
+
+
 @pytest.mark.slow
 def test_read_results_over_batch_dir(runs):
     df = read_results(runs["out"]).set_index("mode")
