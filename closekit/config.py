@@ -45,7 +45,8 @@ TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": li
 
 class Yaml12Loader(yaml.SafeLoader):
     """SafeLoader reading floats as YAML 1.2 does (1.0e8 and 1e-3 are floats; YAML 1.1 wants 1.0e+8) and dates as
-    strings, as ``papermill -f`` does: a params file means the same to closekit train, batch and papermill."""
+    strings, as ``papermill -f`` does: a params file means the same to closekit train and closekit batch (papermill -f
+    itself reads 1e-3 as text)."""
 
 
 Yaml12Loader.yaml_implicit_resolvers = {c: [r for r in rs if r[0] != "tag:yaml.org,2002:timestamp"]

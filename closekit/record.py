@@ -52,7 +52,7 @@ def record(to, /, **values):
 
 def _read_nb(path):
     """(papermill parameters, merged records) of a notebook; the parameters are None if papermill did not run it."""
-    nb, out = json.loads(Path(path).read_text()), {}
+    nb, out = json.loads(Path(path).read_text(encoding="utf-8")), {}                  # nbformat: always UTF-8
     for o in (o for cell in nb.get("cells", []) for o in cell.get("outputs", [])):
         data = o.get("data", {}).get(MIME)
         if data is not None:

@@ -115,6 +115,12 @@ def test_other_recipe_in_same_dir_is_one_line_error(tmp_path, archs, clean, caps
     assert (clean / "results.csv").read_bytes() == before
 
 
+
+def test_load_truth_of_a_directory_without_meta_says_what_to_do(tmp_path):
+    """Review 2: the one-line refusal of a directory that is no minibench (the fix: build one) stays."""
+    with pytest.raises(FileNotFoundError, match="is not a minibench directory .* build one with `closekit truth"):
+        minibench.load_truth(tmp_path)
+
 def test_noise_ceiling_matches_scipy():
     rng = np.random.default_rng(1)
     acc = rng.random((8, 3))

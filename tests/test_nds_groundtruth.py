@@ -82,6 +82,19 @@ def test_resnexta_records_and_another_spaces_file_fail_in_one_line(tmp_path):
         groundtruth.load(f"{f}?metrc=last", RESNEXTA)
 
 
+
+def test_a_records_net_is_read_as_an_nds_net_dict(tmp_path):
+    """Review 2: a record's ``net`` is an NDS net dict (its ds list checked), not any arch the space's coerce takes."""
+    net = record((1, 1, 1), (16, 16, 16), 9., 9.)["net"]
+    genotype_keys = {f"{k}.{i}": v for k, vals in (("depths", (1, 1, 1)), ("widths", (16, 16, 16)))
+                     for i, v in enumerate(vals)}
+    for bad, words in (({k: v for k, v in net.items() if k != "ds"}, "net ds=None must be a 4-entry list"),
+                       ("d1_1_1-w16_16_16", "record 0 has no 'net' dict"),
+                       (genotype_keys, "record 0 does not belong to space nds-resnet")):
+        f = write(tmp_path / "ResNet.json", [{**record((1, 1, 1), (16, 16, 16), 9., 9.), "net": bad}])
+        with pytest.raises(ValueError, match=words):
+            groundtruth.load(str(f), RESNET)
+
 def genotype(d, w):
     return str(OrderedDict([*((f"depths.{i}", v) for i, v in enumerate(d)),
                             *((f"widths.{i}", v) for i, v in enumerate(w))]))

@@ -73,6 +73,18 @@ def test_read_notebook_records_later_wins(tmp_path):
     assert read_notebook_records(p) == {"x": 1, "y": 3}
 
 
+
+def test_a_notebook_is_read_as_utf_8_whatever_the_locale(tmp_path):
+    """Review 2: notebooks are UTF-8 files (nbformat reads them so); an ASCII locale (LC_ALL=POSIX) changes nothing."""
+    import subprocess
+    import sys
+    p = _executed(tmp_path / "a.ipynb", {"seed": 1}, {"note": "0.2 ± 0.1"})
+    env = {**os.environ, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "POSIX", "LANG": ""}
+    code = f"from closekit.record import read_notebook_records as r; print(ascii(r({str(p)!r})))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, encoding="utf-8")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ascii({"note": "0.2 ± 0.1"})
+
 def test_read_results_joins_params_and_records(tmp_path):
     nb1 = _executed(tmp_path / "n1.ipynb", {"lr": 0.1, "seed": 0}, {"acc": 0.5})
     nb2 = _executed(tmp_path / "n2.ipynb", {"lr": 0.2, "seed": 1}, {"acc": 0.7, "tau": 0.3})

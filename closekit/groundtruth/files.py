@@ -1,7 +1,7 @@
 """Untrusted benchmark files read safely: UTF-8 text and YAML with one-line errors, pickles by the C unpickler with
 every class refused but an allow list (a pickle asking for another runs nothing), a torch.save file holding no
 tensors the same way (not by torch's pure-Python weights-only unpickler: 80% of a 32-48 s NB201 load), streamed;
-and the one check every reader makes of the architectures it read (``canonical_archs``).
+and the check the CSV and aw_nas readers make of the architectures they read (``canonical_archs``).
 """
 import gc
 import importlib

@@ -40,6 +40,9 @@ def _meta(out):
 def load_truth(out_dir, space=None, name=None, for_dataset=None):
     """Ground truth of a minibench dir (attrs version, space, dataset, noise_ceiling); refuses a wrong space/dataset."""
     out = Path(out_dir)
+    if not (out / "meta.yaml").is_file():
+        raise FileNotFoundError(f"{out} is not a minibench directory (no meta.yaml); "
+                                "build one with `closekit truth build`")
     meta, recipe = _meta(out)
     held = meta.get("space", recipe.space)
     if space is not None and held != space.name:

@@ -50,14 +50,17 @@ def _one_file(path, space, metric):
     """DataFrame arch, acc, params, flops of one sweep file, repeated configurations averaged."""
     rows = []
     for i, rec in enumerate(_records(path)):
-        if "net" not in rec:
+        if not isinstance(rec.get("net"), dict):
             raise ValueError(f"ground truth {path} record {i} has no 'net' dict; is it an NDS sweep file?")
-        rows.append({"net": rec["net"], "acc": (100.0 - _error(rec, metric, f"{path} record {i}")) / 100.0,
+        try:                                # an NDS net dict, not any arch the space's coerce would take
+            arch = space.to_str(space.design.from_net(rec["net"]))
+        except ValueError as e:
+            raise ValueError(f"ground truth {path} record {i} does not belong to space {space.name}: {e}") from None
+        rows.append({"arch": arch, "acc": (100.0 - _error(rec, metric, f"{path} record {i}")) / 100.0,
                      "params": rec.get("params"), "flops": rec.get("flops")})
     if not rows:
         raise ValueError(f"ground truth {path} holds no records")
     df = pd.DataFrame(rows)
-    df["arch"] = canonical_archs(space, df.pop("net"), f"{path} record")
     return df.groupby("arch", sort=False).agg(acc=("acc", "mean"), params=("params", "first"),
                                               flops=("flops", "first")).reset_index()
 
