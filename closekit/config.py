@@ -68,13 +68,13 @@ class UniqueKeys:
         return super().construct_mapping(node, deep)
 
 
-def read_yaml(path, kind="params file", loader=Yaml12Loader):
+def read_yaml(path, kind="params file"):
     """The mapping a YAML file holds; one-line FileNotFoundError / ValueError (bad YAML, a key twice, no mapping)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{kind} {path} not found; pass an existing YAML file")
     try:
-        d = yaml.load(path.read_text(), Loader=type("Loader", (UniqueKeys, loader), {}))
+        d = yaml.load(path.read_text(), Loader=type("Loader", (UniqueKeys, Yaml12Loader), {}))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
