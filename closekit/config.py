@@ -27,6 +27,7 @@ CHOICES = {
     "sampler": ("uniform", "sandwich"),
     "gate_embed_norm": ("none", "layernorm", "l2"),
     "gate_gcn_init": ("uniform", "norm_preserving"),
+    "score": ("acc", "loss"),
 }
 # GATE variants beyond the paper (closekit.gates), the reference at their defaults; spaces without a GATE refuse others
 GATE_VARIANT = ("gate_embed_norm", "gate_gcn_init", "gate_edge_op")
@@ -38,8 +39,9 @@ AT_LEAST = {**dict.fromkeys(("epochs", "batch_size", "channels_init", "cells_per
                              "gate_lr_scale", "gate_weight_decay"), (0, True)),
             **dict.fromkeys(("lr", "gumbel_temperature", "plateau_factor", "grad_clip"), (0, False))}
 # keys that do not change the trained weights
-NOT_TRAINING = ("archs", "arch_seed", "eval_routing", "eval_seed", "bn_mode", "recal_batches", "eval_batch_size",
-                "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir", "save_every", "tensorboard")
+NOT_TRAINING = ("archs", "arch_seed", "score", "eval_routing", "eval_seed", "bn_mode", "recal_batches",
+                "eval_batch_size", "eval_max_batches", "eval_every", "eval_every_archs", "truth", "out_dir",
+                "save_every", "tensorboard")
 TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
 
 
@@ -237,6 +239,8 @@ class RunConfig(DataKeys, YamlConfig):
     save_every: int = _key(5, "checkpoint period in epochs (the last epoch is always saved)")
     archs: str = _key("truth", "all | valid | sample:N | truth | a text file of arch strings", group="scoring")
     arch_seed: int = _key(0, "seed of sample:N and of the probe's sample")
+    score: str = _key("acc", "what ranks the architectures: acc = held-out accuracy with the shared weights "
+                      "(reference) | loss = the negated held-out cross-entropy (lower loss ranks higher)")
     eval_routing: str = _key("argmax", "argmax (deterministic) | gumbel (reference: sampled, seeded)")
     eval_seed: int = _key(123, "seed of gumbel scoring")
     bn_mode: str = _key("batch", "batch statistics (reference) | recalibrate running stats")

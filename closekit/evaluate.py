@@ -1,6 +1,7 @@
 """One-shot scoring (CLOSE §4, reference protocol of §6.1): every architecture is run with the shared weights on
 the held-out split, in a fixed batch order, and scored by accuracy and loss; a RunConfig's scoring keys set how
-(BN statistics per batch or recalibrated, argmax or seeded Gumbel routing, batches). The supernet is left untouched.
+(BN statistics per batch or recalibrated, argmax or seeded Gumbel routing, batches) and which of the two ranks
+(``score``). The supernet is left untouched.
 """
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from .metrics import compare
 from .progress import bar
 from .routing import block_usage
 
-SCORING_KEYS = ("bn_mode", "recal_batches", "eval_routing", "eval_seed", "eval_batch_size", "eval_max_batches")
+SCORING_KEYS = ("bn_mode", "recal_batches", "eval_routing", "eval_seed", "eval_batch_size", "eval_max_batches",
+                "score")
 
 
 def arch_list(space, spec, seed=0, truth=None):
@@ -62,9 +64,9 @@ def arch_list(space, spec, seed=0, truth=None):
 
 @torch.no_grad()
 def evaluate(net, space, archs, data, cfg=None, *, progress=None, on_scored=None, **keys):
-    """DataFrame arch (official string), acc, loss of ``archs`` under the scoring keys of ``cfg`` (RunConfig(), or
-    ``keys`` over it: one of SCORING_KEYS); ``on_scored(i, n)`` after each arch; ``progress``: a bar (None: on a
-    terminal only)."""
+    """DataFrame arch (official string), acc, loss, score (``oneshot_score``) of ``archs`` under the scoring keys of
+    ``cfg`` (RunConfig(), or ``keys`` over it: one of SCORING_KEYS); ``on_scored(i, n)`` after each arch;
+    ``progress``: a bar (None: on a terminal only)."""
     bad = [k for k in keys if k not in SCORING_KEYS]
     if bad:
         raise TypeError(f"evaluate() got {bad[0]}={keys[bad[0]]!r}, not a scoring key; use one of "
@@ -109,7 +111,13 @@ def evaluate(net, space, archs, data, cfg=None, *, progress=None, on_scored=None
             m.momentum = momentum
         net.load_state_dict(saved, strict=False)
         net.train(was_training)
-    return pd.DataFrame(rows, columns=["arch", "acc", "loss"])
+    scores = pd.DataFrame(rows, columns=["arch", "acc", "loss"])
+    return scores.assign(score=oneshot_score(scores, cfg.score))
+
+
+def oneshot_score(scores, score):
+    """The column that ranks ``scores`` (arch, acc, loss) under RunConfig.score: acc, or -loss for loss."""
+    return scores["acc"] if score == "acc" else -scores["loss"]
 
 
 def score_summary(scores):
@@ -128,7 +136,7 @@ def probe_archs(archs, n, seed):
 
 class Probe:
     """``on_epoch_end`` callback of ``train`` over a seeded sample (``arch_seed``) of ``eval_every_archs`` of
-    ``archs``: every ``eval_every`` epochs probe_acc_mean (and probe_kendall against ``truth``); with
+    ``archs``: every ``eval_every`` epochs probe_acc_mean (and probe_kendall of the score against ``truth``); with
     ``usage_every_level`` their ``block_usage`` at the end of each level and of training (``.usages``, ``.usage``)."""
 
     def __init__(self, space, archs, data, cfg, truth=None, usage_every_level=True):

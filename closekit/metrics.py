@@ -3,7 +3,8 @@
 Kendall's tau, Spearman's rho, Pearson's r, P@top/bottom K, Kendall's tau within the predicted top/bottom K, and
 BR@K / WR@K: the best / worst true rank among the predicted top K, as the paper defines it (aw_nas's `print_info`
 swaps the arguments of `minn_at_k`, reporting the converse). Ranks are 0-based inside (0 = best) and ties break
-stably; `compare` is independent of row order (rows sorted by `arch`, tied scores broken by `loss`, then `arch`),
+stably; `compare` ranks the one-shot `score` column (`acc` in scores files written before it) independently of row
+order (rows sorted by `arch`; tied scores broken by the other quantity: lower `loss` or higher `acc`, then `arch`),
 where aw_nas's unstable quicksort may differ on ties. A ratio whose K = int(N * ratio) is < 1 is skipped, as in
 aw_nas. The run's headline and training warning are read from these numbers.
 """
@@ -17,6 +18,7 @@ HEADLINE = ("kendall", "spearman", "p@top5%", "br@5%_rel")
 CEILINGS = (("truth_best_kendall", "best reachable kendall"), ("truth_seed_kendall", "seed-to-seed kendall"))
 LOSS_RISE = 1.05      # final / first epoch training loss above this: the supernet is not learning
 NEAR_CHANCE = 1.5     # final training accuracy below this many times chance: its scores rank noise
+SCORE_NAMES = {"acc": "one-shot accuracy", "loss": "negated one-shot loss"}      # RunConfig.score as figures say it
 
 
 def _pct(ratio):
@@ -76,8 +78,10 @@ def rank_metrics(pred, truth, *, top_ratios=TOP_RATIOS, br_ratios=BR_RATIOS, pre
     return out
 
 
-def join_scores(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", truth_col="acc"):
-    """Join scores to truth on `arch`; return (pred, truth, archs), rows sorted by `arch`."""
+def join_scores(scores: pd.DataFrame, truth: pd.DataFrame, score_col=None, truth_col="acc"):
+    """Join scores to truth on `arch`; return (pred, truth, archs), rows sorted by `arch`; ``score_col`` None: `score`,
+    or `acc` when scores has no `score` column (scores.csv files written before RunConfig.score)."""
+    score_col = score_col or ("score" if "score" in scores else "acc")
     for df, name in ((truth, "truth"), (scores, "scores")):
         dup = df["arch"].duplicated()
         if dup.any():
@@ -92,11 +96,21 @@ def join_scores(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", trut
             lookup.loc[archs].to_numpy(dtype=np.float64), archs)
 
 
-def compare(scores: pd.DataFrame, truth: pd.DataFrame, score_col="acc", truth_col="acc", **kw) -> dict:
+def _tiebreak(scores, archs):
+    """Rank (higher = better) of ``archs`` by lower loss, then higher accuracy, ties kept; None without either column.
+    Whichever of the two is the score, its ties are ties of that one too: they break by the other."""
+    keys = pd.DataFrame({k: sign * scores[k] for k, sign in (("loss", -1), ("acc", 1)) if k in scores})
+    if keys.empty:
+        return None
+    rows = keys.set_axis(scores["arch"]).loc[archs].to_numpy(dtype=np.float64)
+    return np.unique(rows, axis=0, return_inverse=True)[1].ravel()      # rows sorted by loss first, then acc
+
+
+def compare(scores: pd.DataFrame, truth: pd.DataFrame, score_col=None, truth_col="acc", **kw) -> dict:
     """rank_metrics of joined scores vs truth, plus `n`; independent of row order (module docstring)."""
     pred, true, archs = join_scores(scores, truth, score_col, truth_col)
-    if "loss" in scores and "pred_tiebreak" not in kw:  # lower one-shot loss ranks better
-        kw["pred_tiebreak"] = -scores.set_index("arch")["loss"].loc[archs].to_numpy(dtype=np.float64)
+    if "pred_tiebreak" not in kw:
+        kw["pred_tiebreak"] = _tiebreak(scores, archs)
     return {**rank_metrics(pred, true, **kw), "n": len(archs)}
 
 

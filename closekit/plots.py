@@ -9,7 +9,7 @@ import seaborn as sns
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .metrics import join_scores
+from .metrics import SCORE_NAMES, join_scores
 
 STYLE = "whitegrid"
 PANEL = (4.2, 3.6)      # inches of one panel of a row of panels
@@ -31,12 +31,13 @@ def _has(df, col):
     return col in df and df[col].notna().any()
 
 
-def score_vs_truth(scores, truth, metrics):
-    """Scatter of one-shot accuracy against ground-truth accuracy, Kendall and P@top5% (nan: n < 20) in the title."""
+def score_vs_truth(scores, truth, metrics, score="acc"):
+    """Scatter of the one-shot score (RunConfig.score, the column ``compare`` ranks) against ground-truth accuracy,
+    Kendall and P@top5% (nan: n < 20) in the title."""
     pred, true, _ = join_scores(scores, truth)
     with _figure(1, (5.5, 4.5)) as (fig, (ax,)):
         sns.scatterplot(x=true, y=pred, ax=ax, s=18, alpha=0.7, edgecolor="none")
-        ax.set(xlabel="ground-truth accuracy", ylabel="one-shot accuracy",
+        ax.set(xlabel="ground-truth accuracy", ylabel=SCORE_NAMES[score],
                title=f"Kendall τ = {metrics['kendall']:.3f}, P@top5% = {metrics.get('p@top5%', np.nan):.2f} "
                      f"(n = {metrics['n']})")
     return fig

@@ -13,7 +13,7 @@ SECTIONS = ("Result", "Scores against the truth", "Training", "Block usage per c
             "Size", "Details", "Training log")
 LOG_TAIL = 3              # log lines shown live while a notebook trains
 TOP = 10                  # architectures in the details table
-DRAWN = ("best", "median", "worst")     # architectures drawn, by one-shot accuracy
+DRAWN = ("best", "median", "worst")     # architectures drawn, by one-shot score
 DRAW_SIZE = (7.0, 4.2)    # inches per drawn architecture, one per row, at DRAW_DPI: ~1000 px wide with labels
 DRAW_DPI = 140            # legible at the report's width (the spaces draw their labels in points)
 TABLE_MAX_POSITIONS = 40  # a fixed routing table wider than this is shown per cell type
@@ -68,17 +68,18 @@ def _folded(summary, body):
 
 
 def _ranked(scores):
-    """Scores best first by one-shot accuracy (ties: lower loss)."""
-    return scores.sort_values(["acc", "loss"], ascending=[False, True])
+    """Scores best first by one-shot score (ties: lower loss, then higher accuracy, as ``metrics.compare``)."""
+    return scores.sort_values(["score", "loss", "acc"], ascending=[False, True, False])
 
 
 def headline_markdown(result):
     """The space and supernet that ran, the headline numbers (or the score summary) and a training warning."""
-    from .metrics import headline_text, training_warning
+    from .metrics import SCORE_NAMES, headline_text, training_warning
     kind = "CLOSE" if result.cfg.supernet == "close" else "Vanilla one-shot"
     truth = result.metrics.get("truth")
+    by = "" if result.cfg.score == "acc" else f" by the {SCORE_NAMES[result.cfg.score]}"     # acc: the reference
     warn = training_warning(result.history, result.data.num_classes)
-    return (f"# {kind} supernet on {result.space.name}" + (f"\nRanked against `{truth}`." if truth else "")
+    return (f"# {kind} supernet on {result.space.name}" + (f"\nRanked{by} against `{truth}`." if truth else "")
             + f"\n## {SECTIONS[0]}\n**{headline_text(result.metrics)}**\n"
             + (f'\n<div style="{WARNING_STYLE}"><b>Warning:</b> {html.escape(warn)}</div>\n' if warn else ""))
 
@@ -91,14 +92,14 @@ def headline(result, log=None):
 
 
 def scores_vs_truth(result):
-    """Scatter of one-shot against ground-truth accuracy (a note without a truth)."""
+    """Scatter of the one-shot score against ground-truth accuracy (a note without a truth)."""
     from . import plots
     _section(SECTIONS[1])
     if result.truth is None:
         _md("No ground truth configured (`truth: null`): nothing to rank against. Set `truth` to a shipped name, "
             "a CSV (`arch,acc`), a `closekit truth build` directory or an official file.")
     else:
-        _fig(plots.score_vs_truth(result.scores, result.truth, result.metrics))
+        _fig(plots.score_vs_truth(result.scores, result.truth, result.metrics, result.cfg.score))
 
 
 def training(result):
@@ -185,16 +186,18 @@ def architectures(result):
     import matplotlib.pyplot as plt
 
     from . import routing
-    _section(SECTIONS[4], "The best, median and worst architecture by one-shot accuracy, each routed position "
+    from .metrics import SCORE_NAMES
+    name = SCORE_NAMES[result.cfg.score]
+    _section(SECTIONS[4], f"The best, median and worst architecture by {name}, each routed position "
                           "coloured by the block scoring uses (label: op, block, its probability under training).")
     scores = _ranked(result.scores)
     shown = scores.iloc[list(dict.fromkeys([0, len(scores) // 2, len(scores) - 1]))]
     r = routing.route_cfg(result.net, result.space, shown["arch"].tolist(), result.cfg)
-    for i, (name, (_, row)) in enumerate(zip(DRAWN, shown.iterrows())):
+    for i, (which, (_, row)) in enumerate(zip(DRAWN, shown.iterrows())):
         fig, ax = plt.subplots(figsize=DRAW_SIZE, dpi=DRAW_DPI)
         try:
             result.space.draw(row["arch"], routing.arch_table(r, result.space, i), ax=ax,
-                              title=f"{name}: one-shot accuracy {row['acc']:.3f}")
+                              title=f"{which}: {name} {row['score']:.3f}")
         except NotImplementedError as e:
             plt.close(fig)
             _md(f"({e})")
@@ -232,7 +235,7 @@ def details(result):
     import pandas as pd
 
     from .config import RunConfig
-    from .metrics import by_k
+    from .metrics import SCORE_NAMES, by_k
     _section(SECTIONS[6])
     m, truth = result.metrics, result.truth
     if truth is not None:
@@ -245,7 +248,7 @@ def details(result):
     top = _ranked(result.scores).head(TOP)
     if truth is not None:
         top = top.assign(truth_acc=top["arch"].map(truth.set_index("arch")["acc"]))
-    _md(f"The {len(top)} best architectures by one-shot accuracy:")
+    _md(f"The {len(top)} best architectures by {SCORE_NAMES[result.cfg.score]}:")
     display(_arch_table(top))
     base = RunConfig().to_dict()
     diff = pd.Series({k: str(v) for k, v in result.cfg.to_dict().items() if v != base[k]}, name="value", dtype=object)

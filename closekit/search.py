@@ -206,22 +206,22 @@ def load_run(run_dir, device="cpu", truth=True):
 
 
 def run_context(run_dir, device="cpu", saved=True):
-    """What searches of one run share: (space, cached score_fn: archs -> one-shot accuracies under the run's
+    """What searches of one run share: (space, cached score_fn: archs -> one-shot scores (cfg.score) under the run's
     scoring keys, truth or None, cfg); ``saved``: the run's scores.csv (scored with the same keys) seeds the cache."""
-    from .evaluate import evaluate
+    from .evaluate import evaluate, oneshot_score
     space, net, data, cfg, gt = load_run(run_dir, device)
     memo = {}
 
     def fn(archs):
         new = [a for a in dict.fromkeys(archs) if a not in memo]
         if new:
-            memo.update(zip(new, evaluate(net, space, new, data, cfg, progress=False)["acc"].tolist()))
+            memo.update(zip(new, evaluate(net, space, new, data, cfg, progress=False)["score"].tolist()))
         return [memo[a] for a in archs]
     fn.memo = memo                                  # the baseline reuses the search's scores
     path = find_run(run_dir) / "scores.csv"
     if saved and path.is_file():
         s = pd.read_csv(path)
-        memo.update(zip((space.canonical_str(a) for a in s["arch"]), s["acc"].astype(float)))
+        memo.update(zip((space.canonical_str(a) for a in s["arch"]), oneshot_score(s, cfg.score).astype(float)))
     return space, fn, gt, cfg
 
 

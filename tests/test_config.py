@@ -54,6 +54,12 @@ def test_training_keys_leave_out_scoring_keys():
     assert RunConfig(seed=1).training() != a.training()
 
 
+def test_score_is_a_scoring_key_with_two_choices():
+    assert RunConfig().score == "acc" and RunConfig(score="loss").training() == RunConfig().training()
+    with pytest.raises(ValueError, match=r"^config score='foo' is not one of acc, loss$"):
+        RunConfig(score="foo")
+
+
 def test_bad_type_in_params_file_names_the_file(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text("epochs: ten\n")

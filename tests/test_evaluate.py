@@ -27,10 +27,16 @@ def test_scores_are_deterministic_and_leave_the_net_untouched(trained, kw):
     before = {k: v.clone() for k, v in net.state_dict().items()}
     a, b = score(trained, **kw), score(trained, **kw)
     assert a.equals(b)
-    assert list(a.columns) == ["arch", "acc", "loss"] and a["acc"].between(0, 1).all()
+    assert list(a.columns) == ["arch", "acc", "loss", "score"] and a["acc"].between(0, 1).all()
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert net.training
+
+
+def test_score_is_the_accuracy_or_the_negated_loss(trained):
+    by_acc, by_loss = score(trained), score(trained, score="loss")
+    assert by_acc["score"].equals(by_acc["acc"]) and by_loss["score"].equals(-by_loss["loss"])
+    assert by_acc.drop(columns="score").equals(by_loss.drop(columns="score"))      # the same scoring, ranked apart
 
 
 def test_a_key_that_is_not_a_scoring_key_is_refused_in_one_line(trained):

@@ -237,6 +237,38 @@ def test_compare_ties_broken_by_loss_then_arch():
     assert (m["p@top25%"], m["br@25%"]) == (0.0, 3)
 
 
+def _disagreeing():
+    """One-shot accuracy orders a, b, c, d as the truth does; the loss orders them a, c, d, b."""
+    scores = pd.DataFrame({"arch": ["a", "b", "c", "d"], "acc": [.4, .3, .2, .1], "loss": [1.0, 1.3, 1.1, 1.2]})
+    return scores, pd.DataFrame({"arch": ["a", "b", "c", "d"], "acc": [90.0, 80.0, 70.0, 60.0]})
+
+
+def test_compare_ranks_the_score_column():
+    scores, truth = _disagreeing()
+    assert compare(scores.assign(score=scores["acc"]), truth)["kendall"] == pytest.approx(1.0)
+    # -loss: a, c, d, b; pairs (b,c) and (b,d) discordant, the other 4 concordant -> tau = (4 - 2) / 6
+    assert compare(scores.assign(score=-scores["loss"]), truth)["kendall"] == pytest.approx(1 / 3)
+
+
+def test_a_scores_file_without_a_score_column_ranks_by_acc(tmp_path):
+    scores, truth = _disagreeing()
+    scores.to_csv(tmp_path / "scores.csv", index=False)              # as written before RunConfig.score
+    old = pd.read_csv(tmp_path / "scores.csv")
+    assert "score" not in old and compare(old, truth) == compare(scores.assign(score=scores["acc"]), truth)
+    assert compare(old, truth)["kendall"] == pytest.approx(1.0)
+
+
+def test_loss_ranks_break_ties_by_higher_acc():
+    # a and b tie on loss; b has the higher accuracy and is truly best
+    scores = pd.DataFrame({"arch": ["a", "b", "c", "d"], "acc": [.2, .3, .1, .4], "loss": [.5, .5, .9, 1.0]})
+    truth = pd.DataFrame({"arch": ["a", "b", "c", "d"], "acc": [80.0, 90.0, 70.0, 60.0]})
+    kw = dict(top_ratios=(0.25,), br_ratios=(0.25,))
+    m = compare(scores.assign(score=-scores["loss"]), truth, **kw)
+    assert (m["p@top25%"], m["br@25%"]) == (1.0, 1)                  # predicted top-1: b
+    m = compare(scores.drop(columns="acc").assign(score=-scores["loss"]), truth, **kw)
+    assert (m["p@top25%"], m["br@25%"]) == (0.0, 2)                  # no acc: the tie goes by arch, a
+
+
 def test_compare_true_ties_broken_by_arch():
     # truth ties a == b; arch "a" gets the better true rank whatever the row order
     truth = pd.DataFrame({"arch": ["b", "a", "c"], "acc": [90.0, 90.0, 50.0]})

@@ -100,6 +100,20 @@ def test_headline_names_the_space_and_warns_first_when_training_failed():
     assert "kendall 0.500" in text and "Warning" not in text
 
 
+def test_a_loss_ranking_says_so_in_the_headline_and_the_scatter():
+    learning = pd.DataFrame({"epoch": [1, 2], "train_loss": [2.3, 1.2], "train_acc": [.3, .6]})
+    m = {"n": 3, "kendall": 1.0, "truth": "mini-nb201"}
+    result = fake_result(learning, m)
+    result.cfg = result.cfg.replace(score="loss")
+    assert "\nRanked by the negated one-shot loss against `mini-nb201`." in report.headline_markdown(result)
+    scores = pd.DataFrame({"arch": ["a", "b", "c"], "acc": [.1, .2, .3], "loss": [3.0, 2.0, 1.0]})
+    fig = plots.score_vs_truth(scores.assign(score=-scores["loss"]), pd.DataFrame({"arch": ["a", "b", "c"],
+                               "acc": [70.0, 80.0, 90.0]}), m, "loss")
+    assert fig.axes[0].get_ylabel() == "negated one-shot loss"
+    assert list(fig.axes[0].collections[0].get_offsets()[:, 1]) == [-3.0, -2.0, -1.0]     # the score, not acc
+    plt.close(fig)
+
+
 def test_record_dir_is_passed_else_the_run(monkeypatch):
     result = fake_result(None, {})
     monkeypatch.setenv("CLOSEKIT_RECORD_DIR", "/jobs/1")                 # the environment is not read

@@ -163,6 +163,25 @@ def test_search_run_cli_and_files(tiny_run, capsys):
     assert "budget must be >= 1" in capsys.readouterr().err
 
 
+def test_search_under_score_loss_maximises_the_negated_loss(tiny_run, monkeypatch):
+    load = search.load_run
+
+    def as_loss(*a, **k):                           # the tiny run, scored by loss
+        space, net, data, cfg, gt = load(*a, **k)
+        return space, net, data, cfg.replace(score="loss"), gt
+    monkeypatch.setattr(search, "load_run", as_loss)
+    ctx = search.run_context(tiny_run["run"])
+    space, fn, _, cfg = ctx
+    saved = pd.read_csv(tiny_run["run"] / "scores.csv")                  # its saved scores seed the cache as -loss
+    assert fn.memo == dict(zip(saved["arch"], -saved["loss"]))
+    _, net, data, _, _ = load(tiny_run["run"])
+    new = [a for a in tiny_run["archs"] if a not in fn.memo][:3]
+    assert fn(new) == (-closekit.evaluate(net, space, new, data, cfg, progress=False)["loss"]).tolist()
+    res, _ = search.search_run(tiny_run["run"], "random", budget=6, save=False, baseline=False, ctx=ctx)
+    loss = closekit.evaluate(net, space, list(res.history["arch"]), data, cfg, progress=False)
+    assert res.chosen == loss.set_index("arch")["loss"].idxmin()          # the lowest held-out loss is chosen
+
+
 def test_search_notebook_stripped_and_in_sync():
     nb = nbformat.read(SEARCH_NB, 4)
     assert set(nb.metadata) == {"kernelspec", "jupytext"} and nb.metadata.jupytext == {"formats": "ipynb,py:percent"}
