@@ -97,13 +97,13 @@ def join_scores(scores: pd.DataFrame, truth: pd.DataFrame, score_col=None, truth
 
 
 def _tiebreak(scores, archs):
-    """Rank (higher = better) of ``archs`` by lower loss, then higher accuracy, ties kept; None without either column.
-    Whichever of the two is the score, its ties are ties of that one too: they break by the other."""
+    """Rank (higher = better) of ``archs`` by lower loss, then higher accuracy, equal rows tied; None without either.
+    Tied scores tie the quantity that is the score (acc or -loss), so the other one decides."""
     keys = pd.DataFrame({k: sign * scores[k] for k, sign in (("loss", -1), ("acc", 1)) if k in scores})
     if keys.empty:
         return None
     rows = keys.set_axis(scores["arch"]).loc[archs].to_numpy(dtype=np.float64)
-    return np.unique(rows, axis=0, return_inverse=True)[1].ravel()      # rows sorted by loss first, then acc
+    return np.unique(rows, axis=0, return_inverse=True)[1].ravel()      # index among the sorted distinct rows
 
 
 def compare(scores: pd.DataFrame, truth: pd.DataFrame, score_col=None, truth_col="acc", **kw) -> dict:
