@@ -70,10 +70,12 @@ NB301_VARIANTS = {"vanilla": ("params/nb301/mini-vanilla.yaml", {}), "close": ("
 
 
 def nds_variants(s):
-    """NDS (issue 12): vanilla vs CLOSE at equal epochs, the two split-table switches, and both with the pooled
-    features centred before the FC (head_norm=mean, not in the reference; run with --variants)."""
+    """NDS (issue 12): vanilla vs CLOSE at equal epochs, one block (issue 29), the two split-table switches, and both
+    with the pooled features centred before the FC (head_norm=mean, not in the reference; run with --variants)."""
     vanilla, close = f"params/nds/{s}-mini-vanilla.yaml", f"params/nds/{s}-mini-close.yaml"
     return {"vanilla": (vanilla, {}), "close": (close, {}),
+            # the most sharing: one block for every position of a stage, throughout (no curriculum, no SRT)
+            "one block": (close, {"router": "oneblock", "num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
             "close cl_criteria=max": (close, {"cl_criteria": "max"}),
             "close wit_buffers=false": (close, {"wit_buffers": False}),
             "vanilla head_norm=mean": (vanilla, {"head_norm": "mean"}),
@@ -82,7 +84,7 @@ def nds_variants(s):
 
 BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, GATE, "mini-nb201"),   # variants, main, ablations, gate, truth
             "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), (), "mini-nb301"),
-            **{f"nds-{s}": (nds_variants(s), ("vanilla", "close"), ("close cl_criteria=max", "close wit_buffers=false"),
+            **{f"nds-{s}": (nds_variants(s), ("vanilla", "one block", "close"), ("close cl_criteria=max", "close wit_buffers=false"),
                             (), f"mini-nds-{s}") for s in ("resnet", "resnexta")}}
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio", "arch_dependence")
