@@ -84,8 +84,9 @@ def nds_variants(s):
 
 BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, GATE, "mini-nb201"),   # variants, main, ablations, gate, truth
             "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), (), "mini-nb301"),
-            **{f"nds-{s}": (nds_variants(s), ("vanilla", "one block", "close"), ("close cl_criteria=max", "close wit_buffers=false"),
-                            (), f"mini-nds-{s}") for s in ("resnet", "resnexta")}}
+            **{f"nds-{s}": (nds_variants(s), ("vanilla", "one block", "close"),
+                            ("close cl_criteria=max", "close wit_buffers=false"), (), f"mini-nds-{s}")
+               for s in ("resnet", "resnexta")}}
 KEYS = ("kendall", "p@top5%", "br@5%_rel")
 ROUTING = ("top_block_share", "entropy_ratio", "arch_dependence")
 
