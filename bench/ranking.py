@@ -66,7 +66,11 @@ GATE = tuple(v for v in VARIANTS if v.startswith("close gate="))
 ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true", "vanilla keep_zero_grads=true",
              "close keep_zero_grads=true")
 # NB301 (issue 11): vanilla vs CLOSE at equal epochs on the shipped mini NB301 ground truth
-NB301_VARIANTS = {"vanilla": ("params/nb301/mini-vanilla.yaml", {}), "close": ("params/nb301/mini-close.yaml", {})}
+# and (issue 29) one block and few-shot NAS (its split at epoch 16 on the normal cell's first connection)
+NB301_VARIANTS = {"vanilla": ("params/nb301/mini-vanilla.yaml", {}), "close": ("params/nb301/mini-close.yaml", {}),
+                  "one block": ("params/nb301/mini-close.yaml", {"router": "oneblock", "num_blocks": 1,
+                                                                 "cl_schedule": [1], "srt_epochs": []}),
+                  "few-shot": ("params/nb301/mini-fewshot.yaml", {})}
 
 
 def nds_variants(s):
@@ -83,7 +87,7 @@ def nds_variants(s):
 
 
 BY_SPACE = {"nb201": (VARIANTS, MAIN, ABLATIONS, GATE, "mini-nb201"),   # variants, main, ablations, gate, truth
-            "nb301": (NB301_VARIANTS, ("vanilla", "close"), (), (), "mini-nb301"),
+            "nb301": (NB301_VARIANTS, ("vanilla", "one block", "close", "few-shot"), (), (), "mini-nb301"),
             **{f"nds-{s}": (nds_variants(s), ("vanilla", "one block", "close"),
                             ("close cl_criteria=max", "close wit_buffers=false"), (), f"mini-nds-{s}")
                for s in ("resnet", "resnexta")}}

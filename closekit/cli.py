@@ -48,10 +48,10 @@ def train_cli(args):
     cfg = RunConfig.from_yaml(args.params, **parse_overrides(args.set))
     out = args.out or cfg.out_dir
     print(f"closekit train: {cfg.space} {cfg.supernet}, {cfg.epochs} epochs on {cfg.dataset} -> {out}", flush=True)
-    from .metrics import headline_text, training_warning
+    from .metrics import SCORE_NAMES, headline_text, training_warning
     from .run import run
     result = run(cfg, out, resume=not args.no_resume)
-    print(headline_text(result.metrics))
+    print(headline_text(result.metrics) + ("" if cfg.score == "acc" else f"; ranked by the {SCORE_NAMES[cfg.score]}"))
     warning = training_warning(result.history, result.data.num_classes)
     if warning:
         print(f"warning: {warning}")

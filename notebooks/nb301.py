@@ -32,6 +32,8 @@ dropout: float = 0.1  # dropout before the classifier
 # CLOSE sharing (ignored by vanilla)
 num_blocks: int = 5  # GLOW blocks per cell
 cl_schedule: list = [1, 7, 13, 19, 25]  # epoch at which each GLOW block becomes active (sorted, starts at 1)
+router: str = "auto"  # auto (the GATE) | gate | random | oneblock | fewshot (closekit.sharing.ROUTERS)
+fewshot_edge: int = 0  # few-shot router: the connection (0-7 normal, 8-15 reduce) whose op picks the sub-supernet
 gates_op_dim: int = 48  # GATES op embedding size
 gates_node_dim: int = 48  # GATES node embedding size
 gates_hidden: int = 96  # GATES hidden size

@@ -113,9 +113,10 @@ def test_cli_errors_are_one_line(args, msg, tmp_path):
 
 def test_a_supernet_near_chance_ends_with_a_warning(tmp_path, capsys):
     assert main(["train", str(ROOT / "params/nb201/smoke.yaml"), "--out", str(tmp_path), "--set", "lr=1.0e-6",
-                 "truth=null", "archs=sample:2", "train_limit=300"]) == 0
+                 "truth=null", "archs=sample:2", "train_limit=300", "score=loss"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-3].startswith("2 architectures scored") and out[-1] == f"run directory: {tmp_path}"
+    assert out[-3].endswith("; ranked by the negated one-shot loss")            # the headline names a non-default score
     assert out[-2].startswith("warning: training ended near chance accuracy")
 
 

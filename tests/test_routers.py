@@ -1,5 +1,6 @@
 """The router protocol (closekit/sharing.py): every router on every space that supports it, the few-shot router's
 split, and a new router written as one class in a test file."""
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -100,24 +101,26 @@ def test_fewshot_trains_bitwise_like_one_block_before_the_split_then_copies_it()
         assert all(torch.equal(v, bank.blocks[0].state_dict()[n]) for n, v in bank.blocks[k].state_dict().items())
 
 
-def test_after_the_split_an_architecture_uses_only_its_ops_block():
-    cfg = cfg_for("nb201", "fewshot", fewshot_edge=2)
+@pytest.mark.parametrize("name, edge", [("nb201", 2), ("nb301", 3)])
+def test_after_the_split_an_architecture_uses_only_its_ops_block(name, edge):
+    cfg = cfg_for(name, "fewshot", fewshot_edge=edge)
     space, _, net = build(cfg)
     for e in range(1, FEWSHOT_SPLIT + 1):
         net.epoch_start(e)
     net.eval()
-    x = torch.randn(8, 3, 8, 8)
-    arch = space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
-    k = arch[2]                                                   # the op on slot 2 picks the block of every slot
-    assert net.route(arch)["cell"].argmax(1).tolist() == [k] * 6
-    before = net(x, arch)
-    with torch.no_grad():
-        for cell in net.cells:                                    # perturb every other sub-supernet
-            for j, block in enumerate(cell.bank.blocks):
-                if j != k:
-                    for p in block.parameters():
-                        p.add_(1.0)
-    assert torch.equal(net(x, arch), before)
+    x, trained = torch.randn(8, 3, 8, 8), copy.deepcopy(net.state_dict())
+    for arch in space.sample_list(3, seed=1):
+        net.load_state_dict(trained)
+        k = [o for ops in net.slot_ops(arch).values() for o in ops][edge]    # the op on the split slot picks the block
+        assert all(r.argmax(1).tolist() == [k] * len(r) for r in net.route(arch).values())
+        before = net(x, arch)
+        with torch.no_grad():
+            for bank in net.sharing.banks:                                    # perturb every other sub-supernet
+                for j, block in enumerate(bank.blocks):
+                    if j != k:
+                        for p in block.parameters():
+                            p.add_(1.0)
+        assert torch.equal(net(x, arch), before)
 
 
 @register("test-alternate")
