@@ -91,7 +91,7 @@ def test_fewshot_trains_bitwise_like_one_block_before_the_split_then_copies_it()
         space, data, net = build(cfg)
         tr = Trainer(net, data, cfg, space=space, log=lambda *_: None)
         runs[router] = tr, tr.fit().train_loss.tolist(), weights(net)
-    (one, loss1, w1), (few, loss2, w2) = runs["oneblock"], runs["fewshot"]
+    (_, loss1, w1), (few, loss2, w2) = runs["oneblock"], runs["fewshot"]
     assert loss1 == loss2
     assert w1.keys() - w2.keys() == set()
     assert all(torch.equal(w1[k], w2[k]) for k in w1 if "level" not in k)
