@@ -37,6 +37,8 @@ import pandas as pd
 from gate_signal import VARIANTS as GATE_VARIANTS, mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
+# the most sharing, on any space: one block for every edge / position throughout (no curriculum, no SRT)
+ONE_BLOCK = {"router": "oneblock", "num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}
 # variant name -> (params file, overrides)
 VARIANTS = {
     "vanilla": ("params/nb201/mini-vanilla.yaml", {}),
@@ -53,8 +55,7 @@ VARIANTS = {
     # control: the most sharing, one op set for all six edges of a cell throughout (CLOSE's level 1, kept)
     "close num_blocks=1": ("params/nb201/mini-close.yaml", {"num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
     # the same control through the one-block router (no GATE built) and few-shot NAS (its split at epoch 16)
-    "one block": ("params/nb201/mini-close.yaml", {"router": "oneblock", "num_blocks": 1, "cl_schedule": [1],
-                                                   "srt_epochs": []}),
+    "one block": ("params/nb201/mini-close.yaml", ONE_BLOCK),
     "few-shot": ("params/nb201/mini-fewshot.yaml", {}),
 }
 MAIN = ("vanilla", "close", "vanilla + SRT at 13", "close gate_lr_scale=10 gate_weight_decay=0", "close num_blocks=1",
@@ -68,8 +69,7 @@ ABLATIONS = ("close gate_forward=selected", "close aw_nas_compat=true", "vanilla
 # NB301 (issue 11): vanilla vs CLOSE at equal epochs on the shipped mini NB301 ground truth
 # and (issue 29) one block and few-shot NAS (its split at epoch 16 on the normal cell's first connection)
 NB301_VARIANTS = {"vanilla": ("params/nb301/mini-vanilla.yaml", {}), "close": ("params/nb301/mini-close.yaml", {}),
-                  "one block": ("params/nb301/mini-close.yaml", {"router": "oneblock", "num_blocks": 1,
-                                                                 "cl_schedule": [1], "srt_epochs": []}),
+                  "one block": ("params/nb301/mini-close.yaml", ONE_BLOCK),
                   "few-shot": ("params/nb301/mini-fewshot.yaml", {})}
 
 
@@ -78,8 +78,7 @@ def nds_variants(s):
     with the pooled features centred before the FC (head_norm=mean, not in the reference; run with --variants)."""
     vanilla, close = f"params/nds/{s}-mini-vanilla.yaml", f"params/nds/{s}-mini-close.yaml"
     return {"vanilla": (vanilla, {}), "close": (close, {}),
-            # the most sharing: one block for every position of a stage, throughout (no curriculum, no SRT)
-            "one block": (close, {"router": "oneblock", "num_blocks": 1, "cl_schedule": [1], "srt_epochs": []}),
+            "one block": (close, ONE_BLOCK),
             "close cl_criteria=max": (close, {"cl_criteria": "max"}),
             "close wit_buffers=false": (close, {"wit_buffers": False}),
             "vanilla head_norm=mean": (vanilla, {"head_norm": "mean"}),
