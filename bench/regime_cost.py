@@ -1,6 +1,6 @@
 """What a mini regime costs on one core (issue 29 item 3): minutes per run of each candidate, side by side.
 
-Each regime is a (space, variant) of ``bench/mini_regime.py`` (the space's shipped mini vanilla params plus the
+Each regime is a (space, variant) of ``bench/mini_regime.py`` (the study's fixed baseline for the space plus the
 variant's ``KEY=VALUE`` overrides), built as the study builds it, on one torch thread. R rounds each time one
 training epoch of every regime in turn (interleaved, so drift in the machine's load hits all of them alike; the
 median over rounds is reported), and scoring the space's shipped mini truth is timed once per space. A run costs
