@@ -43,8 +43,14 @@ COMMANDS = {
                                 '"close gate=b-norm_preserving" --stretch 3 --set eval_every=18',
     "ranking-nb301/ranking": "python bench/ranking.py --space nb301 --set eval_every=6 --workers 1 "
                              "--out runs/bench-ranking-nb301",
-    "ranking-nds-resnet/ranking": "python bench/ranking.py --space nds-resnet --set eval_every=6 --workers 2 "
-                                  "--out runs/bench-ranking-nds-resnet",
+    "ranking-nb201-sharing/ranking": 'python bench/ranking.py --variants vanilla "one block" close few-shot '
+                                     '--seeds 0 1 2 --ablation-seeds --workers 1',
+    "ranking-nb201-sharing/ranking-x3": 'python bench/ranking.py --variants vanilla "one block" close few-shot '
+                                        '--seeds 0 1 2 --ablation-seeds --workers 1 --stretch 3',
+    "ranking-nds-resnet/ranking": 'python bench/ranking.py --space nds-resnet --variants vanilla "one block" close '
+                                  '--seeds 0 1 2 --workers 1 --out runs/bench-ranking-nds-resnet',
+    "ranking-nds-resnet/ranking-58bd746a": "python bench/ranking.py --space nds-resnet --set eval_every=6 "
+                                           "--workers 2 --out runs/bench-ranking-nds-resnet",
     "ranking-nds-resnet/ranking-40configs": "python bench/ranking.py --space nds-resnet --set eval_every=6 "
                                             "(on the first 40 configurations of the truth)",
     "ranking-nds-resnexta/ranking": 'python bench/ranking.py --space nds-resnexta --set eval_every=6 --variants '
