@@ -41,8 +41,10 @@ COMMANDS = {
                                      '--set eval_every=6',
     "ranking-nb201/ranking-x3": 'python bench/ranking.py --variants vanilla close "close num_blocks=1" '
                                 '"close gate=b-norm_preserving" --stretch 3 --set eval_every=18',
-    "ranking-nb301/ranking": "python bench/ranking.py --space nb301 --set eval_every=6 --workers 1 "
-                             "--out runs/bench-ranking-nb301",
+    "ranking-nb301/ranking": 'python bench/ranking.py --space nb301 --variants vanilla "one block" close few-shot '
+                             '--seeds 0 1 2 --workers 1 --out runs/bench-ranking-nb301',
+    "ranking-nb301/ranking-19cb79a8": "python bench/ranking.py --space nb301 --set eval_every=6 --workers 1 "
+                                      "--out runs/bench-ranking-nb301",
     "ranking-nb201-sharing/ranking": 'python bench/ranking.py --variants vanilla "one block" close few-shot '
                                      '--seeds 0 1 2 --ablation-seeds --workers 1',
     "ranking-nb201-sharing/ranking-x3": 'python bench/ranking.py --variants vanilla "one block" close few-shot '
