@@ -55,9 +55,11 @@ COMMANDS = {
                                            "--workers 2 --out runs/bench-ranking-nds-resnet",
     "ranking-nds-resnet/ranking-40configs": "python bench/ranking.py --space nds-resnet --set eval_every=6 "
                                             "(on the first 40 configurations of the truth)",
-    "ranking-nds-resnexta/ranking": 'python bench/ranking.py --space nds-resnexta --set eval_every=6 --variants '
-                                    'vanilla close "vanilla head_norm=mean" "close head_norm=mean" --workers 1 '
-                                    '--out runs/bench-ranking-nds-resnexta',
+    "ranking-nds-resnexta/ranking": 'python bench/ranking.py --space nds-resnexta --variants vanilla "one block" '
+                                    'close --seeds 0 1 2 --workers 2 --out runs/bench-ranking-nds-resnexta',
+    "ranking-nds-resnexta/ranking-58bd746a": 'python bench/ranking.py --space nds-resnexta --set eval_every=6 '
+                                             '--variants vanilla close "vanilla head_norm=mean" '
+                                             '"close head_norm=mean" --workers 1 --out runs/bench-ranking-nds-resnexta',
     "ranking-nds-resnexta/ranking-40configs": "python bench/ranking.py --space nds-resnexta --set eval_every=6 "
                                               "(on the first 40 configurations of the truth)",
 }
